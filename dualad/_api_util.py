@@ -1,0 +1,60 @@
+"""Helpers shared by the functional transforms: argument checks, seeding,
+and turning results back into plain arrays."""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import check_differentiable, namespace_of, peel
+from .primitive import shape_of
+
+
+def as_tuple_positions(argnums) -> tuple[tuple, bool]:
+    """``argnums`` as a tuple of ints, and whether the caller gave a tuple."""
+    if isinstance(argnums, (int, np.integer)):
+        return (int(argnums),), False
+    return tuple(int(a) for a in argnums), True
+
+
+def check_positions(positions: tuple, n_args: int) -> None:
+    for p in positions:
+        if not -n_args <= p < n_args:
+            raise ValueError(f"argument position {p} is out of range for {n_args} arguments")
+
+
+def as_array(x):
+    """A float array for a leaf (Python floats become 0-d float64 arrays)."""
+    if hasattr(x, "_level"):
+        return x
+    if isinstance(x, (float, int, np.floating, np.integer, bool)) or not hasattr(x, "shape"):
+        return np.asarray(x)
+    return x
+
+
+def check_tangent(primal, tangent, what: str = "tangent"):
+    ps, ts = shape_of(primal), shape_of(tangent)
+    if ps != ts:
+        raise ValueError(f"{what} shape {ts} does not match its primal's shape {ps}")
+
+
+def zeros_like(x, lead_shape: tuple = ()):
+    v = peel(x)
+    xp = namespace_of(v)
+    dtype = getattr(v, "dtype", np.dtype(np.float64))
+    if dtype.kind not in "fc":
+        dtype = np.dtype(np.float64)
+    return xp.zeros(tuple(lead_shape) + shape_of(x), dtype=dtype)
+
+
+def materialize(value, like, lead_shape: tuple = ()):
+    """``value`` unless it is the symbolic Zero, in which case real zeros."""
+    from ._zero import Zero
+    if value is Zero:
+        return zeros_like(like, lead_shape)
+    return value
+
+
+def check_float_args(args, positions, names=None) -> None:
+    from ._tree import tree_leaves
+    for p in positions:
+        for leaf in tree_leaves(args[p]):
+            check_differentiable(leaf, names[p] if names else f"argument {p}")

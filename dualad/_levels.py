@@ -1,0 +1,90 @@
+"""The one authority on nesting.
+
+Every tracer (Dual, HyperDual, Taylor, tape Var) carries the :class:`Level` of
+the transform that made it. A primitive unwraps only the highest level among
+its arguments and treats everything below as a constant; that is what keeps
+``d/dx [x * d/dy (x + y)]`` free of perturbation confusion. Levels are ordered
+by creation, so a transform started inside another always sits above it.
+
+A tracer whose transform has finished ("leaked") is refused with an error
+rather than silently treated as a constant.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+_order = itertools.count(1)
+
+
+class Level:
+    """One level of differentiation: an order (for nesting) and an interpreter.
+
+    ``process(level, primitive, args, params)`` is the interpreter's rule for
+    running ``primitive`` when this level is the highest among ``args``.
+    """
+
+    __slots__ = ("order", "kind", "process", "active", "data", "__weakref__")
+
+    def __init__(self, kind: str, process: Callable, data=None):
+        self.order = next(_order)
+        self.kind = kind
+        self.process = process
+        self.active = True
+        self.data = data
+
+    def __repr__(self) -> str:
+        state = "" if self.active else ", closed"
+        return f"Level({self.kind}#{self.order}{state})"
+
+
+_state = threading.local()
+
+
+def active_levels() -> list:
+    """The stack of levels opened by running transforms in this thread."""
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    return stack
+
+
+@contextmanager
+def new_level(kind: str, process: Callable, data=None) -> Iterator[Level]:
+    """Open a level for the duration of one transform, and close it after.
+
+    Closing (even on an exception) means a tracer that escapes the transform
+    is detected the next time it meets a primitive.
+    """
+    level = Level(kind, process, data)
+    stack = active_levels()
+    stack.append(level)
+    try:
+        yield level
+    finally:
+        stack.pop()
+        level.active = False
+
+
+def persistent_level(key: str, process: Callable) -> Level:
+    """A per-thread level that never closes (user-built Duals, tape tensors)."""
+    levels = getattr(_state, "persistent", None)
+    if levels is None:
+        levels = _state.persistent = {}
+    level = levels.get(key)
+    if level is None:
+        level = levels[key] = Level(key, process)
+    return level
+
+
+class LeakedTracerError(RuntimeError):
+    """A traced value was used after the transform that made it had returned."""
+
+
+def leaked(level: Level) -> LeakedTracerError:
+    return LeakedTracerError(
+        f"a traced value from a finished transform ({level!r}) was used again. "
+        "Values computed inside jvp/grad/... must not be stored and reused "
+        "outside that call; return them from the function instead.")

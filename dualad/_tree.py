@@ -1,0 +1,90 @@
+"""Pytrees: nested tuples, lists and dicts of leaves (arrays, floats, tracers)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class TreeDef:
+    """The structure of a pytree, to rebuild it from a flat list of leaves."""
+
+    __slots__ = ("kind", "children", "keys")
+
+    def __init__(self, kind, children=(), keys=None):
+        self.kind = kind          # "leaf", tuple, list, dict or a namedtuple class
+        self.children = children
+        self.keys = keys
+
+    @property
+    def num_leaves(self) -> int:
+        if self.kind == "leaf":
+            return 1
+        return sum(c.num_leaves for c in self.children)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, TreeDef) and self.kind == other.kind
+                and self.keys == other.keys and self.children == other.children)
+
+    def __hash__(self) -> int:
+        return hash((str(self.kind), self.keys, tuple(self.children)))
+
+    def __repr__(self) -> str:
+        if self.kind == "leaf":
+            return "*"
+        return f"{getattr(self.kind, '__name__', self.kind)}{list(self.children)}"
+
+
+LEAF = TreeDef("leaf")
+
+
+def tree_flatten(tree: Any) -> tuple[list, TreeDef]:
+    """Flatten a pytree into (leaves, treedef). Dict keys are visited sorted."""
+    leaves: list = []
+
+    def walk(node):
+        if isinstance(node, (tuple, list)):
+            kind = type(node) if isinstance(node, tuple) and hasattr(node, "_fields") else (
+                tuple if isinstance(node, tuple) else list)
+            return TreeDef(kind, tuple(walk(c) for c in node))
+        if isinstance(node, dict):
+            keys = tuple(sorted(node))
+            return TreeDef(dict, tuple(walk(node[k]) for k in keys), keys)
+        leaves.append(node)
+        return LEAF
+
+    treedef = walk(tree)
+    return leaves, treedef
+
+
+def tree_unflatten(treedef: TreeDef, leaves) -> Any:
+    """Inverse of :func:`tree_flatten`."""
+    it = iter(leaves)
+
+    def build(td):
+        if td.kind == "leaf":
+            return next(it)
+        children = [build(c) for c in td.children]
+        if td.kind is dict:
+            return dict(zip(td.keys, children))
+        if td.kind is list:
+            return children
+        if td.kind is tuple:
+            return tuple(children)
+        return td.kind(*children)     # namedtuple
+
+    return build(treedef)
+
+
+def tree_map(fn: Callable, tree: Any, *rest: Any) -> Any:
+    """Apply ``fn`` leafwise over one or more pytrees of the same structure."""
+    leaves, td = tree_flatten(tree)
+    others = []
+    for r in rest:
+        rl, rtd = tree_flatten(r)
+        if rtd != td:
+            raise ValueError(f"pytree structures differ: {td} vs {rtd}")
+        others.append(rl)
+    return tree_unflatten(td, [fn(*xs) for xs in zip(leaves, *others)])
+
+
+def tree_leaves(tree: Any) -> list:
+    return tree_flatten(tree)[0]

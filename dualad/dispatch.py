@@ -1,0 +1,245 @@
+"""Routes NumPy calls on traced values into the primitive registry.
+
+Every traced type (Dual, HyperDual, Taylor, tape Var/tensor) derives from
+:class:`Tracer`, whose ``__array_ufunc__``, ``__array_function__`` and
+operators look the NumPy callable up in :data:`UFUNCS` / :data:`FUNCTIONS`.
+The rule modules fill those tables with :func:`implements`. Anything not in
+the tables raises a ``TypeError`` naming the function; conversions that would
+silently drop a derivative (``np.asarray``, ``float``, ``tolist``) raise too.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .backend import peel
+from .primitive import registry, shape_of
+
+UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
+REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce
+FUNCTIONS: dict = {}     # numpy function -> handler(*args, **kwargs)
+
+
+def implements(*numpy_functions) -> Callable:
+    """Register a handler for NumPy functions (or ufuncs) on traced values."""
+    def register(handler):
+        for f in numpy_functions:
+            (UFUNCS if isinstance(f, np.ufunc) else FUNCTIONS)[f] = handler
+        return handler
+    return register
+
+
+def prim_caller(name: str) -> Callable:
+    """A handler that binds the registered primitive ``name``."""
+    def call(*args, **params):
+        return registry[name](*args, **params)
+    call.__name__ = name
+    return call
+
+
+def _nondiff(fn):
+    """Run ``fn`` on primal values: its result carries no derivative."""
+    def call(*args, **kwargs):
+        return fn(*[peel(a) for a in args], **{k: peel(v) for k, v in kwargs.items()})
+    return call
+
+
+def register_nondiff(*functions) -> None:
+    """Declare NumPy callables whose result has zero derivative (sign, floor,
+    comparisons, ``shape``...): they run on the primal and return plain arrays."""
+    for f in functions:
+        (UFUNCS if isinstance(f, np.ufunc) else FUNCTIONS)[f] = _nondiff(f)
+
+
+def _unsupported(name: str) -> TypeError:
+    return TypeError(
+        f"dualad cannot differentiate numpy.{name}: it has no derivative rule. "
+        f"Write the computation with supported functions, or wrap it with "
+        f"dualad.custom_jvp / dualad.custom_vjp to supply the rule.")
+
+
+def _lost(what: str) -> TypeError:
+    return TypeError(
+        f"{what} on a traced value would drop its derivative. Keep using NumPy "
+        "functions on it (e.g. np.stack instead of np.array([...])), or cut it "
+        "explicitly with dualad.stop_gradient(x) first.")
+
+
+class Tracer:
+    """Array-like base of every traced value. Subclasses set ``primal`` (the
+    value one level down) and ``_level``."""
+
+    __slots__ = ()
+    __array_priority__ = 1000
+
+    # -- array protocol ---------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if kwargs.get("out") is not None:
+            raise TypeError(
+                f"in-place numpy.{ufunc.__name__}(..., out=...) into a traced array is not "
+                "differentiable; write the result to a new array instead.")
+        kwargs.pop("out", None)
+        if method == "__call__":
+            handler = UFUNCS.get(ufunc)
+        else:
+            handler = REDUCERS.get((ufunc, method))
+        if handler is None:
+            name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+            raise _unsupported(name)
+        return handler(*inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        handler = FUNCTIONS.get(func)
+        if handler is None:
+            mod = func.__module__ or "numpy"
+            prefix = mod.replace("numpy", "", 1).lstrip(".")
+            raise _unsupported(f"{prefix + '.' if prefix else ''}{func.__name__}")
+        return handler(*args, **kwargs)
+
+    def __array__(self, dtype=None, copy=None):
+        raise _lost("np.asarray()/np.array()")
+
+    def __float__(self):
+        raise _lost("float()")
+
+    def __int__(self):
+        raise _lost("int()")
+
+    def __complex__(self):
+        raise _lost("complex()")
+
+    def tolist(self):
+        raise _lost(".tolist()")
+
+    def item(self, *args):
+        raise _lost(".item()")
+
+    def __setitem__(self, key, value):
+        raise TypeError(
+            "in-place assignment x[...] = v into a traced array is not differentiable; "
+            "build a new array instead, e.g. np.where(mask, v, x) or np.concatenate.")
+
+    def __iadd__(self, other):            # no in-place update: rebind to a new value
+        return self + other
+
+    # -- array-like attributes ---------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return shape_of(self.primal)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def dtype(self):
+        v = peel(self)
+        return getattr(v, "dtype", None) or np.result_type(v)
+
+    @property
+    def T(self):
+        return np.transpose(self)
+
+    @property
+    def mT(self):
+        return np.swapaxes(self, -1, -2)
+
+    @property
+    def real(self):
+        return self
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d traced value")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        # Branching on a traced value follows the primal.
+        return bool(peel(self))
+
+    __hash__ = object.__hash__
+
+    def __getitem__(self, key):
+        return FUNCTIONS["getitem"](self, key)
+
+    # -- operators ---------------------------------------------------------
+    def __add__(self, o): return np.add(self, o)
+    def __radd__(self, o): return np.add(o, self)
+    def __sub__(self, o): return np.subtract(self, o)
+    def __rsub__(self, o): return np.subtract(o, self)
+    def __mul__(self, o): return np.multiply(self, o)
+    def __rmul__(self, o): return np.multiply(o, self)
+    def __truediv__(self, o): return np.true_divide(self, o)
+    def __rtruediv__(self, o): return np.true_divide(o, self)
+    def __pow__(self, o): return np.power(self, o)
+    def __rpow__(self, o): return np.power(o, self)
+    def __matmul__(self, o): return np.matmul(self, o)
+    def __rmatmul__(self, o): return np.matmul(o, self)
+    def __neg__(self): return np.negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return np.absolute(self)
+    def __floordiv__(self, o): return np.floor_divide(self, o)
+    def __rfloordiv__(self, o): return np.floor_divide(o, self)
+    def __mod__(self, o): return np.mod(self, o)
+    def __lt__(self, o): return peel(self) < peel(o)
+    def __le__(self, o): return peel(self) <= peel(o)
+    def __gt__(self, o): return peel(self) > peel(o)
+    def __ge__(self, o): return peel(self) >= peel(o)
+    def __eq__(self, o): return peel(self) == peel(o)
+    def __ne__(self, o): return peel(self) != peel(o)
+
+    # -- ndarray methods (all through the NumPy functions above) -----------
+    def sum(self, *a, **k): return np.sum(self, *a, **k)
+    def mean(self, *a, **k): return np.mean(self, *a, **k)
+    def prod(self, *a, **k): return np.prod(self, *a, **k)
+    def max(self, *a, **k): return np.max(self, *a, **k)
+    def min(self, *a, **k): return np.min(self, *a, **k)
+    def var(self, *a, **k): return np.var(self, *a, **k)
+    def std(self, *a, **k): return np.std(self, *a, **k)
+    def cumsum(self, *a, **k): return np.cumsum(self, *a, **k)
+    def cumprod(self, *a, **k): return np.cumprod(self, *a, **k)
+    def dot(self, o): return np.dot(self, o)
+    def clip(self, *a, **k): return np.clip(self, *a, **k)
+    def trace(self, *a, **k): return np.trace(self, *a, **k)
+    def diagonal(self, *a, **k): return np.diagonal(self, *a, **k)
+    def swapaxes(self, a, b): return np.swapaxes(self, a, b)
+    def squeeze(self, axis=None): return np.squeeze(self, axis)
+    def ravel(self): return np.ravel(self)
+    def flatten(self): return np.ravel(self)
+    def conj(self): return self
+    def copy(self): return self
+    def argmax(self, *a, **k): return np.argmax(self, *a, **k)
+    def argmin(self, *a, **k): return np.argmin(self, *a, **k)
+    def argsort(self, *a, **k): return np.argsort(self, *a, **k)
+    def nonzero(self): return np.nonzero(self)
+    def all(self, *a, **k): return np.all(self, *a, **k)
+    def any(self, *a, **k): return np.any(self, *a, **k)
+    def repeat(self, *a, **k): return np.repeat(self, *a, **k)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return np.reshape(self, tuple(shape), order=order)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = axes[0]
+        return np.transpose(self, axes or None)
+
+    def astype(self, dtype, copy=True):
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fc":
+            return peel(self).astype(dtype)     # integer/bool views carry no derivative
+        return registry["astype"](self, dtype=dtype)

@@ -1,0 +1,180 @@
+"""Forward-mode transforms: jvp, jacfwd, and chunk choice."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .._api_util import (as_array, as_tuple_positions, check_float_args, check_positions,
+                         check_tangent, materialize)
+from .._levels import new_level
+from .._tree import tree_flatten, tree_unflatten
+from ..backend import namespace_of, peel
+from ..primitive import shape_of
+from .dual import Dual, process_dual
+
+DEFAULT_CHUNK_THRESHOLD = 64
+DEFAULT_MEMORY_CAP = 512 * 2**20   # bytes a batch of tangents of one input may take
+
+
+def pick_chunk(n: int, threshold: int = DEFAULT_CHUNK_THRESHOLD, *, bytes_per_direction: int = 0,
+               memory_cap: int = DEFAULT_MEMORY_CAP) -> int:
+    """ForwardDiff's rule: chunks no larger than ``threshold`` (and than the
+    memory cap allows), fewest chunks, then the least leftover.
+
+    >>> pick_chunk(100, 64)
+    50
+    >>> pick_chunk(10, 64)
+    10
+    """
+    if n <= 0:
+        return 1
+    limit = max(1, threshold)
+    if bytes_per_direction > 0:
+        limit = max(1, min(limit, memory_cap // bytes_per_direction))
+    n_chunks = math.ceil(n / limit)
+    return math.ceil(n / n_chunks)
+
+
+def _open(level, primal, tangent):
+    return Dual._make(as_array(primal), tangent, level)
+
+
+def _close(level, out_leaf, lead_shape=()):
+    """Split an output leaf into (primal, tangent) at ``level``."""
+    if getattr(out_leaf, "_level", None) is level:
+        return out_leaf.primal, materialize(out_leaf.tangent, out_leaf.primal, lead_shape)
+    return out_leaf, materialize(_ZERO, out_leaf, lead_shape)
+
+
+from .._zero import Zero as _ZERO  # noqa: E402
+
+
+def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = ()):
+    """Core of :func:`jvp`: returns (out primal pytree, out tangent pytree)."""
+    with new_level("fwd", process_dual) as level:
+        args = []
+        for p, t in zip(primals, tangents):
+            pl, td = tree_flatten(p)
+            tl, _ = tree_flatten(t)
+            args.append(tree_unflatten(td, [_open(level, a, b) for a, b in zip(pl, tl)]))
+        out = fn(*args)
+        leaves, td = tree_flatten(out)
+        pairs = [_close(level, o, lead_shape) for o in leaves]
+    return (tree_unflatten(td, [_result(p) for p, _ in pairs]),
+            tree_unflatten(td, [_result(t) for _, t in pairs]))
+
+
+def _result(x):
+    return x if hasattr(x, "_level") or isinstance(x, np.ndarray) else (
+        np.asarray(x) if isinstance(x, (float, int, np.generic)) else x)
+
+
+def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
+    """Jacobian-vector product: ``(fn(*primals), J @ tangents)``.
+
+    >>> import numpy as np, dualad as da
+    >>> y, t = da.jvp(np.sin, (0.0,), (1.0,))
+    >>> float(y), float(t)
+    (0.0, 1.0)
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp expects primals and tangents as tuples, e.g. jvp(f, (x,), (v,))")
+    primals, tangents = tuple(primals), tuple(tangents)
+    pl, ptd = tree_flatten(primals)
+    tl, ttd = tree_flatten(tangents)
+    if ptd != ttd:
+        raise ValueError(f"primals and tangents must have the same structure: {ptd} vs {ttd}")
+    check_float_args(primals, range(len(primals)))
+    for p, t in zip(pl, tl):
+        check_tangent(p, t)
+    tl = [_cast_like(t, p) for p, t in zip(pl, tl)]
+    tangents = tree_unflatten(ttd, tl)
+    if has_aux:
+        aux_box = []
+
+        def fn_main(*a):
+            res = fn(*a)
+            if not isinstance(res, tuple) or len(res) < 2:
+                raise TypeError("has_aux=True needs fn to return a tuple (output, aux)")
+            aux_box.append(tuple(_strip(x) for x in res[1:]))
+            return res[0]
+
+        out, tout = jvp_flat(fn_main, primals, tangents)
+        aux = aux_box[0]
+        return out, tout, aux[0] if len(aux) == 1 else aux
+    return jvp_flat(fn, primals, tangents)
+
+
+def _cast_like(t, p):
+    pv = peel(p)
+    dtype = getattr(pv, "dtype", np.dtype(np.float64))
+    if hasattr(t, "_level"):
+        return t
+    xp = namespace_of(pv)
+    return xp.asarray(t, dtype=dtype)
+
+
+def _strip(x):
+    """Aux outputs: remove every tracer level opened by the transform."""
+    from .._tree import tree_map
+    return tree_map(lambda v: peel(v) if hasattr(v, "_level") else v, x)
+
+
+def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
+    """Jacobian by forward mode, ``out.shape + in.shape``, in ceil(n/chunk)
+    vectorised passes (a batch of tangents per pass).
+
+    >>> import numpy as np, dualad as da
+    >>> da.jacfwd(lambda x: x ** 2)(np.array([1.0, 2.0]))
+    array([[2., 0.],
+           [0., 4.]])
+    """
+    positions, tuple_out = as_tuple_positions(argnums)
+
+    def jac(*args):
+        check_positions(positions, len(args))
+        check_float_args(args, positions)
+        args = tuple(as_array(a) if i in positions else a for i, a in enumerate(args))
+        blocks = [_jac_one(fn, args, p, chunk) for p in positions]
+        return tuple(blocks) if tuple_out else blocks[0]
+
+    return jac
+
+
+def _jac_one(fn, args, pos, chunk):
+    x = args[pos]
+    xv = peel(x)
+    xp = namespace_of(xv)
+    in_shape = shape_of(x)
+    n = int(np.prod(in_shape, dtype=np.int64))
+    dtype = getattr(xv, "dtype", np.dtype(np.float64))
+    k = chunk or pick_chunk(n, max(DEFAULT_CHUNK_THRESHOLD, min(n, 1024)),
+                            bytes_per_direction=max(1, n) * 8 * 16)
+    pieces, out_primal = [], None
+    for start in range(0, max(n, 1), k):
+        stop = min(start + k, n)
+        seeds = xp.zeros((stop - start, n), dtype=dtype)
+        seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
+        seeds = seeds.reshape((stop - start,) + in_shape)
+
+        def f_x(xx):
+            return fn(*args[:pos], xx, *args[pos + 1:])
+
+        out_primal, t = jvp_flat(f_x, (x,), (seeds,), lead_shape=(stop - start,))
+        pieces.append(t)
+    return _assemble(pieces, out_primal, in_shape)
+
+
+def _assemble(pieces, out_primal, in_shape):
+    """Stack chunks of tangents (k, *out) into ``out.shape + in.shape``."""
+    from .._tree import tree_map
+
+    def one(*chunks):
+        full = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
+        out_nd = full.ndim - 1
+        moved = np.moveaxis(full, 0, -1)
+        return moved.reshape(shape_of(moved)[:out_nd] + tuple(in_shape))
+
+    return tree_map(one, *pieces)

@@ -1,0 +1,65 @@
+"""Dual tensors: a primal and one or a batch of tangents.
+
+A :class:`Dual` at level ``L`` interprets every primitive by running it on
+the primal (one level down) and pushing the tangents through the primitive's
+``jvp`` rule. Tangents have the primal's shape, or a leading batch axis of
+several directions at once (``lead = 1``).
+
+Example::
+
+    >>> import numpy as np
+    >>> from dualad.forward import Dual
+    >>> d = np.sin(Dual(0.0, 1.0))
+    >>> float(d.primal), float(d.tangent)
+    (0.0, 1.0)
+"""
+from __future__ import annotations
+
+from .._levels import persistent_level
+from .._zero import Zero
+from ..backend import peel
+from ..dispatch import Tracer
+from ..primitive import bind, shape_of
+
+
+class Dual(Tracer):
+    """A primal value with a tangent (``shape == primal.shape``) or a batch of
+    tangents (``shape == (k,) + primal.shape``)."""
+
+    __slots__ = ("primal", "tangent", "_level")
+
+    def __init__(self, primal, tangent, level=None):
+        ps, ts = shape_of(primal), shape_of(tangent)
+        if ts != ps and ts[1:] != ps:
+            raise ValueError(
+                f"tangent shape {ts} must equal the primal shape {ps} "
+                f"(or be (k,) + {ps} for a batch of k directions)")
+        self.primal = primal
+        self.tangent = tangent
+        self._level = level if level is not None else persistent_level("dual", process_dual)
+
+    @classmethod
+    def _make(cls, primal, tangent, level):
+        d = cls.__new__(cls)
+        d.primal, d.tangent, d._level = primal, tangent, level
+        return d
+
+    def __repr__(self) -> str:
+        return f"Dual(primal={peel(self.primal)!r}, tangent={self.tangent!r})"
+
+
+def process_dual(level, prim, args, params):
+    """The forward-mode interpreter: primal one level down, tangent by ``jvp``."""
+    primals, tangents = [], []
+    for a in args:
+        if getattr(a, "_level", None) is level:
+            primals.append(a.primal)
+            tangents.append(a.tangent)
+        else:
+            primals.append(a)
+            tangents.append(Zero)
+    out = bind(prim, *primals, **params)
+    t_out = prim.jvp(primals, tangents, out, **params)
+    if prim.n_outputs == 1:
+        return out if t_out is Zero else Dual._make(out, t_out, level)
+    return tuple(o if t is Zero else Dual._make(o, t, level) for o, t in zip(out, t_out))

@@ -1,0 +1,192 @@
+"""The primitive registry: each primitive declares, side by side, its
+implementation and its derivative rules. Every interpreter (Dual, HyperDual,
+Taylor, the reverse tape, the sparsity tracer) reads this one table.
+
+Rule conventions
+----------------
+Tangents and cotangents may carry ``lead`` leading batch axes in front of the
+primal's shape (a batch of directions). Rules are written with dualad's own
+dispatched NumPy calls on their arguments, so they are themselves
+differentiable: that is how nested transforms get higher derivatives.
+
+* ``partials(out, *primals, **params) -> tuple``: for elementwise primitives,
+  the partial derivative w.r.t. each input (``None`` for a constant input).
+  Both the JVP and the VJP (and the Taylor rule) are derived from it.
+* ``jvp(primals, tangents, out, **params) -> tangent_out``: tangents are
+  :data:`Zero` or arrays of shape ``lead + primal.shape``.
+* ``vjp(cts, primals, out, needs, **params) -> tuple``: one cotangent (or
+  ``Zero``) per input; ``needs[i]`` says whether input ``i`` wants one.
+* linear primitives declare ``transpose(ct, primals, lead, **params)`` and get
+  ``jvp`` = the primitive applied to the tangent with ``lead`` shifted in.
+
+Example::
+
+    >>> import numpy as np
+    >>> from dualad.primitive import registry
+    >>> registry["sin"].impl(0.0)
+    0.0
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ._levels import leaked
+from ._zero import Zero, add_any, safe_mul
+
+registry: dict[str, "Primitive"] = {}
+
+
+class Primitive:
+    """One differentiable operation and its rules."""
+
+    __slots__ = ("name", "impl", "partials", "jvp", "vjp", "transpose", "linear",
+                 "elementwise", "n_outputs", "singular", "taylor", "sparsity", "doc")
+
+    def __init__(self, name: str, impl: Callable, *, partials=None, jvp=None, vjp=None,
+                 transpose=None, linear=False, elementwise=False, n_outputs=1,
+                 singular=False, taylor=None, sparsity=None):
+        self.name = name
+        self.impl = impl
+        self.partials = partials
+        self.jvp = jvp
+        self.vjp = vjp
+        self.transpose = transpose
+        self.linear = linear
+        self.elementwise = elementwise
+        self.n_outputs = n_outputs
+        self.singular = singular      # partials may be infinite at finite points
+        self.taylor = taylor
+        self.sparsity = sparsity
+
+    def __call__(self, *args, **params):
+        return bind(self, *args, **params)
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name})"
+
+
+def bind(prim: Primitive, *args, **params):
+    """Run ``prim`` on ``args``: the highest traced level among them interprets it."""
+    top = None
+    for a in args:
+        level = getattr(a, "_level", None)
+        if level is not None and (top is None or level.order > top.order):
+            top = level
+    if top is None:
+        return prim.impl(*args, **params)
+    if not top.active:
+        raise leaked(top)
+    return top.process(top, prim, args, params)
+
+
+# ----------------------------------------------------------------------------
+# shape helpers shared by every rule
+# ----------------------------------------------------------------------------
+def shape_of(x) -> tuple:
+    s = getattr(x, "shape", None)
+    return () if s is None else tuple(s)
+
+
+def ndim_of(x) -> int:
+    n = getattr(x, "ndim", None)
+    return 0 if n is None else n
+
+
+def lead_of(t, primal) -> int:
+    """Number of leading batch axes of tangent/cotangent ``t`` over ``primal``."""
+    return ndim_of(t) - ndim_of(primal)
+
+
+def align(t, in_ndim: int, out_ndim: int):
+    """Insert unit axes after the batch axes of ``t`` so it broadcasts like its
+    primal against an output of rank ``out_ndim``."""
+    extra = out_ndim - in_ndim
+    if extra <= 0 or t is Zero:
+        return t
+    shape = shape_of(t)
+    lead = len(shape) - in_ndim
+    return t.reshape(shape[:lead] + (1,) * extra + shape[lead:])
+
+
+def unbroadcast(ct, in_shape: tuple, lead: int):
+    """Sum ``ct`` (``lead`` batch axes + a broadcast output shape) down to
+    ``lead`` batch axes + ``in_shape``: the one place broadcasting is undone."""
+    if ct is Zero:
+        return Zero
+    shape = shape_of(ct)
+    core = shape[lead:]
+    if core == tuple(in_shape):
+        return ct
+    extra = len(core) - len(in_shape)
+    axes = tuple(range(lead, lead + extra))
+    axes += tuple(lead + extra + i for i, n in enumerate(in_shape)
+                  if n == 1 and core[extra + i] != 1)
+    if axes:
+        ct = ct.sum(axis=axes, keepdims=True)
+    return ct.reshape(shape[:lead] + tuple(in_shape))
+
+
+# ----------------------------------------------------------------------------
+# rule builders
+# ----------------------------------------------------------------------------
+def _elementwise_jvp(prim):
+    def jvp(primals, tangents, out, **params):
+        parts = prim.partials(out, *primals, **params)
+        out_nd = ndim_of(out)
+        total = Zero
+        for p, x, t in zip(parts, primals, tangents):
+            if t is Zero or p is None:
+                continue
+            total = add_any(total, safe_mul(p, align(t, ndim_of(x), out_nd), prim.singular))
+        return total
+    return jvp
+
+
+def _elementwise_vjp(prim):
+    def vjp(ct, primals, out, needs, **params):
+        parts = prim.partials(out, *primals, **params)
+        lead = lead_of(ct, out)
+        return tuple(
+            unbroadcast(safe_mul(p, ct, prim.singular), shape_of(x), lead)
+            if need and p is not None else Zero
+            for p, x, need in zip(parts, primals, needs))
+    return vjp
+
+
+def _linear_jvp(prim):
+    def jvp(primals, tangents, out, **params):
+        t = tangents[0]
+        if t is Zero:
+            return Zero
+        lead = lead_of(t, primals[0]) + params.pop("lead", 0)
+        return bind(prim, t, *primals[1:], lead=lead, **params)
+    return jvp
+
+
+def _linear_vjp(prim):
+    def vjp(ct, primals, out, needs, **params):
+        lead = lead_of(ct, out) + params.pop("lead", 0)
+        return (prim.transpose(ct, primals, lead, **params),) + (Zero,) * (len(primals) - 1)
+    return vjp
+
+
+def defprimitive(name: str, impl: Callable, **rules) -> Primitive:
+    """Register a primitive. Elementwise ones give ``partials``; linear ones
+    (linear in their first argument, the others constant) give ``transpose``;
+    the rest give ``jvp`` and ``vjp``. Missing rules are derived here."""
+    prim = Primitive(name, impl, **rules)
+    if prim.partials is not None:
+        prim.elementwise = True
+        prim.jvp = prim.jvp or _elementwise_jvp(prim)
+        prim.vjp = prim.vjp or _elementwise_vjp(prim)
+    if prim.transpose is not None:
+        prim.linear = True
+        prim.jvp = prim.jvp or _linear_jvp(prim)
+        prim.vjp = prim.vjp or _linear_vjp(prim)
+    registry[name] = prim
+    return prim
+
+
+def missing_rules() -> list[str]:
+    """Names of registered primitives lacking a forward or reverse rule."""
+    return [n for n, p in registry.items() if p.jvp is None or p.vjp is None]

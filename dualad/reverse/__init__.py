@@ -1,0 +1,1 @@
+"""Reverse mode: the tape, vjp, grad, jacrev, tape tensors."""

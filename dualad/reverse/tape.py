@@ -1,0 +1,186 @@
+"""The reverse tape: nodes recorded per primitive call, and the backward pass.
+
+There is no global tape object: each :class:`Var` points at the
+:class:`Node` that made it and each node at its parents, so the graph is
+exactly what is reachable from the outputs (one per thread by construction,
+and freed with them). The backward pass is an iterative topological sweep
+(no recursion limit) with symbolic zero cotangents; a node's saved values
+are dropped as soon as it has been processed unless ``retain_graph``.
+
+Example::
+
+    >>> import numpy as np
+    >>> from dualad.reverse.tape import trace_vjp
+    >>> out, pull = trace_vjp(lambda x: np.sin(x) * 2.0, [0.0])
+    >>> float(pull(1.0)[0])
+    2.0
+"""
+from __future__ import annotations
+
+from .._levels import new_level
+from .._zero import Zero, add_any
+from ..dispatch import Tracer
+from ..primitive import bind, shape_of
+
+
+class GraphFreedError(RuntimeError):
+    pass
+
+
+class Node:
+    """One recorded primitive call (``prim is None`` for a leaf)."""
+
+    __slots__ = ("prim", "params", "primals", "out", "parents", "args", "__weakref__")
+
+    def __init__(self, prim, params, primals, out, parents, args=None):
+        self.prim = prim
+        self.params = params
+        self.primals = primals  # argument values one level down
+        self.out = out          # primal output value(s), one level down
+        self.parents = parents  # per argument: (Node, output index) or None
+        self.args = args        # the arguments themselves, kept only where a
+                                # create_graph backward may need to re-record
+
+
+def leaf_node() -> Node:
+    return Node(None, None, (), None, ())
+
+
+class Var(Tracer):
+    """A value recorded on the tape of its level."""
+
+    __slots__ = ("primal", "_level", "node", "index")
+
+    def __init__(self, primal, level, node, index=0):
+        self.primal = primal
+        self._level = level
+        self.node = node
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Var({self.primal!r})"
+
+
+def record(level, prim, args, params, var_type=Var):
+    """The reverse-mode interpreter: run one level down and record a node."""
+    primals, parents = [], []
+    for a in args:
+        if getattr(a, "_level", None) is level and a.node is not None:
+            primals.append(a.primal)
+            parents.append((a.node, a.index))
+        else:
+            primals.append(a.primal if getattr(a, "_level", None) is level else a)
+            parents.append(None)
+    out = bind(prim, *primals, **params)
+    node = Node(prim, params, primals, out, tuple(parents),
+                args if level.data is not None and level.data.get("keep_args") else None)
+    if prim.n_outputs == 1:
+        return var_type(out, level, node, 0)
+    return tuple(var_type(o, level, node, i) for i, o in enumerate(out))
+
+
+def toposort(roots: list) -> list:
+    """Nodes reachable from ``roots``, every node after all its parents."""
+    order, seen = [], set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack = [(root, iter(root.parents))]
+        while stack:
+            node, parents = stack[-1]
+            for p in parents:
+                if p is not None and id(p[0]) not in seen:
+                    seen.add(id(p[0]))
+                    stack.append((p[0], iter(p[0].parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None) -> dict:
+    """Propagate cotangents from ``roots`` = [(Node, index, cotangent)].
+
+    ``graph_level``: when set (``create_graph``), the rules run on the
+    recorded tracers of that level so the gradients are themselves recorded.
+    Returns ``{leaf_node: cotangent}`` for the leaves reached (or in ``wanted``).
+    """
+    cts: dict = {}
+    for node, index, ct in roots:
+        slot = cts.setdefault(node, [Zero] * _n_out(node))
+        slot[index] = add_any(slot[index], ct)
+    results = {}
+    for node in reversed(toposort([r[0] for r in roots])):
+        slot = cts.pop(node, None)
+        if slot is None or all(c is Zero for c in slot):
+            continue
+        if node.prim is None:
+            if wanted is None or node in wanted:
+                results[node] = slot[0]
+            continue
+        if node.primals is None:
+            raise GraphFreedError(
+                "Trying to backward through the graph a second time, but its saved values "
+                "were freed after the first backward. Pass retain_graph=True to the first "
+                "backward() (or autograd.grad) if you need to backward twice.")
+        prim = node.prim
+        if graph_level is not None:
+            primals = list(node.args)
+            make = graph_level.data.get("var_type", Var)
+            out = (make(node.out, graph_level, node, 0) if prim.n_outputs == 1 else
+                   tuple(make(o, graph_level, node, i) for i, o in enumerate(node.out)))
+        else:
+            primals, out = node.primals, node.out
+        needs = tuple(p is not None for p in node.parents)
+        ct_out = slot[0] if prim.n_outputs == 1 else tuple(slot)
+        in_cts = prim.vjp(ct_out, primals, out, needs, **node.params)
+        for parent, ct in zip(node.parents, in_cts):
+            if parent is None or ct is Zero:
+                continue
+            pnode, pidx = parent
+            pslot = cts.get(pnode)
+            if pslot is None:
+                pslot = cts[pnode] = [Zero] * _n_out(pnode)
+            pslot[pidx] = add_any(pslot[pidx], ct)
+        if not retain_graph:
+            node.primals = node.out = node.args = None
+    return results
+
+
+def _n_out(node) -> int:
+    return 1 if node.prim is None else node.prim.n_outputs
+
+
+def trace_vjp(fn, primals: list, level_kind: str = "rev"):
+    """Run ``fn(*primals)`` on fresh Vars; return ``(out, pullback)`` where
+    ``out`` is the raw output (a leaf or a pytree of Vars/constants, one level
+    down unwrapped by the caller) and ``pullback(ct)`` the input cotangents
+    (``Zero`` where unused). Used by every reverse transform."""
+    from .._tree import tree_flatten
+    with new_level(level_kind, record) as level:
+        leaves = [leaf_node() for _ in primals]
+        inputs = [Var(p, level, n) for p, n in zip(primals, leaves)]
+        out = fn(*inputs)
+    flat, treedef = tree_flatten(out)
+    out_primal = [o.primal if getattr(o, "_level", None) is level else o for o in flat]
+
+    def pullback(cts, retain_graph: bool = True):
+        ct_leaves = cts if isinstance(cts, list) else [cts]
+        roots = []
+        for o, ct in zip(flat, ct_leaves):
+            if getattr(o, "_level", None) is level and o.node is not None and ct is not Zero:
+                _check_ct_shape(ct, o.primal)
+                roots.append((o.node, o.index, ct))
+        got = backward(roots, retain_graph=retain_graph) if roots else {}
+        return [got.get(n, Zero) for n in leaves]
+
+    return out_primal, treedef, pullback
+
+
+def _check_ct_shape(ct, primal) -> None:
+    cs, ps = shape_of(ct), shape_of(primal)
+    if cs != ps and cs[1:] != ps:
+        raise ValueError(f"cotangent shape {cs} does not match the output shape {ps} "
+                         f"(or (k,) + {ps} for a batch of k cotangents)")

@@ -1,0 +1,1 @@
+"""Contractions (to be filled)."""

@@ -1,0 +1,1 @@
+"""Indexing primitives (to be filled)."""

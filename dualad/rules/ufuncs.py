@@ -1,0 +1,161 @@
+"""Elementwise primitives: each declares its partials once; the Dual tangent,
+the HyperDual second-order term, the VJP and the Taylor rule derive from them.
+
+Partials are written ``lambda out, *inputs: (d/dx0, d/dx1, ...)`` with
+dualad-dispatched NumPy calls, so they differentiate themselves.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dispatch import implements, prim_caller, register_nondiff
+from ..primitive import defprimitive, registry
+
+
+def _elementwise(name, impl, partials, ufunc=None, singular=False):
+    defprimitive(name, impl, partials=partials, singular=singular)
+    if ufunc is not None:
+        implements(ufunc)(prim_caller(name))
+
+
+def _power_partials(out, x, p):
+    # d/dx x**p = p x**(p-1); d/dp x**p = log(x) x**p (only where p is traced).
+    dx = p * np.power(x, p - 1) if not _is_const_zero(p) else None
+    dp = None
+    if hasattr(p, "_level"):
+        dp = out * np.log(np.where(x == 0, 1, x))   # x**p with x = 0: 0 * log -> 0
+    return dx, dp
+
+
+def _is_const_zero(p) -> bool:
+    return not hasattr(p, "_level") and np.all(np.asarray(p) == 0)
+
+
+def _tie_half(a, b):
+    # maximum/minimum at a tie: split the derivative evenly (as JAX), so
+    # max(x, x) has derivative 1 and is symmetric.
+    return np.where(a == b, 0.5, 1.0)
+
+
+# ============================================================================
+# arithmetic
+# ============================================================================
+_elementwise("add", np.add, lambda out, x, y: (1.0, 1.0), np.add)
+_elementwise("subtract", np.subtract, lambda out, x, y: (1.0, -1.0), np.subtract)
+_elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply)
+_elementwise("true_divide", np.true_divide,
+             lambda out, x, y: (1.0 / y, -out / y), np.true_divide, singular=True)
+_elementwise("negative", np.negative, lambda out, x: (-1.0,), np.negative)
+_elementwise("power", np.power, _power_partials, np.power, singular=True)
+_elementwise("square", np.square, lambda out, x: (2.0 * x,), np.square)
+_elementwise("sqrt", np.sqrt, lambda out, x: (0.5 / out,), np.sqrt, singular=True)
+_elementwise("cbrt", np.cbrt, lambda out, x: (1.0 / (3.0 * out * out),), np.cbrt, singular=True)
+_elementwise("reciprocal", np.reciprocal, lambda out, x: (-out * out,), np.reciprocal)
+_elementwise("absolute", np.absolute, lambda out, x: (np.sign(x),), np.absolute)
+implements(np.positive)(lambda x: x)
+implements(np.divide)(prim_caller("true_divide"))
+
+# ============================================================================
+# exponentials and logarithms
+# ============================================================================
+_LN2, _LN10 = np.log(2.0), np.log(10.0)
+_elementwise("exp", np.exp, lambda out, x: (out,), np.exp)
+_elementwise("exp2", np.exp2, lambda out, x: (out * _LN2,), np.exp2)
+_elementwise("expm1", np.expm1, lambda out, x: (out + 1.0,), np.expm1)
+_elementwise("log", np.log, lambda out, x: (1.0 / x,), np.log, singular=True)
+_elementwise("log2", np.log2, lambda out, x: (1.0 / (x * _LN2),), np.log2, singular=True)
+_elementwise("log10", np.log10, lambda out, x: (1.0 / (x * _LN10),), np.log10, singular=True)
+_elementwise("log1p", np.log1p, lambda out, x: (1.0 / (1.0 + x),), np.log1p, singular=True)
+_elementwise("logaddexp", np.logaddexp,
+             lambda out, x, y: (np.exp(x - out), np.exp(y - out)), np.logaddexp)
+
+# ============================================================================
+# trigonometric and hyperbolic
+# ============================================================================
+_elementwise("sin", np.sin, lambda out, x: (np.cos(x),), np.sin)
+_elementwise("cos", np.cos, lambda out, x: (-np.sin(x),), np.cos)
+_elementwise("tan", np.tan, lambda out, x: (1.0 + out * out,), np.tan)
+_elementwise("arcsin", np.arcsin, lambda out, x: (1.0 / np.sqrt(1.0 - x * x),), np.arcsin,
+             singular=True)
+_elementwise("arccos", np.arccos, lambda out, x: (-1.0 / np.sqrt(1.0 - x * x),), np.arccos,
+             singular=True)
+_elementwise("arctan", np.arctan, lambda out, x: (1.0 / (1.0 + x * x),), np.arctan)
+_elementwise("arctan2", np.arctan2,
+             lambda out, y, x: (x / (x * x + y * y), -y / (x * x + y * y)), np.arctan2,
+             singular=True)
+_elementwise("hypot", np.hypot, lambda out, x, y: (x / out, y / out), np.hypot, singular=True)
+_elementwise("sinh", np.sinh, lambda out, x: (np.cosh(x),), np.sinh)
+_elementwise("cosh", np.cosh, lambda out, x: (np.sinh(x),), np.cosh)
+_elementwise("tanh", np.tanh, lambda out, x: (1.0 - out * out,), np.tanh)
+_elementwise("arcsinh", np.arcsinh, lambda out, x: (1.0 / np.sqrt(x * x + 1.0),), np.arcsinh)
+_elementwise("arccosh", np.arccosh, lambda out, x: (1.0 / np.sqrt(x * x - 1.0),), np.arccosh,
+             singular=True)
+_elementwise("arctanh", np.arctanh, lambda out, x: (1.0 / (1.0 - x * x),), np.arctanh,
+             singular=True)
+
+# ============================================================================
+# piecewise: maximum/minimum (ties split evenly), fmax/fmin (NaN-ignoring)
+# ============================================================================
+def _max_partials(out, x, y):
+    # Why the half: at a tie both inputs own the result equally.
+    w = _tie_half(x, y)
+    return w * (x >= y), w * (y >= x)
+
+
+def _min_partials(out, x, y):
+    w = _tie_half(x, y)
+    return w * (x <= y), w * (y <= x)
+
+
+def _fmax_partials(out, x, y):
+    # fmax takes the non-NaN input where one is NaN.
+    px = np.where(np.isnan(y), 1.0, _tie_half(x, y) * (x >= y))
+    return px, np.where(np.isnan(x), 1.0, _tie_half(x, y) * (y >= x))
+
+
+def _fmin_partials(out, x, y):
+    px = np.where(np.isnan(y), 1.0, _tie_half(x, y) * (x <= y))
+    return px, np.where(np.isnan(x), 1.0, _tie_half(x, y) * (y <= x))
+
+
+_elementwise("maximum", np.maximum, _max_partials, np.maximum)
+_elementwise("minimum", np.minimum, _min_partials, np.minimum)
+_elementwise("fmax", np.fmax, _fmax_partials, np.fmax)
+_elementwise("fmin", np.fmin, _fmin_partials, np.fmin)
+
+
+@implements(np.clip)
+def clip(x, a_min=None, a_max=None, **kwargs):
+    """np.clip as maximum/minimum, so the derivative is 1 inside, 0 outside."""
+    a_min = kwargs.pop("min", a_min)
+    a_max = kwargs.pop("max", a_max)
+    if a_min is not None:
+        x = registry["maximum"](x, a_min)
+    if a_max is not None:
+        x = registry["minimum"](x, a_max)
+    return x
+
+
+# ============================================================================
+# dtype conversion between floating types (a linear identity)
+# ============================================================================
+def _astype(x, dtype, lead=0):
+    return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x, dtype=dtype)
+
+
+defprimitive("astype", _astype,
+             transpose=lambda ct, primals, lead, dtype: _astype(ct, np.result_type(primals[0])))
+
+# ============================================================================
+# non-differentiable: the result is piecewise constant or not a float
+# ============================================================================
+register_nondiff(
+    np.sign, np.floor, np.ceil, np.rint, np.trunc, np.fix, np.round, np.around,
+    np.floor_divide, np.mod, np.remainder, np.fmod,
+    np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
+    np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_and, np.logical_or,
+    np.logical_not, np.logical_xor, np.heaviside, np.argmax, np.argmin, np.argsort,
+    np.nonzero, np.argwhere, np.flatnonzero, np.shape, np.ndim, np.size, np.result_type,
+    np.isclose, np.allclose, np.array_equal, np.all, np.any, np.count_nonzero, np.sort_complex,
+    np.searchsorted, np.iscomplexobj, np.isrealobj,
+)
