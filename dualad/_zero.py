@@ -1,6 +1,8 @@
 """The symbolic zero tangent/cotangent and a zero-times-infinity-safe multiply."""
 from __future__ import annotations
 
+from .backend import all_finite_value, namespace_of
+
 
 class _ZeroType:
     """A tangent or cotangent known to be zero: skipped, never materialised."""
@@ -46,9 +48,7 @@ def safe_mul(partial, tangent, check: bool = True):
     if tangent is Zero:
         return Zero
     product = partial * tangent
-    if check:
-        from .backend import all_finite_value, namespace_of
-        if not all_finite_value(partial):
-            xp = namespace_of(product)
-            product = xp.where(tangent == 0, 0, product)
+    if check and not all_finite_value(partial):
+        xp = namespace_of(product)
+        product = xp.where(tangent == 0, 0, product)
     return product

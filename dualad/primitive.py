@@ -40,11 +40,11 @@ class Primitive:
     """One differentiable operation and its rules."""
 
     __slots__ = ("name", "impl", "partials", "jvp", "vjp", "transpose", "linear",
-                 "elementwise", "n_outputs", "singular", "taylor", "sparsity", "doc")
+                 "elementwise", "n_outputs", "singular", "taylor", "sparsity", "fused", "doc")
 
     def __init__(self, name: str, impl: Callable, *, partials=None, jvp=None, vjp=None,
                  transpose=None, linear=False, elementwise=False, n_outputs=1,
-                 singular=False, taylor=None, sparsity=None):
+                 singular=False, taylor=None, sparsity=None, fused=False):
         self.name = name
         self.impl = impl
         self.partials = partials
@@ -57,6 +57,7 @@ class Primitive:
         self.singular = singular      # partials may be infinite at finite points
         self.taylor = taylor
         self.sparsity = sparsity
+        self.fused = fused            # a fused value-and-partial kernel exists
 
     def __call__(self, *args, **params):
         return bind(self, *args, **params)

@@ -16,7 +16,8 @@ Example::
 from __future__ import annotations
 
 from .._levels import persistent_level
-from .._zero import Zero
+from .._zero import Zero, safe_mul
+from ..kernels import value_and_partial
 from ..backend import peel
 from ..dispatch import Tracer
 from ..primitive import bind, shape_of
@@ -58,6 +59,11 @@ def process_dual(level, prim, args, params):
         else:
             primals.append(a)
             tangents.append(Zero)
+    if prim.fused and len(primals) == 1:
+        fused = value_and_partial(prim.name, primals[0])
+        if fused is not None:        # value and partial from one kernel pass
+            out, partial = fused
+            return Dual._make(out, safe_mul(partial, tangents[0], prim.singular), level)
     out = bind(prim, *primals, **params)
     t_out = prim.jvp(primals, tangents, out, **params)
     if prim.n_outputs == 1:

@@ -18,7 +18,8 @@ Example::
 from __future__ import annotations
 
 from .._levels import new_level
-from .._zero import Zero, add_any
+from .._zero import Zero, add_any, safe_mul
+from ..kernels import value_and_partial
 from ..dispatch import Tracer
 from ..primitive import bind, shape_of
 
@@ -30,7 +31,8 @@ class GraphFreedError(RuntimeError):
 class Node:
     """One recorded primitive call (``prim is None`` for a leaf)."""
 
-    __slots__ = ("prim", "params", "primals", "out", "parents", "args", "__weakref__")
+    __slots__ = ("prim", "params", "primals", "out", "parents", "args", "partials",
+                 "__weakref__")
 
     def __init__(self, prim, params, primals, out, parents, args=None):
         self.prim = prim
@@ -40,6 +42,7 @@ class Node:
         self.parents = parents  # per argument: (Node, output index) or None
         self.args = args        # the arguments themselves, kept only where a
                                 # create_graph backward may need to re-record
+        self.partials = None    # partials saved by a fused kernel, if one ran
 
 
 def leaf_node() -> Node:
@@ -71,9 +74,17 @@ def record(level, prim, args, params, var_type=Var):
         else:
             primals.append(a.primal if getattr(a, "_level", None) is level else a)
             parents.append(None)
-    out = bind(prim, *primals, **params)
-    node = Node(prim, params, primals, out, tuple(parents),
-                args if level.data is not None and level.data.get("keep_args") else None)
+    keep_args = level.data is not None and level.data.get("keep_args")
+    fused = None
+    if prim.fused and len(primals) == 1 and not keep_args:
+        fused = value_and_partial(prim.name, primals[0])
+    if fused is not None:           # value and partial in one pass; keep the partial
+        out = fused[0]
+    else:
+        out = bind(prim, *primals, **params)
+    node = Node(prim, params, primals, out, tuple(parents), args if keep_args else None)
+    if fused is not None:
+        node.partials = fused[1]
     if prim.n_outputs == 1:
         return var_type(out, level, node, 0)
     return tuple(var_type(o, level, node, i) for i, o in enumerate(out))
@@ -135,7 +146,10 @@ def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None)
             primals, out = node.primals, node.out
         needs = tuple(p is not None for p in node.parents)
         ct_out = slot[0] if prim.n_outputs == 1 else tuple(slot)
-        in_cts = prim.vjp(ct_out, primals, out, needs, **node.params)
+        if node.partials is not None and graph_level is None:
+            in_cts = (safe_mul(node.partials, ct_out, prim.singular),)
+        else:
+            in_cts = prim.vjp(ct_out, primals, out, needs, **node.params)
         for parent, ct in zip(node.parents, in_cts):
             if parent is None or ct is Zero:
                 continue
@@ -145,7 +159,7 @@ def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None)
                 pslot = cts[pnode] = [Zero] * _n_out(pnode)
             pslot[pidx] = add_any(pslot[pidx], ct)
         if not retain_graph:
-            node.primals = node.out = node.args = None
+            node.primals = node.out = node.args = node.partials = None
     return results
 
 

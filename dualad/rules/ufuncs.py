@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..dispatch import implements, prim_caller, register_nondiff
+from ..kernels.table import EXPRESSIONS
 from ..primitive import defprimitive, registry
 
 
 def _elementwise(name, impl, partials, ufunc=None, singular=False):
-    defprimitive(name, impl, partials=partials, singular=singular)
+    defprimitive(name, impl, partials=partials, singular=singular, fused=name in EXPRESSIONS)
     if ufunc is not None:
         implements(ufunc)(prim_caller(name))
 

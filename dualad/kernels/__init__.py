@@ -1,0 +1,61 @@
+"""Fused Numba kernels for the heavy elementwise work.
+
+An elementwise primitive's value and its partial are computed in ONE pass
+(``value_and_partial``): ``sin`` gives ``sin(x)`` and ``cos(x)`` together, so a
+forward pass that records for the reverse sweep, or a Dual pass, reads ``x``
+once. The kernels are generated from the expression table in
+:mod:`dualad.kernels.table`; the test suite checks every entry against the
+registry's partials. CPU kernels are Numba ``njit``; for CuPy arrays the same
+expressions compile to ``numba.cuda`` kernels. Both compile lazily, on first
+use, never at ``import dualad``.
+
+>>> import dualad as da
+>>> da.set_kernels("numpy")     # plain NumPy everywhere
+>>> da.set_kernels("auto")      # Numba for large float arrays (the default)
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .table import EXPRESSIONS
+
+_MODES = ("auto", "numpy", "numba")
+_state = {"mode": "auto", "min_size": 1 << 16}
+
+
+def set_kernels(mode: str = "auto", *, min_size: int | None = None) -> None:
+    """Choose where elementwise work runs: ``"auto"`` (Numba for float arrays
+    of at least ``min_size`` elements, NumPy below), ``"numba"`` (always when
+    a kernel exists) or ``"numpy"`` (never)."""
+    if mode not in _MODES:
+        raise ValueError(f"unknown kernel mode {mode!r}; valid modes: {', '.join(_MODES)}")
+    _state["mode"] = mode
+    if min_size is not None:
+        _state["min_size"] = int(min_size)
+
+
+def kernel_mode() -> str:
+    return _state["mode"]
+
+
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def value_and_partial(name: str, x):
+    """``(f(x), f'(x))`` from one fused kernel, or ``None`` when none applies
+    (unknown primitive, non-float or small input, ``set_kernels("numpy")``)."""
+    mode = _state["mode"]
+    if mode == "numpy" or name not in EXPRESSIONS:
+        return None
+    if type(x) is np.ndarray:
+        if x.dtype not in _FLOATS or (mode == "auto" and x.size < _state["min_size"]):
+            return None
+        from . import cpu
+        return cpu.value_and_partial(name, x)
+    cp = sys.modules.get("cupy")
+    if cp is not None and isinstance(x, cp.ndarray) and x.dtype in _FLOATS:
+        from . import gpu
+        return gpu.value_and_partial(name, x)
+    return None

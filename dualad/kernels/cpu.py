@@ -1,0 +1,38 @@
+"""CPU kernels: one Numba ``njit`` loop per table entry, computing the value
+and the partial in a single pass over the input."""
+from __future__ import annotations
+
+import math  # noqa: F401  (used by the generated kernels)
+
+import numpy as np
+
+from .table import render
+
+_TEMPLATE = """
+def kernel(x, out, d):
+    for i in range(x.size):
+        x_i = x[i]
+        y = {value}
+        out[i] = y
+        d[i] = {partial}
+"""
+_compiled: dict = {}
+
+
+def build(name: str):
+    """Compile (once per process) the fused kernel of primitive ``name``."""
+    kern = _compiled.get(name)
+    if kern is None:
+        from numba import njit
+        namespace = {"math": math}
+        exec(render(_TEMPLATE, name), namespace)       # generated from the table, nothing else
+        kern = _compiled[name] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
+    return kern
+
+
+def value_and_partial(name: str, x: np.ndarray):
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    d = np.empty_like(flat)
+    build(name)(flat, out, d)
+    return out.reshape(x.shape), d.reshape(x.shape)

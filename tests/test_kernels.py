@@ -1,0 +1,119 @@
+"""Fused kernels: generated from the expression table, checked against the
+registry's partials, identical results to plain NumPy, and the GPU kernels
+in the CUDA simulator and compiled to PTX for real targets."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dualad as da
+from dualad.kernels import cpu, value_and_partial
+from dualad.kernels.table import EXPRESSIONS
+from dualad.primitive import registry
+
+DOMAIN = {"log": (0.2, 3.0), "log1p": (-0.5, 3.0), "sqrt": (0.2, 3.0)}
+
+
+def _inputs(name, dtype=np.float64, n=257):
+    lo, hi = DOMAIN.get(name, (-1.2, 1.2))
+    return np.linspace(lo, hi, n, dtype=dtype)
+
+
+@pytest.mark.parametrize("name", sorted(EXPRESSIONS))
+def test_kernel_matches_registry_partials(name):
+    x = _inputs(name)
+    value, partial = cpu.value_and_partial(name, x)
+    prim = registry[name]
+    want_value = prim.impl(x)
+    (want_partial,) = prim.partials(want_value, x)
+    np.testing.assert_allclose(value, want_value, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(partial, np.broadcast_to(want_partial, x.shape),
+                               rtol=1e-13, atol=1e-15)
+
+
+def test_every_fused_primitive_has_a_kernel():
+    fused = {n for n, p in registry.items() if p.fused}
+    assert fused == set(EXPRESSIONS)
+
+
+def test_float32_kernel_stays_float32():
+    value, partial = cpu.value_and_partial("tanh", _inputs("tanh", np.float32))
+    assert value.dtype == np.float32 and partial.dtype == np.float32
+
+
+def test_numba_and_numpy_paths_agree_in_both_modes():
+    x = np.random.default_rng(1).standard_normal((40, 30))
+    t = np.random.default_rng(2).standard_normal((40, 30))
+    f = lambda x: np.sum(np.sin(x) * np.tanh(x) + np.exp(-np.square(x)) + np.arctan(x))
+    results = {}
+    try:
+        for mode in ("numpy", "numba"):
+            da.set_kernels(mode)
+            results[mode] = (da.grad(f)(x), da.jvp(f, (x,), (t,))[1])
+    finally:
+        da.set_kernels("auto")
+    np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-13)
+    np.testing.assert_allclose(results["numba"][1], results["numpy"][1], rtol=1e-13)
+
+
+def test_auto_mode_skips_small_arrays_and_unknown_types():
+    assert value_and_partial("sin", np.ones(3)) is None          # below min_size
+    assert value_and_partial("sin", np.ones(3, dtype=int)) is None
+    assert value_and_partial("add", np.ones(10**5)) is None       # no kernel for add
+    assert value_and_partial("sin", np.ones(10**5)) is not None
+
+
+def test_set_kernels_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="auto, numpy, numba"):
+        da.set_kernels("cuda-magic")
+
+
+# ----------------------------------------------------------------------------
+# GPU kernels: simulator (marker cuda) and real-target compilation
+# ----------------------------------------------------------------------------
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["sin", "tanh", "exp", "log"])
+def test_gpu_kernel_in_simulator(name):
+    from dualad.kernels import gpu
+    x = _inputs(name, n=300)                  # a few hundred threads: the simulator is slow
+    out, d = np.empty_like(x), np.empty_like(x)
+    gpu.launch(name, x, out, d)
+    want, want_d = cpu.value_and_partial(name, x)
+    np.testing.assert_allclose(out, want, rtol=1e-14)
+    np.testing.assert_allclose(d, want_d, rtol=1e-14)
+
+
+@pytest.mark.cuda
+def test_gpu_kernel_out_of_bounds_is_caught_by_simulator():
+    from numba import cuda
+
+    from dualad.kernels import gpu
+    x = np.ones(64)
+    with pytest.raises(IndexError):
+        gpu.build("sin")[1, 64](x, np.empty(8), np.empty(64))   # out too short
+    assert cuda.is_available() or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+_PTX_SCRIPT = """
+from numba import cuda, float32, float64, void
+from dualad.kernels import gpu
+from dualad.kernels.table import EXPRESSIONS
+for name in sorted(EXPRESSIONS):
+    for ty in (float64, float32):
+        for cc in ((9, 0), (8, 0)):
+            ptx, _ = cuda.compile_ptx(gpu.python_kernel(name), void(ty[:], ty[:], ty[:]), cc=cc)
+            assert ".entry" in ptx, name
+print("compiled", len(EXPRESSIONS))
+"""
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+                    reason="compile_ptx needs a process without the simulator")
+def test_gpu_kernels_compile_for_hopper_and_ampere():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    res = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"compiled {len(EXPRESSIONS)}" in res.stdout
