@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._tree import tree_leaves
+from ._zero import Zero
 from .backend import check_differentiable, namespace_of, peel
 from .primitive import shape_of
 
@@ -47,14 +49,12 @@ def zeros_like(x, lead_shape: tuple = ()):
 
 def materialize(value, like, lead_shape: tuple = ()):
     """``value`` unless it is the symbolic Zero, in which case real zeros."""
-    from ._zero import Zero
     if value is Zero:
         return zeros_like(like, lead_shape)
     return value
 
 
 def check_float_args(args, positions, names=None) -> None:
-    from ._tree import tree_leaves
     for p in positions:
         for leaf in tree_leaves(args[p]):
             check_differentiable(leaf, names[p] if names else f"argument {p}")

@@ -115,8 +115,8 @@ def unbroadcast(ct, in_shape: tuple, lead: int):
     if ct is Zero:
         return Zero
     shape = shape_of(ct)
-    core = shape[lead:]
-    if core == tuple(in_shape):
+    core = shape[lead:] if lead else shape
+    if core == in_shape:
         return ct
     extra = len(core) - len(in_shape)
     axes = tuple(range(lead, lead + extra))
@@ -148,7 +148,7 @@ def _elementwise_vjp(prim):
         parts = prim.partials(out, *primals, **params)
         lead = lead_of(ct, out)
         return tuple(
-            unbroadcast(safe_mul(p, ct, prim.singular), shape_of(x), lead)
+            unbroadcast(safe_mul(p, ct, prim.singular), tuple(shape_of(x)), lead)
             if need and p is not None else Zero
             for p, x, need in zip(parts, primals, needs))
     return vjp

@@ -9,7 +9,7 @@ import numpy as np
 from .._api_util import (as_array, as_tuple_positions, check_float_args, check_positions,
                          check_tangent, materialize)
 from .._levels import new_level
-from .._tree import tree_flatten, tree_unflatten
+from .._tree import tree_flatten, tree_map, tree_unflatten
 from ..backend import namespace_of, peel
 from ..primitive import shape_of
 from .dual import Dual, process_dual
@@ -118,7 +118,6 @@ def _cast_like(t, p):
 
 def _strip(x):
     """Aux outputs: remove every tracer level opened by the transform."""
-    from .._tree import tree_map
     return tree_map(lambda v: peel(v) if hasattr(v, "_level") else v, x)
 
 
@@ -169,8 +168,6 @@ def _jac_one(fn, args, pos, chunk):
 
 def _assemble(pieces, out_primal, in_shape):
     """Stack chunks of tangents (k, *out) into ``out.shape + in.shape``."""
-    from .._tree import tree_map
-
     def one(*chunks):
         full = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
         out_nd = full.ndim - 1

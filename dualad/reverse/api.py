@@ -7,9 +7,10 @@ import numpy as np
 
 from .._api_util import (as_array, as_tuple_positions, check_float_args, check_positions,
                          materialize)
-from .._tree import tree_flatten, tree_unflatten
+from .._tree import tree_flatten, tree_leaves, tree_unflatten
 from .._zero import Zero
-from ..backend import namespace_of, peel
+from ..backend import check_differentiable, namespace_of, peel
+from ..forward.api import pick_chunk
 from ..primitive import shape_of
 from .tape import trace_vjp
 
@@ -127,8 +128,6 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         check_positions(positions, len(args))
         names = {p: f"argument {p} (grad_position={p})" for p in positions}
         for p in positions:
-            from .._tree import tree_leaves
-            from ..backend import check_differentiable
             for leaf in tree_leaves(args[p]):
                 check_differentiable(leaf, names[p])
         diff_args = [_map_leaves(as_array, args[p]) for p in positions]
@@ -259,7 +258,6 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         xp = namespace_of(ov)
         m = int(np.prod(shape_of(o), dtype=np.int64))
         dtype = getattr(ov, "dtype", np.dtype(np.float64))
-        from ..forward.api import pick_chunk
         k = chunk or pick_chunk(m, max(64, min(m, 1024)))
         rows = [[] for _ in positions]
         for start in range(0, max(m, 1), k):

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 from .._levels import new_level
+from .._tree import tree_flatten
 from .._zero import Zero, add_any, safe_mul
 from ..kernels import value_and_partial
 from ..dispatch import Tracer
@@ -118,53 +119,59 @@ def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None)
     recorded tracers of that level so the gradients are themselves recorded.
     Returns ``{leaf_node: cotangent}`` for the leaves reached (or in ``wanted``).
     """
-    cts: dict = {}
+    cts: dict = {}            # node -> cotangent (a list of them for multi-output nodes)
     for node, index, ct in roots:
-        slot = cts.setdefault(node, [Zero] * _n_out(node))
-        slot[index] = add_any(slot[index], ct)
+        _accumulate(cts, node, index, ct)
     results = {}
     for node in reversed(toposort([r[0] for r in roots])):
-        slot = cts.pop(node, None)
-        if slot is None or all(c is Zero for c in slot):
+        ct_out = cts.pop(node, Zero)
+        prim = node.prim
+        if prim is None:
+            if ct_out is not Zero and (wanted is None or node in wanted):
+                results[node] = ct_out
             continue
-        if node.prim is None:
-            if wanted is None or node in wanted:
-                results[node] = slot[0]
+        if ct_out is Zero:
             continue
+        if prim.n_outputs > 1:
+            if all(c is Zero for c in ct_out):
+                continue
+            ct_out = tuple(ct_out)
         if node.primals is None:
             raise GraphFreedError(
                 "Trying to backward through the graph a second time, but its saved values "
                 "were freed after the first backward. Pass retain_graph=True to the first "
                 "backward() (or autograd.grad) if you need to backward twice.")
-        prim = node.prim
         if graph_level is not None:
             primals = list(node.args)
             make = graph_level.data.get("var_type", Var)
             out = (make(node.out, graph_level, node, 0) if prim.n_outputs == 1 else
                    tuple(make(o, graph_level, node, i) for i, o in enumerate(node.out)))
-        else:
-            primals, out = node.primals, node.out
-        needs = tuple(p is not None for p in node.parents)
-        ct_out = slot[0] if prim.n_outputs == 1 else tuple(slot)
-        if node.partials is not None and graph_level is None:
+            in_cts = prim.vjp(ct_out, primals, out, _needs(node), **node.params)
+        elif node.partials is not None:     # saved by a fused kernel
             in_cts = (safe_mul(node.partials, ct_out, prim.singular),)
         else:
-            in_cts = prim.vjp(ct_out, primals, out, needs, **node.params)
+            in_cts = prim.vjp(ct_out, node.primals, node.out, _needs(node), **node.params)
         for parent, ct in zip(node.parents, in_cts):
-            if parent is None or ct is Zero:
-                continue
-            pnode, pidx = parent
-            pslot = cts.get(pnode)
-            if pslot is None:
-                pslot = cts[pnode] = [Zero] * _n_out(pnode)
-            pslot[pidx] = add_any(pslot[pidx], ct)
+            if parent is not None and ct is not Zero:
+                _accumulate(cts, parent[0], parent[1], ct)
         if not retain_graph:
             node.primals = node.out = node.args = node.partials = None
     return results
 
 
-def _n_out(node) -> int:
-    return 1 if node.prim is None else node.prim.n_outputs
+def _needs(node) -> tuple:
+    return tuple(p is not None for p in node.parents)
+
+
+def _accumulate(cts: dict, node, index: int, ct) -> None:
+    if node.prim is None or node.prim.n_outputs == 1:
+        prev = cts.get(node, Zero)
+        cts[node] = ct if prev is Zero else prev + ct
+    else:
+        slot = cts.get(node)
+        if slot is None:
+            slot = cts[node] = [Zero] * node.prim.n_outputs
+        slot[index] = add_any(slot[index], ct)
 
 
 def trace_vjp(fn, primals: list, level_kind: str = "rev"):
@@ -172,7 +179,6 @@ def trace_vjp(fn, primals: list, level_kind: str = "rev"):
     ``out`` is the raw output (a leaf or a pytree of Vars/constants, one level
     down unwrapped by the caller) and ``pullback(ct)`` the input cotangents
     (``Zero`` where unused). Used by every reverse transform."""
-    from .._tree import tree_flatten
     with new_level(level_kind, record) as level:
         leaves = [leaf_node() for _ in primals]
         inputs = [Var(p, level, n) for p, n in zip(primals, leaves)]
