@@ -17,3 +17,24 @@ def rng():
 
 
 CUDASIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+def _real_gpu() -> bool:
+    try:
+        from numba import cuda
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    # `make test` runs the cuda-marked tests in a second process with the
+    # simulator switched on; in any other process they need a real GPU.
+    if CUDASIM or not any("cuda" in item.keywords for item in items):
+        return
+    if _real_gpu():
+        return
+    skip = pytest.mark.skip(reason="needs NUMBA_ENABLE_CUDASIM=1 (run by `make test`) or a GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
