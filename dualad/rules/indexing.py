@@ -1,1 +1,424 @@
-"""Indexing primitives (to be filled)."""
+"""Indexing primitives: ``getitem`` and its transpose ``scatter_add``, and the
+NumPy functions built on them (take, take_along_axis, flip, diagonal, diag,
+triu/tril, ...).
+
+Both primitives are linear, each the transpose of the other, so derivatives of
+any order come out of two rules. Keys are normalised at dispatch into a
+*canonical key*: a tuple with one entry per consumed input axis (plus ``None``
+for new axes), where every entry is
+
+* a non-negative ``int``,
+* a ``slice(start, stop, step)`` with explicit ints (``stop`` None only for a
+  negative step that runs to the front),
+* ``None`` (a new axis), or
+* an integer index array (boolean masks become their ``nonzero()`` arrays).
+
+No Ellipsis, no booleans, no lists, no tracers: the primitives can then add
+``lead`` batch axes by prepending full slices.
+
+Example::
+
+    >>> import numpy as np, dualad as da
+    >>> da.grad(lambda x: (x[::-1][[0, 0]] ** 2).sum())(np.array([1.0, 2.0]))
+    array([0., 8.])
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..backend import namespace_of, peel
+from ..dispatch import FUNCTIONS, implements
+from ..primitive import defprimitive, ndim_of, registry, shape_of
+
+
+# ============================================================================
+# canonical keys
+# ============================================================================
+def _is_array(k) -> bool:
+    return k is not None and not isinstance(k, (int, slice))
+
+
+def _as_index(v):
+    return None if v is None else operator.index(peel(v))
+
+
+def _canon_slice(s: slice, n: int) -> slice:
+    start, stop, step = slice(_as_index(s.start), _as_index(s.stop),
+                              _as_index(s.step)).indices(n)
+    if len(range(start, stop, step)) == 0:
+        # Why: an empty negative-step range can come back as start=-1, which
+        # NumPy would read as "the last element".
+        return slice(0, 0, 1)
+    return slice(start, None if stop < 0 else stop, step)
+
+
+def _entry(k):
+    """One user key entry as int, slice, None, Ellipsis or an index array."""
+    k = peel(k)
+    if k is None or k is Ellipsis or isinstance(k, slice):
+        return k
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError("a scalar boolean index on a traced array is not supported; "
+                        "use np.where or a boolean array mask instead")
+    if isinstance(k, (int, np.integer)):
+        return int(k)
+    arr = k if hasattr(k, "dtype") and hasattr(k, "ndim") else np.asarray(k)
+    if arr.dtype.kind == "b":
+        if arr.ndim == 0:
+            raise TypeError("a scalar boolean index on a traced array is not supported")
+        return arr
+    if arr.dtype.kind in "iu":
+        return int(arr) if arr.ndim == 0 else arr
+    if arr.size == 0:                      # x[[]] : an empty list reads as float64
+        return arr.astype(np.intp)
+    raise IndexError("only integers, slices (`:`), ellipsis (`...`), numpy.newaxis "
+                     "(`None`) and integer or boolean arrays are valid indices")
+
+
+def canonical_key(key, shape: tuple, xp=np) -> tuple:
+    """Normalise a NumPy index ``key`` against an array of ``shape`` (index
+    arrays end up in the array namespace ``xp``).
+
+    >>> canonical_key((Ellipsis, -1), (2, 3))
+    (slice(0, 2, 1), 2)
+    """
+    shape = tuple(shape)
+    nd = len(shape)
+    entries = [_entry(k) for k in (key if isinstance(key, tuple) else (key,))]
+    n_ell = sum(1 for k in entries if k is Ellipsis)
+    if n_ell > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(k.ndim if _is_array(k) and k.dtype.kind == "b" else 1
+               for k in entries if k is not None and k is not Ellipsis)
+    if used > nd:
+        raise IndexError(f"too many indices for array: array is {nd}-dimensional, "
+                         f"but {used} were indexed")
+    fill = [slice(None)] * (nd - used)
+    if n_ell:
+        i = next(i for i, k in enumerate(entries) if k is Ellipsis)
+        entries[i:i + 1] = fill
+    else:
+        entries += fill
+    out, dim = [], 0
+    for k in entries:
+        if k is None:
+            out.append(None)
+        elif isinstance(k, slice):
+            out.append(_canon_slice(k, shape[dim]))
+            dim += 1
+        elif isinstance(k, int):
+            n = shape[dim]
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {dim} with size {n}")
+            out.append(k % n)
+            dim += 1
+        elif k.dtype.kind == "b":
+            covered = shape[dim:dim + k.ndim]
+            if tuple(k.shape) != covered:
+                raise IndexError(f"boolean index of shape {tuple(k.shape)} does not match "
+                                 f"the indexed array's axes {covered} (from axis {dim})")
+            # Why: a mask is exactly its nonzero() index arrays, and integer
+            # indices are what scatter_add can transpose.
+            out.extend(xp.nonzero(k if xp is np else xp.asarray(k)))
+            dim += k.ndim
+        else:
+            out.append(k if xp is np else xp.asarray(k))
+            dim += 1
+    return tuple(out)
+
+
+def key_info(key: tuple) -> tuple:
+    """``(basic, front, nb)``: the key has no index arrays; its advanced
+    indices are separated (NumPy then puts their broadcast axes first); the
+    number of those broadcast axes."""
+    arrays = [k for k in key if _is_array(k)]
+    if not arrays:
+        return True, False, 0
+    # Ints count as advanced indices once any index array is present.
+    adv = [i for i, k in enumerate(key) if isinstance(k, int) or _is_array(k)]
+    front = adv[-1] - adv[0] + 1 != len(adv)
+    nb = len(np.broadcast_shapes(*(tuple(a.shape) for a in arrays)))
+    return False, front, nb
+
+
+def _core_ndim(key: tuple) -> int:
+    return sum(1 for k in key if k is not None)
+
+
+def _is_identity(key: tuple, shape: tuple) -> bool:
+    return len(key) == len(shape) and all(
+        isinstance(k, slice) and k.start == 0 and k.stop == n and k.step == 1
+        for k, n in zip(key, shape, strict=True))
+
+
+# ============================================================================
+# getitem and scatter_add: linear, each the other's transpose
+# ============================================================================
+def _getitem(x, key, lead=0):
+    xp = namespace_of(x)
+    if not hasattr(x, "shape"):
+        x = xp.asarray(x)
+    if not lead:
+        return x[key]
+    out = x[(slice(None),) * lead + key]
+    _, front, nb = key_info(key)
+    if front:
+        # NumPy put the index broadcast axes in front of the batch axes.
+        out = xp.moveaxis(out, tuple(range(nb, nb + lead)), tuple(range(lead)))
+    return out
+
+
+def _add_at(xp, z, key, v):
+    if xp is np:
+        np.add.at(z, key, v)
+        return
+    at = getattr(xp.add, "at", None)
+    if at is not None:
+        at(z, key, v)
+    else:                                    # older CuPy
+        import cupyx
+        cupyx.scatter_add(z, key, v)
+
+
+def _scatter_add(ct, key, in_shape, lead=0):
+    xp = namespace_of(ct)
+    if not hasattr(ct, "shape"):
+        ct = xp.asarray(ct)
+    z = xp.zeros(tuple(ct.shape[:lead]) + tuple(in_shape), dtype=ct.dtype)
+    full = (slice(None),) * lead + key
+    basic, front, nb = key_info(key)
+    if basic:
+        # Basic keys pick each element at most once: plain assignment is enough.
+        z[full] = ct
+        return z
+    if lead and front:
+        ct = xp.moveaxis(ct, tuple(range(lead)), tuple(range(nb, nb + lead)))
+    # Fancy keys may repeat an element: the cotangents must accumulate.
+    _add_at(xp, z, full, ct)
+    return z
+
+
+def _getitem_T(ct, primals, lead, key):
+    # The input's core shape is its last _core_ndim(key) axes, whatever batch
+    # axes the primal itself carries.
+    nd = _core_ndim(key)
+    shape = shape_of(primals[0])
+    return registry["scatter_add"](ct, key=key, in_shape=shape[len(shape) - nd:], lead=lead)
+
+
+defprimitive("getitem", _getitem, transpose=_getitem_T)
+defprimitive("scatter_add", _scatter_add,
+             transpose=lambda ct, primals, lead, key, in_shape: registry["getitem"](
+                 ct, key=key, lead=lead))
+
+
+def getitem(x, key):
+    """``x[key]`` on a traced (or plain) array, with any NumPy key."""
+    shape = shape_of(x)
+    key = canonical_key(key, shape, namespace_of(x))
+    if _is_identity(key, shape):
+        return x
+    return registry["getitem"](x, key=key)
+
+
+def scatter_add(values, key, shape: tuple):
+    """Zeros of ``shape`` with ``values`` added at ``key`` (repeats accumulate)."""
+    key = canonical_key(key, shape, namespace_of(values))
+    return registry["scatter_add"](values, key=key, in_shape=tuple(shape))
+
+
+FUNCTIONS["getitem"] = getitem
+
+
+def _full(nd: int, axis: int, entry) -> tuple:
+    return (slice(None),) * axis + (entry,) + (slice(None),) * (nd - axis - 1)
+
+
+def _int_array(v):
+    arr = peel(v)
+    arr = arr if hasattr(arr, "dtype") else np.asarray(arr)
+    if arr.dtype.kind not in "iu":
+        if arr.size == 0:
+            return arr.astype(np.intp)
+        raise IndexError("index arrays must be of integer type")
+    return arr
+
+
+def _axis(axis, nd: int) -> int:
+    axis = operator.index(axis)
+    if not -nd <= axis < max(nd, 1):
+        raise np.exceptions.AxisError(axis, nd)
+    return axis % max(nd, 1)
+
+
+# ============================================================================
+# take, take_along_axis, compress, extract, delete
+# ============================================================================
+@implements(np.take)
+def take(a, indices, axis=None, out=None, mode="raise"):
+    """np.take as fancy indexing along ``axis`` (flattened when None)."""
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    axis = _axis(axis, ndim_of(a))
+    idx = _int_array(indices)
+    n = shape_of(a)[axis]
+    if mode == "wrap":
+        idx = idx % n
+    elif mode == "clip":
+        idx = namespace_of(idx).clip(idx, 0, n - 1)
+    return getitem(a, _full(ndim_of(a), axis, idx))
+
+
+@implements(np.take_along_axis)
+def take_along_axis(arr, indices, axis=-1):
+    """Every other axis gets an ``arange`` grid, so all indices broadcast together."""
+    idx = _int_array(indices)
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    nd = ndim_of(arr)
+    axis = _axis(axis, nd)
+    if idx.ndim != nd:
+        raise ValueError("`indices` and `arr` must have the same number of dimensions")
+    xp = namespace_of(idx)
+    key = []
+    for i, n in enumerate(shape_of(arr)):
+        if i == axis:
+            key.append(idx)
+        else:
+            key.append(xp.arange(n).reshape((1,) * i + (n,) + (1,) * (nd - i - 1)))
+    return getitem(arr, tuple(key))
+
+
+@implements(np.compress)
+def compress(condition, a, axis=None, out=None):
+    cond = np.asarray(peel(condition), dtype=bool).ravel()
+    return take(a, np.nonzero(cond)[0], axis=axis)
+
+
+@implements(np.extract)
+def extract(condition, arr):
+    cond = np.asarray(peel(condition), dtype=bool).ravel()
+    return take(np.ravel(arr), np.nonzero(cond)[0])
+
+
+@implements(np.delete)
+def delete(arr, obj, axis=None):
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    axis = _axis(axis, ndim_of(arr))
+    keep = np.delete(np.arange(shape_of(arr)[axis]), peel(obj))
+    return take(arr, keep, axis=axis)
+
+
+# ============================================================================
+# flips and rotations: negative-step slices
+# ============================================================================
+@implements(np.flip)
+def flip(m, axis=None):
+    nd = ndim_of(m)
+    if axis is None:
+        axes = range(nd)
+    else:
+        axes = [_axis(a, nd) for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)]
+    return getitem(m, tuple(slice(None, None, -1) if i in axes else slice(None)
+                            for i in range(nd)))
+
+
+@implements(np.fliplr)
+def fliplr(m):
+    if ndim_of(m) < 2:
+        raise ValueError("Input must be >= 2-d.")
+    return flip(m, 1)
+
+
+@implements(np.flipud)
+def flipud(m):
+    if ndim_of(m) < 1:
+        raise ValueError("Input must be >= 1-d.")
+    return flip(m, 0)
+
+
+@implements(np.rot90)
+def rot90(m, k=1, axes=(0, 1)):
+    """NumPy's own recipe: flips and one transpose."""
+    nd = ndim_of(m)
+    a0, a1 = (_axis(a, nd) for a in axes)
+    if a0 == a1:
+        raise ValueError("Axes must be different.")
+    k %= 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    perm = list(range(nd))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    if k == 1:
+        return np.transpose(flip(m, a1), perm)
+    return flip(np.transpose(m, perm), a1)
+
+
+# ============================================================================
+# diagonals and triangles
+# ============================================================================
+def _diag_index(n1: int, n2: int, offset: int, xp=np):
+    r0, c0 = max(-offset, 0), max(offset, 0)
+    length = max(0, min(n1 - r0, n2 - c0))
+    return xp.arange(length) + r0, xp.arange(length) + c0
+
+
+@implements(np.diagonal)
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """Move the two axes last, then one fancy index (diagonal last, as NumPy)."""
+    nd = ndim_of(a)
+    if nd < 2:
+        raise ValueError("diag requires an array of at least two dimensions")
+    a1, a2 = _axis(axis1, nd), _axis(axis2, nd)
+    if a1 == a2:
+        raise ValueError("axis1 and axis2 cannot be the same")
+    perm = [i for i in range(nd) if i not in (a1, a2)] + [a1, a2]
+    shape = shape_of(a)
+    rows, cols = _diag_index(shape[a1], shape[a2], int(offset))
+    return getitem(np.transpose(a, perm), (Ellipsis, rows, cols))
+
+
+@implements(np.trace)
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    return np.sum(diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+@implements(np.diag)
+def diag(v, k=0):
+    """1-D: a scatter into an (n, n) zero matrix; 2-D: the k-th diagonal."""
+    nd = ndim_of(v)
+    if nd == 2:
+        return diagonal(v, k)
+    if nd != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    m = shape_of(v)[0]
+    n = m + abs(int(k))
+    rows, cols = _diag_index(n, n, int(k), namespace_of(v))
+    return registry["scatter_add"](v, key=(rows, cols), in_shape=(n, n))
+
+
+@implements(np.diagflat)
+def diagflat(v, k=0):
+    return diag(np.ravel(v), k)
+
+
+def _tri_mask(m, k):
+    shape = shape_of(m)
+    rows, cols = (shape[-2], shape[-1]) if len(shape) >= 2 else (shape[-1], shape[-1])
+    return np.tri(rows, cols, k=int(k), dtype=bool)
+
+
+@implements(np.triu)
+def triu(m, k=0):
+    # where keeps the dtype (a Python 0.0 never upcasts float32).
+    return np.where(_tri_mask(m, int(k) - 1), 0.0, m)
+
+
+@implements(np.tril)
+def tril(m, k=0):
+    return np.where(_tri_mask(m, k), m, 0.0)
