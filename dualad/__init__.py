@@ -9,9 +9,14 @@ from __future__ import annotations
 import importlib
 
 from . import rules  # noqa: F401  (fills the registry and dispatch tables)
-from .forward import Dual
-from .forward.api import jacfwd, jvp, pick_chunk
-from .reverse.api import grad, jacrev, value_and_grad, vjp
+from .forward import Dual as Dual
+from .forward.api import jacfwd as jacfwd
+from .forward.api import jvp as jvp
+from .forward.api import pick_chunk as pick_chunk
+from .reverse.api import grad as grad
+from .reverse.api import jacrev as jacrev
+from .reverse.api import value_and_grad as value_and_grad
+from .reverse.api import vjp as vjp
 
 __version__ = "0.1.0"
 

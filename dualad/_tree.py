@@ -1,7 +1,8 @@
 """Pytrees: nested tuples, lists and dicts of leaves (arrays, floats, tracers)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class TreeDef:

@@ -9,7 +9,7 @@ silently drop a derivative (``np.asarray``, ``float``, ``tolist``) raise too.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

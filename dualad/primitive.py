@@ -28,12 +28,12 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ._levels import leaked
 from ._zero import Zero, add_any, safe_mul
 
-registry: dict[str, "Primitive"] = {}
+registry: dict[str, Primitive] = {}
 
 
 class Primitive:
@@ -166,9 +166,24 @@ def _linear_jvp(prim):
 
 def _linear_vjp(prim):
     def vjp(ct, primals, out, needs, **params):
-        lead = lead_of(ct, out) + params.pop("lead", 0)
+        lead0 = params.pop("lead", 0)
+        lead = lead_of(ct, out) + lead0
+        if lead0:
+            # Recorded on a batched tangent: the transpose must see the core
+            # input (shape and dtype are all a linear transpose reads), else
+            # the lead0 axes would be counted twice.
+            primals = (_core_standin(primals[0], lead0),) + tuple(primals[1:])
         return (prim.transpose(ct, primals, lead, **params),) + (Zero,) * (len(primals) - 1)
     return vjp
+
+
+def _core_standin(x, lead: int):
+    """A zero-cost array with ``x``'s dtype and its shape minus ``lead`` axes."""
+    from .backend import namespace_of, peel
+    v = peel(x)
+    xp = namespace_of(v)
+    dtype = getattr(v, "dtype", None) or xp.result_type(v)
+    return xp.broadcast_to(xp.zeros((), dtype=dtype), shape_of(x)[lead:])
 
 
 def defprimitive(name: str, impl: Callable, **rules) -> Primitive:

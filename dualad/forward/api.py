@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from .._api_util import (as_array, as_tuple_positions, check_float_args, check_positions,
-                         check_tangent, materialize)
+from .._api_util import (
+    as_array,
+    as_tuple_positions,
+    check_float_args,
+    check_positions,
+    check_tangent,
+    materialize,
+)
 from .._levels import new_level
 from .._tree import tree_flatten, tree_map, tree_unflatten
 from ..backend import namespace_of, peel

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from .._levels import persistent_level
 from .._zero import Zero, safe_mul
-from ..kernels import value_and_partial
 from ..backend import peel
 from ..dispatch import Tracer
+from ..kernels import value_and_partial
 from ..primitive import bind, shape_of
 
 

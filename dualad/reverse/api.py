@@ -1,14 +1,19 @@
 """Reverse-mode transforms: vjp, grad, value_and_grad, jacrev."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from .._api_util import (as_array, as_tuple_positions, check_float_args, check_positions,
-                         materialize)
+from .._api_util import (
+    as_array,
+    as_tuple_positions,
+    check_float_args,
+    check_positions,
+    materialize,
+    zeros_like,
+)
 from .._tree import tree_flatten, tree_leaves, tree_unflatten
-from .._zero import Zero
 from ..backend import check_differentiable, namespace_of, peel
 from ..forward.api import pick_chunk
 from ..primitive import shape_of
@@ -131,7 +136,9 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
             for leaf in tree_leaves(args[p]):
                 check_differentiable(leaf, names[p])
         diff_args = [_map_leaves(as_array, args[p]) for p in positions]
-        diff_w = [pr.value for pr in params]
+        # The current value: a traced one when an enclosing grad is already
+        # differentiating this Parameter (nested weights grads).
+        diff_w = [pr._current() for pr in params]
         aux_box = []
 
         def inner(*diff):
@@ -150,7 +157,7 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
         grads = tree_unflatten(in_td, [_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
         grads_in = grads[:len(positions)]
-        grads_w = tuple(g if pr.requires_grad else np.zeros_like(g)
+        grads_w = tuple(g if pr.requires_grad else zeros_like(g)
                         for g, pr in zip(grads[len(positions):], params))
         if grad_position is None:
             result = grads_w

@@ -20,8 +20,8 @@ from __future__ import annotations
 from .._levels import new_level
 from .._tree import tree_flatten
 from .._zero import Zero, add_any, safe_mul
-from ..kernels import value_and_partial
 from ..dispatch import Tracer
+from ..kernels import value_and_partial
 from ..primitive import bind, shape_of
 
 
@@ -184,6 +184,7 @@ def trace_vjp(fn, primals: list, level_kind: str = "rev"):
         inputs = [Var(p, level, n) for p, n in zip(primals, leaves)]
         out = fn(*inputs)
     flat, treedef = tree_flatten(out)
+    flat = [lower_to(o, level) for o in flat]
     out_primal = [o.primal if getattr(o, "_level", None) is level else o for o in flat]
 
     def pullback(cts, retain_graph: bool = True):
@@ -197,6 +198,20 @@ def trace_vjp(fn, primals: list, level_kind: str = "rev"):
         return [got.get(n, Zero) for n in leaves]
 
     return out_primal, treedef, pullback
+
+
+def lower_to(x, level):
+    """An output leaf as the transform at ``level`` sees it.
+
+    Why: a tape tensor made inside the transform lives at a still-active level
+    above it; to the transform its value is its primal (e.g. a Var of
+    ``level``), not a constant. Closed levels above are left alone (leaks).
+    """
+    while True:
+        lv = getattr(x, "_level", None)
+        if lv is None or lv.order <= level.order or not lv.active:
+            return x
+        x = x.primal
 
 
 def _check_ct_shape(ct, primal) -> None:

@@ -134,7 +134,7 @@ def swapaxes(x, axis1, axis2):
 @implements(np.moveaxis)
 def moveaxis(x, source, destination):
     nd = ndim_of(x)
-    src = normalize_axes(source, nd) if not isinstance(source, (int, np.integer)) else (source % nd,)
+    src = (source % nd,) if isinstance(source, (int, np.integer)) else ()
     dst = (destination % nd,) if isinstance(destination, (int, np.integer)) else tuple(
         d % nd for d in destination)
     if not isinstance(source, (int, np.integer)):

@@ -19,17 +19,17 @@ def _elementwise(name, impl, partials, ufunc=None, singular=False):
         implements(ufunc)(prim_caller(name))
 
 
-def _power_partials(out, x, p):
-    # d/dx x**p = p x**(p-1); d/dp x**p = log(x) x**p (only where p is traced).
-    dx = p * np.power(x, p - 1) if not _is_const_zero(p) else None
-    dp = None
-    if hasattr(p, "_level"):
-        dp = out * np.log(np.where(x == 0, 1, x))   # x**p with x = 0: 0 * log -> 0
-    return dx, dp
+def _power_partials(out, x, exponent):
+    # A constant exponent is a parameter, not an input: no log(x) pass for x**2.
+    if isinstance(exponent, (int, float)) and exponent == 2:
+        return (2.0 * x,)
+    return (exponent * np.power(x, exponent - 1),)
 
 
-def _is_const_zero(p) -> bool:
-    return not hasattr(p, "_level") and np.all(np.asarray(p) == 0)
+def _pow_partials(out, x, y):
+    # Traced exponent: d/dy x**y = log(x) x**y; at x = 0 the term is 0 (out is 0).
+    safe_x = np.where(x == 0, 1.0, x)
+    return y * np.power(x, y - 1), out * np.log(safe_x)
 
 
 def _tie_half(a, b):
@@ -47,7 +47,20 @@ _elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply)
 _elementwise("true_divide", np.true_divide,
              lambda out, x, y: (1.0 / y, -out / y), np.true_divide, singular=True)
 _elementwise("negative", np.negative, lambda out, x: (-1.0,), np.negative)
-_elementwise("power", np.power, _power_partials, np.power, singular=True)
+_elementwise("power", lambda x, exponent: np.power(x, exponent), _power_partials,
+             singular=True)
+_elementwise("pow", np.power, _pow_partials, singular=True)
+
+
+@implements(np.power)
+def power(x, p):
+    """x ** p: ``power`` for a constant exponent, ``pow`` for a traced one."""
+    if hasattr(p, "_level"):
+        return registry["pow"](x, p)
+    return registry["power"](x, exponent=p)
+
+
+implements(np.float_power)(power)
 _elementwise("square", np.square, lambda out, x: (2.0 * x,), np.square)
 _elementwise("sqrt", np.sqrt, lambda out, x: (0.5 / out,), np.sqrt, singular=True)
 _elementwise("cbrt", np.cbrt, lambda out, x: (1.0 / (3.0 * out * out),), np.cbrt, singular=True)
