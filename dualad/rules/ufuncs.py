@@ -34,8 +34,10 @@ def _pow_partials(out, x, y):
 
 def _tie_half(a, b):
     # maximum/minimum at a tie: split the derivative evenly (as JAX), so
-    # max(x, x) has derivative 1 and is symmetric.
-    return np.where(a == b, 0.5, 1.0)
+    # max(x, x) has derivative 1 and is symmetric. In the inputs' float dtype.
+    dtype = np.result_type(a, b)
+    dtype = dtype if dtype.kind == "f" else np.float64
+    return np.where(a == b, 0.5, 1.0).astype(dtype)
 
 
 # ============================================================================
@@ -72,7 +74,7 @@ implements(np.divide)(prim_caller("true_divide"))
 # ============================================================================
 # exponentials and logarithms
 # ============================================================================
-_LN2, _LN10 = np.log(2.0), np.log(10.0)
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))  # Python floats keep float32
 _elementwise("exp", np.exp, lambda out, x: (out,), np.exp)
 _elementwise("exp2", np.exp2, lambda out, x: (out * _LN2,), np.exp2)
 _elementwise("expm1", np.expm1, lambda out, x: (out + 1.0,), np.expm1)
