@@ -88,3 +88,17 @@ def leaked(level: Level) -> LeakedTracerError:
         f"a traced value from a finished transform ({level!r}) was used again. "
         "Values computed inside jvp/grad/... must not be stored and reused "
         "outside that call; return them from the function instead.")
+
+
+def lower_to(x, level):
+    """An output leaf as the transform at ``level`` sees it.
+
+    Why: a tape tensor made inside the transform lives at a still-active level
+    above it; to the transform its value is its primal (e.g. a Var of
+    ``level``), not a constant. Closed levels above are left alone (leaks).
+    """
+    while True:
+        lv = getattr(x, "_level", None)
+        if lv is None or lv.order <= level.order or not lv.active:
+            return x
+        x = x.primal

@@ -14,7 +14,7 @@ from .._api_util import (
     check_tangent,
     materialize,
 )
-from .._levels import new_level
+from .._levels import lower_to, new_level
 from .._tree import tree_flatten, tree_map, tree_unflatten
 from ..backend import namespace_of, peel
 from ..primitive import shape_of
@@ -49,6 +49,7 @@ def _open(level, primal, tangent):
 
 def _close(level, out_leaf, lead_shape=()):
     """Split an output leaf into (primal, tangent) at ``level``."""
+    out_leaf = lower_to(out_leaf, level)
     if getattr(out_leaf, "_level", None) is level:
         return out_leaf.primal, materialize(out_leaf.tangent, out_leaf.primal, lead_shape)
     return out_leaf, materialize(_ZERO, out_leaf, lead_shape)

@@ -17,7 +17,7 @@ Example::
 """
 from __future__ import annotations
 
-from .._levels import new_level
+from .._levels import lower_to, new_level
 from .._tree import tree_flatten
 from .._zero import Zero, add_any, safe_mul
 from ..dispatch import Tracer
@@ -117,7 +117,9 @@ def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None)
 
     ``graph_level``: when set (``create_graph``), the rules run on the
     recorded tracers of that level so the gradients are themselves recorded.
-    Returns ``{leaf_node: cotangent}`` for the leaves reached (or in ``wanted``).
+    Returns ``{leaf_node: cotangent}`` for the leaves reached (or in ``wanted``);
+    a non-leaf node in ``wanted`` maps to its output cotangent (a tuple for a
+    multi-output node).
     """
     cts: dict = {}            # node -> cotangent (a list of them for multi-output nodes)
     for node, index, ct in roots:
@@ -136,6 +138,8 @@ def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None)
             if all(c is Zero for c in ct_out):
                 continue
             ct_out = tuple(ct_out)
+        if wanted is not None and node in wanted:
+            results[node] = ct_out      # a non-leaf input of autograd.grad
         if node.primals is None:
             raise GraphFreedError(
                 "Trying to backward through the graph a second time, but its saved values "
@@ -198,20 +202,6 @@ def trace_vjp(fn, primals: list, level_kind: str = "rev"):
         return [got.get(n, Zero) for n in leaves]
 
     return out_primal, treedef, pullback
-
-
-def lower_to(x, level):
-    """An output leaf as the transform at ``level`` sees it.
-
-    Why: a tape tensor made inside the transform lives at a still-active level
-    above it; to the transform its value is its primal (e.g. a Var of
-    ``level``), not a constant. Closed levels above are left alone (leaks).
-    """
-    while True:
-        lv = getattr(x, "_level", None)
-        if lv is None or lv.order <= level.order or not lv.active:
-            return x
-        x = x.primal
 
 
 def _check_ct_shape(ct, primal) -> None:
