@@ -1,3 +1,4 @@
+# transforms: open for planner integration
 """Composed transforms: ``hvp``, ``hessian`` (four modes) and ``jacobian``.
 
 Every mode is a composition of the primitive transforms: the derivative rules
