@@ -28,8 +28,11 @@ def _power_partials(out, x, exponent):
 
 def _pow_partials(out, x, y):
     # Traced exponent: d/dy x**y = log(x) x**y; at x = 0 the term is 0 (out is 0).
-    safe_x = np.where(x == 0, 1.0, x)
-    return y * np.power(x, y - 1), out * np.log(safe_x)
+    log_x = np.log(np.where(x == 0, 1.0, x))
+    dtype = np.result_type(out)
+    if log_x.dtype != dtype:          # a Python-float base must not upcast float32
+        log_x = log_x.astype(dtype)
+    return y * np.power(x, y - 1), out * log_x
 
 
 def _tie_half(a, b):
@@ -174,4 +177,7 @@ register_nondiff(
     np.nonzero, np.argwhere, np.flatnonzero, np.shape, np.ndim, np.size, np.result_type,
     np.isclose, np.allclose, np.array_equal, np.all, np.any, np.count_nonzero, np.sort_complex,
     np.searchsorted, np.iscomplexobj, np.isrealobj,
+    # shape-and-dtype constructors: the result does not depend on the values
+    # (not full_like: a traced fill value would lose its derivative)
+    np.ones_like, np.zeros_like, np.empty_like,
 )
