@@ -15,6 +15,8 @@ Example::
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .._levels import persistent_level
 from .._zero import Zero, safe_mul
 from ..backend import peel
@@ -30,6 +32,8 @@ class Dual(Tracer):
     __slots__ = ("primal", "tangent", "_level")
 
     def __init__(self, primal, tangent, level=None):
+        if isinstance(tangent, (int, float)):      # rules reshape tangents
+            tangent = np.asarray(tangent, dtype=getattr(peel(primal), "dtype", np.float64))
         ps, ts = shape_of(primal), shape_of(tangent)
         if ts != ps and ts[1:] != ps:
             raise ValueError(
