@@ -38,3 +38,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def cupy_usable() -> bool:
+    """GPU.md's rule: import works, a device exists, and a tiny op runs."""
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() <= 0:
+            return False
+        return bool((cupy.arange(3) + 1).get()[2] == 3)
+    except Exception:
+        return False

@@ -86,6 +86,8 @@ def test_gpu_kernel_in_simulator(name):
 
 
 @pytest.mark.cuda
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1",
+                    reason="bounds checks exist only in the simulator")
 def test_gpu_kernel_out_of_bounds_is_caught_by_simulator():
     from numba import cuda
 

@@ -55,7 +55,23 @@ def value_and_partial(name: str, x):
         from . import cpu
         return cpu.value_and_partial(name, x)
     cp = sys.modules.get("cupy")
-    if cp is not None and isinstance(x, cp.ndarray) and x.dtype in _FLOATS:
+    if cp is not None and isinstance(x, cp.ndarray) and x.dtype in _FLOATS and _gpu_ok():
         from . import gpu
-        return gpu.value_and_partial(name, x)
+        try:
+            return gpu.value_and_partial(name, x)
+        except Exception as err:   # a numba.cuda that cannot compile here: use CuPy ops
+            _disable_gpu(err)
     return None
+
+
+def _gpu_ok() -> bool:
+    return _state.get("gpu_error") is None
+
+
+def _disable_gpu(err: Exception) -> None:
+    """Why: a broken numba-cuda install (e.g. one built against another NumPy)
+    must cost speed, never a crash; warn once and run the CuPy path."""
+    import warnings
+    _state["gpu_error"] = err
+    warnings.warn(f"dualad: numba.cuda kernels unavailable ({type(err).__name__}: {err}); "
+                  "falling back to CuPy operations", RuntimeWarning, stacklevel=3)
