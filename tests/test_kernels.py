@@ -39,14 +39,14 @@ def test_every_fused_primitive_has_a_kernel():
 
 
 def test_float32_kernel_stays_float32():
-    value, partial = cpu.value_and_partial("tanh", _inputs("tanh", np.float32))
+    value, partial = cpu.value_and_partial("sin", _inputs("sin", np.float32))
     assert value.dtype == np.float32 and partial.dtype == np.float32
 
 
 def test_numba_and_numpy_paths_agree_in_both_modes():
     x = np.random.default_rng(1).standard_normal((40, 30))
     t = np.random.default_rng(2).standard_normal((40, 30))
-    f = lambda x: np.sum(np.sin(x) * np.tanh(x) + np.exp(-np.square(x)) + np.arctan(x))
+    f = lambda x: np.sum(np.sin(x) * np.tanh(x) + np.exp(-np.square(x)) + np.sqrt(x * x + 1.0))
     results = {}
     try:
         for mode in ("numpy", "numba"):
@@ -74,7 +74,7 @@ def test_set_kernels_rejects_unknown_mode():
 # GPU kernels: simulator (marker cuda) and real-target compilation
 # ----------------------------------------------------------------------------
 @pytest.mark.cuda
-@pytest.mark.parametrize("name", ["sin", "tanh", "exp", "log"])
+@pytest.mark.parametrize("name", ["sin", "cos", "sqrt", "square"])
 def test_gpu_kernel_in_simulator(name):
     from dualad.kernels import gpu
     x = _inputs(name, n=300)                  # a few hundred threads: the simulator is slow
