@@ -24,10 +24,14 @@ def check_positions(positions: tuple, n_args: int) -> None:
 
 
 def as_array(x):
-    """A float array for a leaf (Python floats become 0-d float64 arrays)."""
+    """An array-like for a leaf. Python floats become NumPy float64 scalars:
+    scalar arithmetic on them is about twice as fast as on 0-d arrays, which
+    is most of the per-op cost of scalar code (results are 0-d arrays again)."""
     if hasattr(x, "_level"):
         return x
-    if isinstance(x, (float, int, np.floating, np.integer, bool)) or not hasattr(x, "shape"):
+    if type(x) is float:
+        return np.float64(x)
+    if isinstance(x, (int, np.integer, bool)) or not hasattr(x, "shape"):
         return np.asarray(x)
     return x
 

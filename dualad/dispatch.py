@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .backend import peel
-from .primitive import registry, shape_of
+from .primitive import bind, registry, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
 REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce
@@ -31,9 +31,14 @@ def implements(*numpy_functions) -> Callable:
 
 
 def prim_caller(name: str) -> Callable:
-    """A handler that binds the registered primitive ``name``."""
+    """A handler that binds the registered primitive ``name`` (looked up once,
+    on first call, so handlers may be declared before their primitive)."""
+    found = []
+
     def call(*args, **params):
-        return registry[name](*args, **params)
+        if not found:
+            found.append(registry[name])
+        return bind(found[0], *args, **params)
     call.__name__ = name
     return call
 

@@ -144,13 +144,18 @@ def _elementwise_jvp(prim):
 
 
 def _elementwise_vjp(prim):
+    singular = prim.singular
+
     def vjp(ct, primals, out, needs, **params):
         parts = prim.partials(out, *primals, **params)
         lead = lead_of(ct, out)
-        return tuple(
-            unbroadcast(safe_mul(p, ct, prim.singular), tuple(shape_of(x)), lead)
-            if need and p is not None else Zero
-            for p, x, need in zip(parts, primals, needs))
+        cts = []
+        for p, x, need in zip(parts, primals, needs):
+            if need and p is not None:
+                cts.append(unbroadcast(safe_mul(p, ct, singular), shape_of(x), lead))
+            else:
+                cts.append(Zero)
+        return cts
     return vjp
 
 

@@ -131,21 +131,30 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
 
     def wrapper(*args):
         check_positions(positions, len(args))
-        names = {p: f"argument {p} (grad_position={p})" for p in positions}
+        diff_args = []
         for p in positions:
-            for leaf in tree_leaves(args[p]):
-                check_differentiable(leaf, names[p])
-        diff_args = [_map_leaves(as_array, args[p]) for p in positions]
+            arg = args[p]
+            if isinstance(arg, (tuple, list, dict)):
+                for leaf in tree_leaves(arg):
+                    check_differentiable(leaf, f"argument {p} (grad_position={p})")
+                diff_args.append(_map_leaves(as_array, arg))
+            else:                       # the common case: one array or float
+                check_differentiable(arg, f"argument {p} (grad_position={p})")
+                diff_args.append(as_array(arg))
         # The current value: a traced one when an enclosing grad is already
         # differentiating this Parameter (nested weights grads).
         diff_w = [pr._current() for pr in params]
         aux_box = []
+        n_pos = len(positions)
 
         def inner(*diff):
             call = list(args)
-            for p, d in zip(positions, diff[:len(positions)]):
+            for p, d in zip(positions, diff[:n_pos]):
                 call[p] = d
-            with _bind_weights(params, diff[len(positions):]):
+            if params:
+                with _bind_weights(params, diff[n_pos:]):
+                    res = fn(*call)
+            else:
                 res = fn(*call)
             if has_aux:
                 res, aux = _split_aux(res)
@@ -153,7 +162,9 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
             return res
 
         flat_in, in_td = tree_flatten(tuple(diff_args) + tuple(diff_w))
-        out, out_td, pullback = trace_vjp(lambda *lv: inner(*tree_unflatten(in_td, lv)), flat_in)
+        flat_tree = all(c.kind == "leaf" for c in in_td.children)
+        traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
+        out, out_td, pullback = trace_vjp(traced, flat_in)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
         grads = tree_unflatten(in_td, [_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
         grads_in = grads[:len(positions)]
