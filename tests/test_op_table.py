@@ -305,6 +305,8 @@ ROWS: list[OpSpec] = [
     # -- indexing ----------------------------------------------------------------
     op("take(flat, repeats)", lambda x: np.take(x, [0, 2, 2, 1]), VMT),
     op("take(axis=-1)", lambda x: np.take(x, [[0, 1], [2, 0]], axis=-1), VMT),
+    op("sort(axis=-1)", lambda x: np.sort(x, axis=-1), VMT),
+    op("sort(axis=None)", lambda x: np.sort(x, axis=None), VMT),
     op("take_along_axis(axis=-1)",
        lambda x: np.take_along_axis(x, _along(x.shape), axis=-1), VMT),
     op("take_along_axis(axis=0)",

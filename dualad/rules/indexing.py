@@ -291,6 +291,16 @@ def take_along_axis(arr, indices, axis=-1):
     return getitem(arr, tuple(key))
 
 
+@implements(np.sort)
+def sort(a, axis=-1, kind=None, order=None, stable=None):
+    """Sorting is a gather by the primal's argsort (ties: any order, the
+    derivative is the same). ``axis=None`` sorts the flattened array."""
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    order_idx = namespace_of(peel(a)).argsort(peel(a), axis=axis, kind=kind or "stable")
+    return take_along_axis(a, order_idx, axis=axis)
+
+
 @implements(np.compress)
 def compress(condition, a, axis=None, out=None):
     cond = np.asarray(peel(condition), dtype=bool).ravel()
