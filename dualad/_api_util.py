@@ -62,3 +62,16 @@ def check_float_args(args, positions, names=None) -> None:
     for p in positions:
         for leaf in tree_leaves(args[p]):
             check_differentiable(leaf, names[p] if names else f"argument {p}")
+
+
+def identity_rows(x, start: int, stop: int):
+    """Rows ``start:stop`` of the identity over ``x``'s entries, shaped
+    ``(stop - start,) + x.shape``, in ``x``'s float dtype and array namespace:
+    the seeds of every batched Jacobian/Hessian pass."""
+    from .backend import result_float_dtype
+    v = peel(x)
+    xp = namespace_of(v)
+    n = int(np.prod(shape_of(x), dtype=np.int64))
+    seeds = xp.zeros((stop - start, n), dtype=result_float_dtype(v))
+    seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
+    return seeds.reshape((stop - start,) + tuple(shape_of(x)))

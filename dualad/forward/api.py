@@ -12,6 +12,7 @@ from .._api_util import (
     check_float_args,
     check_positions,
     check_tangent,
+    identity_rows,
     materialize,
 )
 from .._levels import lower_to, new_level
@@ -151,19 +152,14 @@ def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
 
 def _jac_one(fn, args, pos, chunk):
     x = args[pos]
-    xv = peel(x)
-    xp = namespace_of(xv)
     in_shape = shape_of(x)
     n = int(np.prod(in_shape, dtype=np.int64))
-    dtype = getattr(xv, "dtype", np.dtype(np.float64))
     k = chunk or pick_chunk(n, max(DEFAULT_CHUNK_THRESHOLD, min(n, 1024)),
                             bytes_per_direction=max(1, n) * 8 * 16)
     pieces, out_primal = [], None
     for start in range(0, max(n, 1), k):
         stop = min(start + k, n)
-        seeds = xp.zeros((stop - start, n), dtype=dtype)
-        seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
-        seeds = seeds.reshape((stop - start,) + in_shape)
+        seeds = identity_rows(x, start, stop)
 
         def f_x(xx):
             return fn(*args[:pos], xx, *args[pos + 1:])

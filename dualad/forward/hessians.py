@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._api_util import as_array
+from .._api_util import as_array, identity_rows
 from .._zero import Zero
 from ..backend import check_differentiable, namespace_of, peel, result_float_dtype
 from ..primitive import shape_of
@@ -63,16 +63,6 @@ def _scalar_out(out):
             f"an output of shape {shape}")
         raise ValueError(f"a Hessian needs a scalar function; fn returned {what}")
     return out if shape == () else out.reshape(())
-
-
-def _identity_rows(x, start: int, stop: int):
-    """Rows ``start:stop`` of the identity over ``x``'s entries, ``(k,) + x.shape``."""
-    v = peel(x)
-    xp = namespace_of(v)
-    n = math.prod(shape_of(x))
-    seeds = xp.zeros((stop - start, n), dtype=result_float_dtype(v))
-    seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
-    return seeds.reshape((stop - start,) + shape_of(x))
 
 
 # ============================================================================
@@ -124,10 +114,10 @@ def hessian_hyperdual(fn: Callable, x, chunk: int | None = None) -> np.ndarray:
     blocks = {}
     with hyperdual_level() as level:
         for i, (si, ei) in enumerate(spans):
-            row_i = _identity_rows(x, si, ei)     # seeds made per block: O(k n) memory
+            row_i = identity_rows(x, si, ei)     # seeds made per block: O(k n) memory
             for j in range(i, len(spans)):
                 sj, ej = spans[j]
-                row_j = row_i if j == i else _identity_rows(x, sj, ej)
+                row_j = row_i if j == i else identity_rows(x, sj, ej)
                 h = HyperDual._make(x, row_i, row_j, Zero, (ei - si,), (ej - sj,), level)
                 out = _scalar_out(fn(h))
                 if getattr(out, "_level", None) is not level:

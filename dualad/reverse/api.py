@@ -10,6 +10,7 @@ from .._api_util import (
     as_tuple_positions,
     check_float_args,
     check_positions,
+    identity_rows,
     materialize,
     zeros_like,
 )
@@ -272,17 +273,12 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         if out_td.num_leaves != 1:
             raise ValueError("jacrev needs a function with a single array output")
         o = out[0]
-        ov = peel(o)
-        xp = namespace_of(ov)
         m = int(np.prod(shape_of(o), dtype=np.int64))
-        dtype = getattr(ov, "dtype", np.dtype(np.float64))
         k = chunk or pick_chunk(m, max(64, min(m, 1024)))
         rows = [[] for _ in positions]
         for start in range(0, max(m, 1), k):
             stop = min(start + k, m)
-            seeds = xp.zeros((stop - start, m), dtype=dtype)
-            seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
-            cts = pullback([seeds.reshape((stop - start,) + shape_of(o))])
+            cts = pullback([identity_rows(o, start, stop)])
             for i, (c, x) in enumerate(zip(cts, diff)):
                 rows[i].append(materialize(c, x, (stop - start,)))
         res = []
