@@ -1,0 +1,401 @@
+"""Structural rules for shape, indexing and reduction primitives.
+
+Each rule is ``rule(ctx, prim, primals, tangents, params) -> (out, tangent)``
+for tangents that are :class:`Structured`, :class:`Coo` or ``Zero`` (the
+interpreter sends dense ones to the registry's ``jvp``); it returns a string
+instead of the tangent to ask for the dense fallback (the string is the
+reason counted in ``stats``). ``out`` may be None when no work was done.
+
+========================  ===================================================
+reshape, transpose,       act on maps and values (the slot axis leads); a
+broadcast_to, astype      broadcast only inserts unit axes
+getitem                   maps and values gathered (COO: a sorted join)
+scatter_add               basic key: values placed into zeros (Structured);
+                          fancy key: (direction, position, value) COO chunks
+sum, norm2, max/min,      constant-map axes sum the values; varying-map axes
+prod                      fold into the slots (or go dense when cheaper)
+lane_shift                maps and values shifted, zero-filled
+========================  ===================================================
+
+Example::
+
+    >>> import numpy as np
+    >>> from dualad.structured import hessian_structured
+    >>> hessian_structured(lambda x: (x[1:] * x[:-1]).sum(), np.ones(3))
+    array([[0., 1., 0.],
+           [1., 0., 1.],
+           [0., 1., 0.]])
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..primitive import bind, shape_of
+from ..rules.indexing import key_info
+from .tangents import (
+    Coo,
+    Structured,
+    align_terms,
+    coo_broadcast,
+    coo_gather,
+    coo_map_cols,
+    coo_scale,
+    densify,
+    merge_terms,
+    scale_terms,
+)
+
+
+# ============================================================================
+# shape primitives
+# ============================================================================
+def _reshape_arr(a, shape: tuple, new: tuple):
+    """``a`` (broadcastable to ``(k,) + shape``) reshaped to ``(k,) + new``,
+    staying broadcast where only unit axes move."""
+    k = a.shape[0]
+    if a.size == k:
+        return a.reshape((k,) + (1,) * len(new))
+    if a.shape[1:] == shape:
+        return a.reshape((k,) + new)
+    if [s for s in shape if s != 1] == [s for s in new if s != 1]:
+        it = iter([d for d, s in zip(a.shape[1:], shape) if s != 1])
+        return a.reshape((k,) + tuple(next(it) if s != 1 else 1 for s in new))
+    return np.broadcast_to(a, (k,) + shape).reshape((k,) + new)
+
+
+def _reshape(ctx, prim, primals, tangents, params):
+    t = tangents[0]
+    x = primals[0]
+    out = bind(prim, x, **params)
+    shape, new = tuple(t.shape), tuple(params["shape"])
+    if isinstance(t, Coo):
+        return out, Coo(new, t.chunks)           # flat positions do not move
+    terms = [(ctx.derive(i, ("reshape", shape, new), lambda i=i: _reshape_arr(i, shape, new)),
+              _reshape_arr(v, shape, new)) for i, v in t.terms]
+    return out, Structured(new, terms)
+
+
+def _transpose(ctx, prim, primals, tangents, params):
+    t = tangents[0]
+    out = bind(prim, primals[0], **params)
+    axes = tuple(params["axes"])
+    new = shape_of(out)
+    if isinstance(t, Coo):
+        m = math.prod(t.shape)
+        table = ctx.derive(None, ("transpose", t.shape, axes), lambda: _perm_table(ctx, t.shape,
+                                                                                   axes, m))
+        return out, coo_map_cols(t, table, new)
+    full = (0,) + tuple(a + 1 for a in axes)
+    terms = [(ctx.derive(i, ("transpose", axes), lambda i=i: i.transpose(full)),
+              v.transpose(full)) for i, v in t.terms]
+    return out, Structured(new, terms)
+
+
+def _perm_table(ctx, shape, axes, m):
+    table = np.empty(m, dtype=np.intp)
+    table[ctx.positions(shape).transpose(axes).ravel()] = np.arange(m, dtype=np.intp)
+    return table
+
+
+def _broadcast_to(ctx, prim, primals, tangents, params):
+    t = tangents[0]
+    out = bind(prim, primals[0], **params)
+    new = shape_of(out)
+    if isinstance(t, Coo):
+        return out, coo_broadcast(ctx, t, new)
+    # A broadcast replicates values: the unit axes a term already has do it.
+    return out, Structured(new, align_terms(ctx, t.terms, len(t.shape), len(new)))
+
+
+def _astype(ctx, prim, primals, tangents, params):
+    t = tangents[0]
+    out = bind(prim, primals[0], **params)
+    dtype = np.dtype(params["dtype"])
+    if isinstance(t, Coo):
+        return out, Coo(t.shape, [(r, c, v.astype(dtype)) for r, c, v in t.chunks])
+    return out, Structured(t.shape, [(i, v.astype(dtype)) for i, v in t.terms])
+
+
+# ============================================================================
+# indexing: gathers compose the maps; scatters emit COO chunks
+# ============================================================================
+def _getitem(ctx, prim, primals, tangents, params):
+    t = tangents[0]
+    out = bind(prim, primals[0], **params)
+    key = params["key"]
+    if isinstance(t, Coo):
+        src = ctx.derive(None, ("src", id(key), t.shape),
+                         lambda: ctx.positions(t.shape)[key], keep=key)
+        return out, coo_gather(ctx, t, src, shape_of(out))
+    # The slot axis leads: index behind a full slice. Separated advanced
+    # indices put their broadcast axes first; move the slot axis back in front.
+    _, front, nb = key_info(key)
+    shape = tuple(t.shape)
+    new = shape_of(out)
+
+    def gather(a):
+        g = a[(slice(None),) + _broadcast_key(key, a.shape[1:], shape)]
+        return np.moveaxis(g, nb, 0) if front else g
+
+    terms = []
+    for i, v in t.terms:
+        gi = ctx.derive(i, ("getitem", id(key)), lambda i=i: gather(i), keep=key)
+        if v.size == v.shape[0]:       # the same values everywhere: stay broadcast
+            gv = v.reshape(v.shape[:1] + (1,) * len(new))
+        else:
+            gv = gather(v)
+        terms.append((gi, gv))
+    return out, Structured(new, terms)
+
+
+def _broadcast_key(key: tuple, have: tuple, shape: tuple) -> tuple:
+    """``key`` adapted to an array of shape ``have`` that broadcasts to
+    ``shape``: along a unit (broadcast) axis a slice keeps the unit axis, an
+    int or an index array picks entry 0. Why: a map that is constant along an
+    axis must stay so after slicing (``u[1:]`` of a per-bond unit vector keeps
+    its xyz axis broadcast), or the next sum over that axis would fold it into
+    the slots."""
+    if have == shape:
+        return key
+    out, ax = [], 0
+    for k in key:
+        if k is None:
+            out.append(None)
+            continue
+        if have[ax] == 1 and shape[ax] != 1:
+            if isinstance(k, slice):
+                k = slice(None)
+            elif isinstance(k, int):
+                k = 0
+            else:
+                k = np.zeros_like(k)
+        out.append(k)
+        ax += 1
+    return tuple(out)
+
+
+def _scatter_add(ctx, prim, primals, tangents, params):
+    """The transpose of a gather. A basic key picks each input element at most
+    once: the terms are placed into zeros and stay Structured. A fancy key
+    (how pair cotangents reach the atoms through ``r[i]``) may repeat: each
+    term's (direction, target position, value) become COO entries, which is
+    the Hessian's rows."""
+    t = tangents[0]
+    out = bind(prim, primals[0], **params)
+    key, in_shape = params["key"], tuple(params["in_shape"])
+    target = ctx.derive(None, ("scatter", id(key), in_shape),
+                        lambda: ctx.positions(in_shape)[key], keep=key)
+    if isinstance(t, Coo):
+        return out, coo_map_cols(t, np.ravel(target), in_shape)
+    if key_info(key)[0]:
+        terms = [(ctx.derive(i, ("place", id(key), in_shape),
+                             lambda i=i: _place(i, key, in_shape, ctx), keep=key),
+                  _place(v, key, in_shape)) for i, v in t.terms]
+        return out, Structured(in_shape, terms)
+    return out, Coo(in_shape, [(i, target, v) for i, v in t.terms])
+
+
+def _place(a, key: tuple, in_shape: tuple, ctx=None):
+    """``a`` (slot axis first) written at the basic ``key`` into zeros of
+    ``(k,) + in_shape``, keeping a unit axis where ``a`` is broadcast and the
+    key takes the whole axis (so constant maps stay constant). With ``ctx``
+    (for a map) the region written is recorded as the map's support."""
+    zshape, zkey = [a.shape[0]], [slice(None)]
+    oa = ia = 0
+    for k in key:
+        if k is None:
+            zkey.append(None)
+            oa += 1
+            continue
+        n_in = in_shape[ia]
+        if isinstance(k, slice):
+            if k == slice(0, n_in, 1) and a.shape[1 + oa] == 1:
+                zshape.append(1)
+                zkey.append(slice(None))
+            else:
+                zshape.append(n_in)
+                zkey.append(k)
+            oa += 1
+        else:
+            zshape.append(n_in)
+            zkey.append(k)
+        ia += 1
+    z = np.zeros(tuple(zshape), dtype=a.dtype)
+    z[tuple(zkey)] = a
+    if ctx is not None:
+        mask = np.zeros(tuple(zshape[1:]), dtype=bool)
+        mask[tuple(zkey[1:])] = True
+        ctx.set_support(z, mask)
+    return z
+
+
+# ============================================================================
+# reductions: constant-map axes sum values; varying-map axes become slots
+# ============================================================================
+def sum_terms(ctx, t: Structured, axes: tuple, keepdims: bool, out_shape: tuple):
+    """Sum a Structured tangent over ``axes``. Along an axis where a term's map
+    is constant (a unit axis of ``idx``, e.g. the xyz axis once a pair array
+    holds all three coordinate slots of an atom) the values are summed; along
+    one where it varies the axis is folded into the slots (``K -> K * size``).
+    When the slots outgrow the directions the dense ``(n,) + out_shape`` result
+    is cheaper."""
+    shape = tuple(t.shape)
+    nd = len(shape)
+    kept = [a for a in range(nd) if a not in axes]
+    terms = []
+    for idx, val in t.terms:
+        var = [a for a in axes if idx.shape[a + 1] != 1]
+        const = [a for a in axes if idx.shape[a + 1] == 1]
+        summed, scale = [], 1
+        for a in const:
+            if val.shape[a + 1] == 1:
+                scale *= shape[a]       # a broadcast value summed over the axis
+            else:
+                summed.append(a + 1)
+        if summed:
+            val = val.sum(axis=tuple(summed), keepdims=True)
+        if scale != 1:
+            val = val * scale
+        if var:
+            vshape = list(np.broadcast_shapes(val.shape, idx.shape[:1] + (1,) * nd))
+            for a in var:
+                vshape[a + 1] = shape[a]
+            val = np.broadcast_to(val, tuple(vshape))
+        # slots, then the varying reduced axes (merged into the slots), then
+        # the constant (unit) ones and the kept axes in order.
+        perm = tuple([0] + [a + 1 for a in var + const + kept])
+
+        def fold(a, var=var, perm=perm):
+            if keepdims:
+                lead = tuple(1 if ax in axes else a.shape[ax + 1] for ax in range(nd))
+            else:
+                lead = tuple(a.shape[ax + 1] for ax in kept)
+            if not var:
+                return a.reshape(a.shape[:1] + lead)
+            first = a.shape[0] * math.prod(a.shape[ax + 1] for ax in var)
+            # Contiguous: a strided view here would make every later
+            # elementwise op iterate in the slow (slot-fastest) order.
+            return np.ascontiguousarray(a.transpose(perm).reshape((first,) + lead))
+
+        terms.append((ctx.derive(idx, ("sum", axes, keepdims), lambda idx=idx, f=fold: f(idx)),
+                      fold(val)))
+    res = Structured(out_shape, merge_terms(ctx, terms))
+    if res.slots() > ctx.n:
+        ctx.count_dense_sum()
+        return densify(ctx, res)
+    return res
+
+
+def _sum_coo(ctx, t: Coo, axes: tuple, keepdims: bool, out_shape: tuple) -> Coo:
+    shape = tuple(t.shape)
+    kshape = tuple(1 if a in axes else s for a, s in enumerate(shape))
+
+    def table():
+        return np.broadcast_to(ctx.positions(kshape), shape).ravel()
+    return coo_map_cols(t, ctx.derive(None, ("sumcoo", shape, axes), table), out_shape)
+
+
+def _sum(ctx, prim, primals, tangents, params):
+    t = tangents[0]
+    out = bind(prim, primals[0], **params)
+    axes, keepdims = tuple(params["axis"]), bool(params["keepdims"])
+    out_shape = shape_of(out)
+    if not axes:
+        return out, t
+    if isinstance(t, Coo):
+        return out, _sum_coo(ctx, t, axes, keepdims, out_shape)
+    return out, sum_terms(ctx, t, axes, keepdims, out_shape)
+
+
+def _weighted_sum(weights):
+    """A rule for ``t_out = sum(w * t, axis)`` reductions (norm2, max/min, prod),
+    given ``weights(x, out, axis, keepdims) -> w`` on plain arrays."""
+    def rule(ctx, prim, primals, tangents, params):
+        t = tangents[0]
+        x = primals[0]
+        out = bind(prim, x, **params)
+        axes, keepdims = tuple(params["axis"]), bool(params["keepdims"])
+        w = weights(x, out, axes, keepdims)
+        out_shape = shape_of(out)
+        if isinstance(t, Coo):
+            return out, _sum_coo(ctx, coo_scale(t, w, t.shape), axes, keepdims, out_shape)
+        scaled = Structured(t.shape, scale_terms(t.terms, w, False))
+        if not axes:
+            return out, scaled
+        return out, sum_terms(ctx, scaled, axes, keepdims, out_shape)
+    return rule
+
+
+def _keep_axes(out, axes, keepdims):
+    return out if keepdims else np.expand_dims(out, axes)
+
+
+def _norm2_weights(x, out, axes, keepdims):
+    # d|x| = (x / |x|) . dx, and 0 at the zero vector (as the primitive's jvp).
+    o = _keep_axes(out, axes, keepdims)
+    zero = o == 0
+    return np.where(zero, 0.0, x / np.where(zero, 1.0, o))
+
+
+def _tie(x, out, axes, keepdims):
+    from ..rules.reductions import _tie_weights
+    return _tie_weights(x, out, axes, keepdims)
+
+
+def _prod_weights(x, out, axes, keepdims):
+    from ..rules.reductions import _prod_others
+    return _prod_others(x, axes)
+
+
+# ============================================================================
+# lane_shift (the shifted copies inside prod's rules)
+# ============================================================================
+def _lane_shift(ctx, prim, primals, tangents, params):
+    t = tangents[0]
+    out = bind(prim, primals[0], **params)
+    shift = params["shift"]
+    shape = tuple(t.shape)
+    if isinstance(t, Coo):
+        src = ctx.derive(None, ("lane", shape, shift), lambda: _lane_src(ctx, shape, shift))
+        return out, coo_gather(ctx, t, src, shape)
+    impl = prim.impl
+    n = shape[-1]
+
+    def shifted(a):
+        if a.shape[-1] != n:         # broadcast along the shifted axis: expand it
+            a = np.broadcast_to(a, a.shape[:-1] + (n,))
+        return impl(a, shift=shift)
+
+    terms = [(ctx.derive(i, ("lane", shift, n), lambda i=i: shifted(i)), shifted(v))
+             for i, v in t.terms]
+    return out, Structured(shape, terms)
+
+
+def _lane_src(ctx, shape, shift):
+    """Input position feeding each output position of the shift (-1: none)."""
+    pos = ctx.positions(shape)
+    n = shape[-1]
+    src = np.full(shape, -1, dtype=np.intp)
+    if shift >= 0 and shift < n:
+        src[..., shift:] = pos[..., :n - shift]
+    elif -n < shift < 0:
+        src[..., :n + shift] = pos[..., -shift:]
+    return src
+
+
+RULES = {
+    "reshape": _reshape,
+    "transpose": _transpose,
+    "broadcast_to": _broadcast_to,
+    "astype": _astype,
+    "getitem": _getitem,
+    "scatter_add": _scatter_add,
+    "sum": _sum,
+    "norm2": _weighted_sum(_norm2_weights),
+    "reduce_max": _weighted_sum(_tie),
+    "reduce_min": _weighted_sum(_tie),
+    "prod": _weighted_sum(_prod_weights),
+    "lane_shift": _lane_shift,
+}
