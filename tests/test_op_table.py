@@ -306,6 +306,8 @@ ROWS: list[OpSpec] = [
     op("take(flat, repeats)", lambda x: np.take(x, [0, 2, 2, 1]), VMT),
     op("take(axis=-1)", lambda x: np.take(x, [[0, 1], [2, 0]], axis=-1), VMT),
     op("sort(axis=-1)", lambda x: np.sort(x, axis=-1), VMT),
+    op("diff(n=2, axis=-1)", lambda x: np.diff(x, n=2, axis=-1), VMT),
+    op("diff(prepend=0)", lambda x: np.diff(x, axis=0, prepend=0.0), VMT),
     op("sort(axis=None)", lambda x: np.sort(x, axis=None), VMT),
     op("take_along_axis(axis=-1)",
        lambda x: np.take_along_axis(x, _along(x.shape), axis=-1), VMT),

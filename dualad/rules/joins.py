@@ -328,3 +328,28 @@ def tile(A, reps):
     grown = tuple(d for r, s in zip(reps, shape, strict=True) for d in (r, s))
     out = np.broadcast_to(_reshape(A, inter), grown)
     return _reshape(out, tuple(r * s for r, s in zip(reps, shape, strict=True)))
+
+
+@implements(np.diff)
+def diff(a, n=1, axis=-1, prepend=None, append=None):
+    """n-th forward difference: repeated ``a[1:] - a[:-1]`` along ``axis``."""
+    if prepend is not None or append is not None:
+        parts = [p for p in (prepend, a, append) if p is not None]
+        parts = [np.broadcast_to(p, _diff_pad_shape(a, p, axis)) for p in parts]
+        a = np.concatenate(parts, axis=axis)
+    nd = ndim_of(a)
+    axis = axis % nd
+    for _ in range(n):
+        hi = tuple(slice(1, None) if i == axis else slice(None) for i in range(nd))
+        lo = tuple(slice(None, -1) if i == axis else slice(None) for i in range(nd))
+        a = a[hi] - a[lo]
+    return a
+
+
+def _diff_pad_shape(a, pad, axis):
+    """np.diff broadcasts a scalar prepend/append to one slice along ``axis``."""
+    shape = list(shape_of(a))
+    if ndim_of(pad) == len(shape):
+        return shape_of(pad)
+    shape[axis % len(shape)] = 1
+    return tuple(shape)
