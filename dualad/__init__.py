@@ -43,7 +43,7 @@ _LAZY = {
     "plan": "dualad.planner",
     "Plan": "dualad.planner",
     "set_memory_budget": "dualad.planner",
-    "sparsity": "dualad.sparsity",
+    "sparsity": "dualad._sparsity",
     "set_kernels": "dualad.kernels",
     "check_grads": "dualad.testing",
 }

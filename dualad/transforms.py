@@ -1,11 +1,14 @@
-# transforms: open for planner integration
-"""Composed transforms: ``hvp``, ``hessian`` (four modes) and ``jacobian``.
+"""Composed transforms: ``hvp``, ``hessian`` and ``jacobian``, planned by
+:mod:`dualad.planner` in ``mode="auto"``.
 
 Every mode is a composition of the primitive transforms: the derivative rules
 differentiate themselves, so forward-over-reverse needs no extra code. The
 batched forward-over-reverse Hessian pushes a batch of identity tangents
 through the reverse gradient in one pass per chunk; that works because Dual
-tangents carry their lead axes through the tape's rules.
+tangents carry their lead axes through the tape's rules. Chunks of
+directions are sized by the memory budget, run through
+:func:`dualad.chunked.run_chunks` (``progress=True``, ``executor=``), and
+sparse problems are compressed by coloring (:mod:`dualad.coloring`).
 
 Example::
 
@@ -20,14 +23,25 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._api_util import as_array, as_tuple_positions, check_float_args, check_positions, materialize
-from .backend import namespace_of, peel
-from .forward.api import DEFAULT_CHUNK_THRESHOLD, jacfwd, jvp, jvp_flat, pick_chunk
+from . import planner
+from ._api_util import as_array, as_tuple_positions, check_float_args, check_positions
+from ._tree import tree_leaves
+from .backend import peel
+from .chunked import (
+    hessian_fwd_rev_chunks,
+    hvp_chunks,
+    jacobian_fwd_chunks,
+    jacobian_rev_chunks,
+)
+from .coloring import sparse_hessian, sparse_jacobian
+from .forward.api import DEFAULT_CHUNK_THRESHOLD, jacfwd, jvp, pick_chunk
 from .primitive import shape_of
 from .reverse.api import grad, jacrev
 
-HESSIAN_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual")
-JACOBIAN_MODES = ("auto", "fwd", "rev")
+HESSIAN_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "sparse", "structured")
+JACOBIAN_MODES = ("auto", "fwd", "rev", "sparse")
+# Modes that run as chunks of directions (what executor= and progress= drive).
+_CHUNKED = {"fwd-rev", "sparse", "fwd", "rev"}
 
 
 # ============================================================================
@@ -83,32 +97,27 @@ def _default_chunk(n: int) -> int:
                       bytes_per_direction=max(1, n) * 8 * 16)
 
 
-def _identity_rows(x, start: int, stop: int):
-    """Rows ``start:stop`` of the identity, shaped ``(k,) + x.shape``."""
-    v = peel(x)
-    xp = namespace_of(v)
-    n = _size(x)
-    seeds = xp.zeros((stop - start, n), dtype=v.dtype)
-    seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
-    return seeds.reshape((stop - start,) + shape_of(x))
-
-
-def _concat(pieces: list):
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0)
-
-
 # ============================================================================
 # hvp
 # ============================================================================
-def hvp(fn: Callable, primals: tuple, tangents: tuple) -> tuple:
+def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = None,
+        progress: bool = False, executor=None, memory_budget=None) -> tuple:
     """``(grad, H @ tangents)`` of a scalar ``fn`` at ``primals``, both
     structured like ``primals`` (forward-over-reverse: one jvp of the grad).
+
+    Tangents with one more (leading) axis than their primals are a batch of
+    directions: ``H @ tangents`` then has that axis too, computed in chunks
+    of ``chunk`` directions (default: what the memory budget allows), with a
+    progress bar (``progress=True``) or farmed out (``executor=``).
 
     >>> import numpy as np, dualad as da
     >>> g, hv = da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),),
     ...                (np.array([1.0, 0.0]),))
     >>> g[0], hv[0]
     (array([ 3., 12.]), array([6., 0.]))
+    >>> da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),), (np.eye(2),))[1][0]
+    array([[ 6.,  0.],
+           [ 0., 12.]])
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("hvp expects primals and tangents as tuples, e.g. hvp(f, (x,), (v,))")
@@ -117,37 +126,42 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple) -> tuple:
         raise ValueError(f"hvp got {len(primals)} primals but {len(tangents)} tangents")
     positions = tuple(range(len(primals)))
     check_float_args(primals, positions)
-    g = grad(_scalar_checked(fn, "hvp"), positions)
-    return jvp(g, primals, tangents)
+    f = _scalar_checked(fn, "hvp")
+    n_dirs = _batch_of(primals, tangents)
+    if n_dirs is None:
+        return jvp(grad(f, positions), primals, tangents)
+    primals = tuple(as_array(p) for p in primals)
+    tangents = tuple(np.asarray(t, dtype=peel(p).dtype) for p, t in zip(primals, tangents))
+    if chunk is None:
+        chunk = planner.plan(fn, *primals, kind="hessian", argnums=positions, mode="fwd-rev",
+                     memory_budget=memory_budget).chunk
+    return hvp_chunks(f, primals, tangents, n_dirs, chunk, progress=progress, executor=executor)
+
+
+def _batch_of(primals: tuple, tangents: tuple) -> int | None:
+    """The number of directions when every tangent carries a leading batch
+    axis over its primal (``None`` for one direction per primal)."""
+    counts = set()
+    for p, t in zip(primals, tangents):
+        ps, ts = shape_of(p), shape_of(t)
+        if len(ts) == len(ps) + 1 and ts[1:] == ps:
+            counts.add(ts[0])
+        else:
+            return None
+    if len(counts) != 1:
+        raise ValueError(f"batched hvp tangents must share one batch size, got {sorted(counts)}")
+    return counts.pop()
 
 
 # ============================================================================
 # Hessian modes: each returns blocks[i][j] of shape in_i.shape + in_j.shape
 # ============================================================================
-def _hess_fwd_rev(f, args, positions, chunk):
+def _hess_fwd_rev(f, args, positions, chunk, progress=False, executor=None):
     """Batched forward-over-reverse: for each input j, ceil(n_j/chunk) jvps of
-    the reverse gradient, each pushing a batch of identity tangents."""
-    g = grad(f, positions)
-    m = len(positions)
-    blocks = [[None] * m for _ in range(m)]
-    for j, pj in enumerate(positions):
-        x = args[pj]
-        n = _size(x)
-        k = chunk or _default_chunk(n)
-        f_j = _substitute(g, args, (pj,))
-        pieces = [[] for _ in range(m)]
-        for start in range(0, max(n, 1), k):
-            stop = min(start + k, n)
-            _, t = jvp_flat(f_j, (x,), (_identity_rows(x, start, stop),),
-                            lead_shape=(stop - start,))
-            for i in range(m):
-                pieces[i].append(materialize(t[i], args[positions[i]], (stop - start,)))
-        for i in range(m):
-            # Row b of the stacked tangents is d g_i / d x_j[b]: block i,j is
-            # its transpose, shaped (n_i, n_j).
-            col = np.reshape(_concat(pieces[i]), (n, _size(args[positions[i]])))
-            blocks[i][j] = np.transpose(col)
-    return blocks
+    the reverse gradient, each pushing a batch of identity tangents (run by
+    :func:`dualad.chunked.hessian_fwd_rev_chunks`)."""
+    return hessian_fwd_rev_chunks(f, args, positions, chunk, _default_chunk,
+                                  progress=progress, executor=executor)
 
 
 def _hess_rev_rev(f, args, positions, chunk):
@@ -201,16 +215,30 @@ _HESSIANS = {"fwd-rev": _hess_fwd_rev, "rev-rev": _hess_rev_rev,
              "fwd-fwd": _hess_fwd_fwd, "hyperdual": _hess_hyperdual}
 
 
-def _choose_mode(fn: Callable, args: tuple, positions: tuple) -> str:
-    """The Hessian mode for ``mode="auto"``.
+def _traced(args: tuple) -> bool:
+    """True inside another transform (some argument is a tracer): the
+    planner's probes and replays need plain arrays, so the defaults apply."""
+    return any(hasattr(leaf, "_level") for a in args for leaf in tree_leaves(a))
 
-    For now always ``"fwd-rev"``: one reverse sweep per batch of directions
-    costs O(n/chunk) passes over a tape of the function, which is the
-    best general default (rev-rev re-records the tape per output row;
-    fwd-fwd and hyper-dual cost O(n^2) directions). The planner
-    (``dualad.planner``) will replace this with a cost model.
+
+def _plan(fn, args, positions, kind, mode, memory_budget, chunked):
+    """The planner's Plan, or None inside another transform."""
+    if _traced(args):
+        if mode in ("sparse", "structured"):
+            raise ValueError(f"mode={mode!r} needs plain array arguments; it cannot run "
+                             "inside another transform")
+        return None
+    return planner.plan(fn, *args, kind=kind, argnums=positions, mode=mode,
+                        memory_budget=memory_budget, chunked_only=chunked)
+
+
+def _choose_mode(fn: Callable, args: tuple, positions: tuple) -> str:
+    """The Hessian mode for ``mode="auto"``: the planner's choice
+    (``dualad.plan(fn, *args, kind="hessian")``); ``"fwd-rev"`` inside
+    another transform.
     """
-    return "fwd-rev"
+    p = _plan(fn, args, positions, "hessian", "auto", None, False)
+    return "fwd-rev" if p is None else p.mode
 
 
 def _symmetrize(blocks: list, args: tuple, positions: tuple) -> list:
@@ -240,50 +268,101 @@ def _plain(x):
     return x if x.flags.c_contiguous else x.copy()
 
 
-def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = None) -> Callable:
+def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = None, *,
+            sparse: bool = False, memory_budget=None, progress: bool = False,
+            executor=None) -> Callable:
     """A function computing the Hessian of scalar ``fn``, shaped
     ``in.shape + in.shape`` (a nested tuple of blocks when ``argnums`` is a
-    tuple, as in JAX). Modes: ``"fwd-rev"`` (batched forward-over-reverse),
-    ``"rev-rev"``, ``"fwd-fwd"``, ``"hyperdual"``, ``"auto"``. The result is
-    exactly symmetric.
+    tuple, as in JAX). Exactly symmetric.
+
+    Modes: ``"fwd-rev"`` (batched forward-over-reverse), ``"rev-rev"``,
+    ``"fwd-fwd"``, ``"hyperdual"``, ``"sparse"`` (sparsity detection and star
+    coloring: one batched pass over the colors), ``"structured"`` (see
+    :mod:`dualad.structured`), ``"auto"`` (the planner's choice, see
+    :func:`dualad.plan`). ``chunk``: directions per batched pass (default:
+    what ``memory_budget`` allows, see :func:`dualad.set_memory_budget`).
+    ``sparse=True`` returns a ``scipy.sparse.csr_matrix`` ``(n, n)``.
+    ``progress=True`` shows a bar over the chunks; ``executor=`` (any
+    ``concurrent.futures.Executor``) runs them there.
 
     >>> import numpy as np, dualad as da
     >>> f = lambda x, y: (x * x * y).sum()
     >>> da.hessian(f, argnums=(0, 1), mode="rev-rev")(np.array(1.0), np.array(2.0))[0][1]
     array(2.)
+    >>> da.hessian(lambda x: np.sum(x[1:] * x[:-1] ** 2), sparse=True)(np.ones(4)).nnz
+    9
     """
     _check_mode(mode, HESSIAN_MODES, "hessian")
     positions, tuple_out = as_tuple_positions(argnums)
     f = _scalar_checked(fn, "hessian")
+    chunked = progress or executor is not None
 
     def hess(*args):
         args, pos = _prepare(args, positions)
-        chosen = _choose_mode(fn, args, pos) if mode == "auto" else mode
-        blocks = _symmetrize(_HESSIANS[chosen](f, args, pos, chunk), args, pos)
+        p = _plan(fn, args, pos, "hessian", mode, memory_budget, chunked)
+        chosen = p.mode if p is not None else ("fwd-rev" if mode == "auto" else mode)
+        k = chunk or (p.chunk if p is not None else None)
+        if chunked and chosen not in _CHUNKED:
+            raise ValueError(f"progress=/executor= need a chunked Hessian mode ('fwd-rev' or "
+                             f"'sparse'), not {chosen!r}")
+        if chosen in ("sparse", "structured"):
+            if len(pos) != 1:
+                raise ValueError(f"mode={chosen!r} takes one differentiated argument")
+            h = _hess_single(chosen, f, fn, args, pos[0], k, sparse, progress, executor)
+            return ((h,),) if tuple_out else h
+        if chosen == "fwd-rev":
+            raw = _hess_fwd_rev(f, args, pos, k, progress, executor)
+        else:
+            raw = _HESSIANS[chosen](f, args, pos, k)
+        blocks = _symmetrize(raw, args, pos)
+        if sparse:
+            blocks = [[_as_csr(b, args[pi], args[pj]) for b, pj in zip(row, pos)]
+                      for row, pi in zip(blocks, pos)]
         return tuple(tuple(row) for row in blocks) if tuple_out else blocks[0][0]
 
     return hess
+
+
+def _hess_single(mode, f, fn, args, p, chunk, sparse, progress, executor):
+    """A sparse or structured Hessian of one argument."""
+    if mode == "sparse":
+        return sparse_hessian(f, args[p], args=args, argnum=p, sparse=sparse, chunk=chunk,
+                              progress=progress, executor=executor, cache_key=fn)
+    from .structured import hessian_structured
+    return hessian_structured(_substitute(f, args, (p,)), args[p], sparse=sparse)
+
+
+def _as_csr(block, xi, xj):
+    import scipy.sparse as sp
+    return sp.csr_matrix(np.reshape(block, (_size(xi), _size(xj))))
 
 
 # ============================================================================
 # jacobian
 # ============================================================================
 def _choose_jacobian_mode(fn: Callable, args: tuple, positions: tuple) -> str:
-    """``"fwd"`` when there are no more inputs than outputs (one forward pass
-    per input direction is then cheapest), else ``"rev"``. The planner will
-    refine this with probe costs."""
-    n_in = sum(_size(args[p]) for p in positions)
+    """The Jacobian mode for ``mode="auto"``: the planner's choice (forward
+    when there are no more inputs than outputs unless the cost model finds
+    reverse or sparse 2x cheaper); the textbook rule inside a transform."""
+    p = _plan(fn, args, positions, "jacobian", "auto", None, False)
+    if p is not None:
+        return p.mode
+    n_in = sum(_size(args[q]) for q in positions)
     out = fn(*args)
     n_out = sum(_size(o) for o in (out if isinstance(out, (tuple, list)) else [out]))
     return "fwd" if n_in <= n_out else "rev"
 
 
-def jacobian(fn: Callable, argnums=0, mode: str = "auto", *,
-             chunk: int | None = None) -> Callable:
+def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None = None,
+             sparse: bool = False, memory_budget=None, progress: bool = False,
+             executor=None) -> Callable:
     """A function computing the Jacobian of ``fn``, shaped
     ``out.shape + in.shape`` (a tuple of them for tuple ``argnums``).
-    ``mode``: ``"fwd"`` (jacfwd), ``"rev"`` (jacrev) or ``"auto"`` (forward
-    when the input is no larger than the output).
+    ``mode``: ``"fwd"`` (jacfwd), ``"rev"`` (jacrev), ``"sparse"``
+    (sparsity detection and coloring: one batched pass over the colors) or
+    ``"auto"`` (the planner's choice, see :func:`dualad.plan`). ``chunk``,
+    ``memory_budget``, ``progress``, ``executor`` as for :func:`hessian`;
+    ``sparse=True`` returns a ``scipy.sparse.csr_matrix`` ``(n_out, n_in)``.
 
     >>> import numpy as np, dualad as da
     >>> da.jacobian(lambda x: np.sin(x) * 2.0, mode="rev")(np.zeros(2))
@@ -291,12 +370,44 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *,
            [0., 2.]])
     """
     _check_mode(mode, JACOBIAN_MODES, "jacobian")
+    chunked = progress or executor is not None
 
     def jac(*args):
-        positions, _ = as_tuple_positions(argnums)
+        positions, tuple_out = as_tuple_positions(argnums)
         args_p, pos = _prepare(args, positions)
-        chosen = _choose_jacobian_mode(fn, args_p, pos) if mode == "auto" else mode
-        transform = jacfwd if chosen == "fwd" else jacrev
-        return transform(fn, argnums, chunk=chunk)(*args)
+        p = _plan(fn, args_p, pos, "jacobian", mode, memory_budget, chunked)
+        if p is None:
+            chosen = _choose_jacobian_mode(fn, args_p, pos) if mode == "auto" else mode
+        else:
+            chosen = p.mode
+        k = chunk or (p.chunk if p is not None else None)
+        if chosen == "sparse":
+            if len(pos) != 1:
+                raise ValueError("mode='sparse' takes one differentiated argument")
+            j = sparse_jacobian(fn, args_p[pos[0]], args=args_p, argnum=pos[0],
+                                direction=p.direction or "auto", sparse=sparse, chunk=k,
+                                progress=progress, executor=executor, cache_key=fn)
+            return (j,) if tuple_out else j
+        if chunked:
+            run = jacobian_fwd_chunks if chosen == "fwd" else jacobian_rev_chunks
+            blocks = tuple(run(fn, args_p, q, k or _default_chunk(_size(args_p[q])),
+                               progress=progress, executor=executor) for q in pos)
+            res = blocks if tuple_out else blocks[0]
+        else:
+            transform = jacfwd if chosen == "fwd" else jacrev
+            res = transform(fn, argnums, chunk=k)(*args)
+        if not sparse:
+            return res
+        blocks = res if tuple_out else (res,)
+        out = tuple(_jac_csr(b, args_p[q]) for b, q in zip(blocks, pos))
+        return out if tuple_out else out[0]
 
     return jac
+
+
+def _jac_csr(block, x):
+    import scipy.sparse as sp
+    if not hasattr(block, "shape"):
+        raise ValueError("sparse=True needs a function with a single array output")
+    n = _size(x)
+    return sp.csr_matrix(np.reshape(block, (-1, n)))
