@@ -5,8 +5,8 @@ import pytest
 
 import dualad as da
 from dualad import chunked, planner
-from dualad.planner import Probe, budget_chunk, choose, format_bytes, parse_bytes, probe
 from dualad._sparsity import clear_cache
+from dualad.planner import Probe, budget_chunk, choose, format_bytes, parse_bytes, probe
 
 
 def rosen(x):
