@@ -47,6 +47,11 @@ def safe_mul(partial, tangent, check: bool = True):
     """
     if tangent is Zero:
         return Zero
+    if partial.__class__ is float:      # add/subtract/negate: skip the multiply
+        if partial == 1.0:
+            return tangent
+        if partial == -1.0:
+            return -tangent
     product = partial * tangent
     if check and not all_finite_value(partial):
         xp = namespace_of(product)

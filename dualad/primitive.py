@@ -131,16 +131,36 @@ def unbroadcast(ct, in_shape: tuple, lead: int):
 # rule builders
 # ----------------------------------------------------------------------------
 def _elementwise_jvp(prim):
+    singular = prim.singular
+
     def jvp(primals, tangents, out, **params):
         parts = prim.partials(out, *primals, **params)
-        out_nd = ndim_of(out)
+        out_shape = shape_of(out)
+        out_nd = len(out_shape)
         total = Zero
         for p, x, t in zip(parts, primals, tangents):
             if t is Zero or p is None:
                 continue
-            total = add_any(total, safe_mul(p, align(t, ndim_of(x), out_nd), prim.singular))
+            total = add_any(total, safe_mul(p, align(t, ndim_of(x), out_nd), singular))
+        if total is not Zero:
+            shape = shape_of(total)
+            lead = len(shape) - out_nd
+            if lead < 0 or shape[lead:] != out_shape:
+                # x + c with c larger than x: the tangent must take the
+                # output's shape, or its entries would be counted once.
+                total = _broadcast_tangent(total, out_nd, out_shape)
         return total
     return jvp
+
+
+def _broadcast_tangent(t, out_nd: int, out_shape: tuple):
+    """Broadcast a tangent whose core is smaller than the output to
+    ``lead + out_shape`` (the batch axes of ``t`` are those beyond ``out_nd``
+    once aligned)."""
+    shape = shape_of(t)
+    lead = max(len(shape) - out_nd, 0)
+    t = align(t, len(shape) - lead, out_nd)
+    return registry["broadcast_to"](t, shape=out_shape, lead=lead)
 
 
 def _elementwise_vjp(prim):
