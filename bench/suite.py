@@ -95,8 +95,9 @@ def lj_check(got, want):
 
 def w4(which):
     tasks = []
-    for n, modes in ((32, ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual")),
-                     (128, ("auto", "fwd-rev"))):
+    for n, modes in ((32, ("auto", "structured", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual")),
+                     (128, ("auto", "structured", "fwd-rev")),
+                     (256, ("auto", "structured"))):
         x = wl.lj_positions(n)
         d = {"x": x}
         key = f"W4.{n}"
@@ -135,9 +136,10 @@ def w6(which):
     x, v = wl.w6_data()
     d = {"x": x, "v": v}
     hess_rows = [_npf("W6", wl.rosenbrock, x)]
-    for mode in ("auto", "fwd-rev", "sparse"):
+    for mode in ("auto", "fwd-rev", "sparse", "structured"):
         hess_rows.append(_dualad(f"dualad hessian {mode}", wl.rosen_hessian_dualad, x, mode,
                                  missing=() if mode == "auto" else (ValueError,)))
+    hess_rows.append(_dualad("dualad hessian sparse=True (CSR)", wl.rosen_hessian_csr_dualad, x))
     return [
         Task("W6", "W6 rosen grad", [
             _npf("W6", wl.rosenbrock, x),

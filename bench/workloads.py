@@ -383,6 +383,12 @@ def rosen_hessian_dualad(x, mode: str = "auto"):
     return da.hessian(rosenbrock, mode=mode)(x)
 
 
+def rosen_hessian_csr_dualad(x):
+    """The sparse result (scipy CSR), densified only for the check."""
+    import dualad as da
+    return da.hessian(rosenbrock, sparse=True)(x)
+
+
 def rosen_hvp_dualad(x, v):
     import dualad as da
     return _first(da.hvp(rosenbrock, (x,), (v,))[1])
