@@ -40,39 +40,42 @@ LEAF = TreeDef("leaf")
 def tree_flatten(tree: Any) -> tuple[list, TreeDef]:
     """Flatten a pytree into (leaves, treedef). Dict keys are visited sorted."""
     leaves: list = []
+    return leaves, _walk(tree, leaves)
 
-    def walk(node):
-        if isinstance(node, (tuple, list)):
-            kind = type(node) if isinstance(node, tuple) and hasattr(node, "_fields") else (
-                tuple if isinstance(node, tuple) else list)
-            return TreeDef(kind, tuple(walk(c) for c in node))
-        if isinstance(node, dict):
-            keys = tuple(sorted(node))
-            return TreeDef(dict, tuple(walk(node[k]) for k in keys), keys)
-        leaves.append(node)
-        return LEAF
 
-    treedef = walk(tree)
-    return leaves, treedef
+def _walk(node, leaves: list) -> TreeDef:
+    # A module-level recursion, not a closure: a recursive closure is a
+    # reference cycle that would keep the leaves (and a whole tape) alive
+    # until the cyclic garbage collector runs.
+    if isinstance(node, (tuple, list)):
+        if isinstance(node, tuple):
+            kind = type(node) if hasattr(node, "_fields") else tuple
+        else:
+            kind = list
+        return TreeDef(kind, tuple(_walk(c, leaves) for c in node))
+    if isinstance(node, dict):
+        keys = tuple(sorted(node))
+        return TreeDef(dict, tuple(_walk(node[k], leaves) for k in keys), keys)
+    leaves.append(node)
+    return LEAF
 
 
 def tree_unflatten(treedef: TreeDef, leaves) -> Any:
     """Inverse of :func:`tree_flatten`."""
-    it = iter(leaves)
+    return _build(treedef, iter(leaves))
 
-    def build(td):
-        if td.kind == "leaf":
-            return next(it)
-        children = [build(c) for c in td.children]
-        if td.kind is dict:
-            return dict(zip(td.keys, children))
-        if td.kind is list:
-            return children
-        if td.kind is tuple:
-            return tuple(children)
-        return td.kind(*children)     # namedtuple
 
-    return build(treedef)
+def _build(td: TreeDef, it):
+    if td.kind == "leaf":
+        return next(it)
+    children = [_build(c, it) for c in td.children]
+    if td.kind is dict:
+        return dict(zip(td.keys, children))
+    if td.kind is list:
+        return children
+    if td.kind is tuple:
+        return tuple(children)
+    return td.kind(*children)     # namedtuple
 
 
 def tree_map(fn: Callable, tree: Any, *rest: Any) -> Any:
