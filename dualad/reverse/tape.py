@@ -17,6 +17,7 @@ Example::
 """
 from __future__ import annotations
 
+
 from .._levels import lower_to, new_level
 from .._tree import tree_flatten
 from .._zero import Zero, add_any, safe_mul
@@ -33,9 +34,10 @@ class Node:
     """One recorded primitive call (``prim is None`` for a leaf)."""
 
     __slots__ = ("prim", "params", "primals", "out", "parents", "args", "partials",
-                 "__weakref__")
+                 "needs", "__weakref__")
 
     def __init__(self, prim, params, primals, out, parents, args=None):
+        self.needs = tuple(p is not None for p in parents)
         self.prim = prim
         self.params = params
         self.primals = primals  # argument values one level down
@@ -150,21 +152,17 @@ def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None)
             make = graph_level.data.get("var_type", Var)
             out = (make(node.out, graph_level, node, 0) if prim.n_outputs == 1 else
                    tuple(make(o, graph_level, node, i) for i, o in enumerate(node.out)))
-            in_cts = prim.vjp(ct_out, primals, out, _needs(node), **node.params)
+            in_cts = prim.vjp(ct_out, primals, out, node.needs, **node.params)
         elif node.partials is not None:     # saved by a fused kernel
             in_cts = (safe_mul(node.partials, ct_out, prim.singular),)
         else:
-            in_cts = prim.vjp(ct_out, node.primals, node.out, _needs(node), **node.params)
+            in_cts = prim.vjp(ct_out, node.primals, node.out, node.needs, **node.params)
         for parent, ct in zip(node.parents, in_cts):
             if parent is not None and ct is not Zero:
                 _accumulate(cts, parent[0], parent[1], ct)
         if not retain_graph:
             node.primals = node.out = node.args = node.partials = None
     return results
-
-
-def _needs(node) -> tuple:
-    return tuple(p is not None for p in node.parents)
 
 
 def _accumulate(cts: dict, node, index: int, ct) -> None:
