@@ -17,7 +17,6 @@ Example::
 """
 from __future__ import annotations
 
-
 from .._levels import lower_to, new_level
 from .._tree import tree_flatten
 from .._zero import Zero, add_any, safe_mul
