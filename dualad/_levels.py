@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 _order = itertools.count(1)
 
@@ -51,21 +50,31 @@ def active_levels() -> list:
     return stack
 
 
-@contextmanager
-def new_level(kind: str, process: Callable, data=None) -> Iterator[Level]:
+class new_level:
     """Open a level for the duration of one transform, and close it after.
 
     Closing (even on an exception) means a tracer that escapes the transform
-    is detected the next time it meets a primitive.
+    is detected the next time it meets a primitive. (A small class rather
+    than a generator context manager: it is entered on every transform call.)
+
+    >>> with new_level("fwd", lambda *a: None) as level:
+    ...     level.active
+    True
     """
-    level = Level(kind, process, data)
-    stack = active_levels()
-    stack.append(level)
-    try:
-        yield level
-    finally:
-        stack.pop()
-        level.active = False
+
+    __slots__ = ("level",)
+
+    def __init__(self, kind: str, process: Callable, data=None):
+        self.level = Level(kind, process, data)
+
+    def __enter__(self) -> Level:
+        active_levels().append(self.level)
+        return self.level
+
+    def __exit__(self, *exc) -> bool:
+        active_levels().pop()
+        self.level.active = False
+        return False
 
 
 def persistent_level(key: str, process: Callable) -> Level:
