@@ -80,11 +80,12 @@ class Tracer:
 
     # -- array protocol ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if kwargs.get("out") is not None:
-            raise TypeError(
-                f"in-place numpy.{ufunc.__name__}(..., out=...) into a traced array is not "
-                "differentiable; write the result to a new array instead.")
-        kwargs.pop("out", None)
+        if kwargs:
+            if kwargs.get("out") is not None:
+                raise TypeError(
+                    f"in-place numpy.{ufunc.__name__}(..., out=...) into a traced array is "
+                    "not differentiable; write the result to a new array instead.")
+            kwargs.pop("out", None)
         if method == "__call__":
             handler = UFUNCS.get(ufunc)
         else:

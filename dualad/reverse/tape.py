@@ -77,16 +77,14 @@ def record(level, prim, args, params, var_type=Var):
             primals.append(a.primal if getattr(a, "_level", None) is level else a)
             parents.append(None)
     keep_args = level.data is not None and level.data.get("keep_args")
-    fused = None
     if prim.fused and len(primals) == 1 and not keep_args:
         fused = value_and_partial(prim.name, primals[0])
-    if fused is not None:           # value and partial in one pass; keep the partial
-        out = fused[0]
-    else:
-        out = bind(prim, *primals, **params)
+        if fused is not None:       # value and partial in one pass; keep the partial
+            node = Node(prim, params, primals, fused[0], tuple(parents))
+            node.partials = fused[1]
+            return var_type(fused[0], level, node, 0)
+    out = bind(prim, *primals, **params)
     node = Node(prim, params, primals, out, tuple(parents), args if keep_args else None)
-    if fused is not None:
-        node.partials = fused[1]
     if prim.n_outputs == 1:
         return var_type(out, level, node, 0)
     return tuple(var_type(o, level, node, i) for i, o in enumerate(out))
