@@ -71,6 +71,19 @@ def _lost(what: str) -> TypeError:
         "explicitly with dualad.stop_gradient(x) first.")
 
 
+def _apply(ufunc, *inputs, **kwargs):
+    """Run a ufunc's handler; lists and tuples become arrays first (NumPy would
+    convert them, and the rules need their shapes)."""
+    handler = UFUNCS.get(ufunc)
+    if handler is None:
+        raise _unsupported(ufunc.__name__)
+    for a in inputs:
+        if a.__class__ is list or a.__class__ is tuple:
+            inputs = tuple(np.asarray(b) if b.__class__ in (list, tuple) else b for b in inputs)
+            break
+    return handler(*inputs, **kwargs)
+
+
 class Tracer:
     """Array-like base of every traced value. Subclasses set ``primal`` (the
     value one level down) and ``_level``."""
@@ -87,12 +100,10 @@ class Tracer:
                     "not differentiable; write the result to a new array instead.")
             kwargs.pop("out", None)
         if method == "__call__":
-            handler = UFUNCS.get(ufunc)
-        else:
-            handler = REDUCERS.get((ufunc, method))
+            return _apply(ufunc, *inputs, **kwargs)
+        handler = REDUCERS.get((ufunc, method))
         if handler is None:
-            name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-            raise _unsupported(name)
+            raise _unsupported(f"{ufunc.__name__}.{method}")
         return handler(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -180,22 +191,23 @@ class Tracer:
     def __getitem__(self, key):
         return FUNCTIONS["getitem"](self, key)
 
-    # -- operators ---------------------------------------------------------
-    def __add__(self, o): return np.add(self, o)
-    def __radd__(self, o): return np.add(o, self)
-    def __sub__(self, o): return np.subtract(self, o)
-    def __rsub__(self, o): return np.subtract(o, self)
-    def __mul__(self, o): return np.multiply(self, o)
-    def __rmul__(self, o): return np.multiply(o, self)
-    def __truediv__(self, o): return np.true_divide(self, o)
-    def __rtruediv__(self, o): return np.true_divide(o, self)
-    def __pow__(self, o): return np.power(self, o)
-    def __rpow__(self, o): return np.power(o, self)
+    # -- operators: straight to the ufunc handlers (skipping NumPy's override
+    #    resolution, which costs a microsecond per scalar op) ----------------
+    def __add__(self, o): return _apply(np.add, self, o)
+    def __radd__(self, o): return _apply(np.add, o, self)
+    def __sub__(self, o): return _apply(np.subtract, self, o)
+    def __rsub__(self, o): return _apply(np.subtract, o, self)
+    def __mul__(self, o): return _apply(np.multiply, self, o)
+    def __rmul__(self, o): return _apply(np.multiply, o, self)
+    def __truediv__(self, o): return _apply(np.true_divide, self, o)
+    def __rtruediv__(self, o): return _apply(np.true_divide, o, self)
+    def __pow__(self, o): return _apply(np.power, self, o)
+    def __rpow__(self, o): return _apply(np.power, o, self)
     def __matmul__(self, o): return np.matmul(self, o)
     def __rmatmul__(self, o): return np.matmul(o, self)
-    def __neg__(self): return np.negative(self)
+    def __neg__(self): return _apply(np.negative, self)
     def __pos__(self): return self
-    def __abs__(self): return np.absolute(self)
+    def __abs__(self): return _apply(np.absolute, self)
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
     def __mod__(self, o): return np.mod(self, o)

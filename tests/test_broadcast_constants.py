@@ -49,3 +49,10 @@ def test_batched_tangents_broadcast_too():
     jac = da.jacfwd(lambda x: x * np.ones((2, 3)))(np.ones(3))
     want = np.broadcast_to(np.eye(3), (2, 3, 3))
     np.testing.assert_array_equal(jac, want)
+
+
+def test_lists_mix_in_as_constant_arrays():
+    # NumPy would convert a list operand; the rules need its shape too.
+    assert da.grad(lambda x: np.sum(np.maximum(x, [0.5, 2.0])))(1.0) == 1.0
+    assert da.grad(lambda x: np.sum(x * [1.0, 3.0]))(1.0) == 4.0
+    np.testing.assert_allclose(da.jacfwd(lambda x: x - [1.0, 2.0, 3.0])(0.5), np.ones(3))
