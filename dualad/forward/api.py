@@ -116,12 +116,15 @@ def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
 
 
 def _cast_like(t, p):
-    pv = peel(p)
-    dtype = getattr(pv, "dtype", np.dtype(np.float64))
+    """The tangent in its primal's dtype (a NumPy scalar for a scalar primal:
+    scalar arithmetic is much cheaper than on 0-d arrays)."""
     if hasattr(t, "_level"):
         return t
-    xp = namespace_of(pv)
-    return xp.asarray(t, dtype=dtype)
+    pv = peel(p)
+    if type(pv) is float or type(pv) is np.float64:
+        return np.float64(t)
+    dtype = getattr(pv, "dtype", np.dtype(np.float64))
+    return namespace_of(pv).asarray(t, dtype=dtype)
 
 
 def _strip(x):

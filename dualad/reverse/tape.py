@@ -35,8 +35,8 @@ class Node:
     __slots__ = ("prim", "params", "primals", "out", "parents", "args", "partials",
                  "needs", "__weakref__")
 
-    def __init__(self, prim, params, primals, out, parents, args=None):
-        self.needs = tuple(p is not None for p in parents)
+    def __init__(self, prim, params, primals, out, parents, args=None, needs=None):
+        self.needs = tuple(p is not None for p in parents) if needs is None else needs
         self.prim = prim
         self.params = params
         self.primals = primals  # argument values one level down
@@ -68,23 +68,29 @@ class Var(Tracer):
 
 def record(level, prim, args, params, var_type=Var):
     """The reverse-mode interpreter: run one level down and record a node."""
-    primals, parents = [], []
+    primals, parents, needs = [], [], []
     for a in args:
-        if getattr(a, "_level", None) is level and a.node is not None:
+        if getattr(a, "_level", None) is level:
             primals.append(a.primal)
-            parents.append((a.node, a.index))
+            node = a.node
+            if node is not None:
+                parents.append((node, a.index))
+                needs.append(True)
+                continue
         else:
-            primals.append(a.primal if getattr(a, "_level", None) is level else a)
-            parents.append(None)
+            primals.append(a)
+        parents.append(None)
+        needs.append(False)
+    parents, needs = tuple(parents), tuple(needs)
     keep_args = level.data is not None and level.data.get("keep_args")
     if prim.fused and len(primals) == 1 and not keep_args:
         fused = value_and_partial(prim.name, primals[0])
         if fused is not None:       # value and partial in one pass; keep the partial
-            node = Node(prim, params, primals, fused[0], tuple(parents))
+            node = Node(prim, params, primals, fused[0], parents, None, needs)
             node.partials = fused[1]
             return var_type(fused[0], level, node, 0)
     out = bind(prim, *primals, **params)
-    node = Node(prim, params, primals, out, tuple(parents), args if keep_args else None)
+    node = Node(prim, params, primals, out, parents, args if keep_args else None, needs)
     if prim.n_outputs == 1:
         return var_type(out, level, node, 0)
     return tuple(var_type(o, level, node, i) for i, o in enumerate(out))
