@@ -111,3 +111,18 @@ def lower_to(x, level):
         if lv is None or lv.order <= level.order or not lv.active:
             return x
         x = x.primal
+
+
+def split_at(level: Level, args, field: str, missing=None, primal: str = "primal"):
+    """Split a primitive's arguments for the interpreter of ``level``: the
+    values one level down, and each argument's ``field`` (its tangent,
+    pattern, ...) or ``missing`` for arguments that are constants here."""
+    primals, fields = [], []
+    for a in args:
+        if getattr(a, "_level", None) is level:
+            primals.append(getattr(a, primal))
+            fields.append(getattr(a, field))
+        else:
+            primals.append(a)
+            fields.append(missing)
+    return primals, fields

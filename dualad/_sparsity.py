@@ -45,7 +45,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._levels import new_level
+from ._levels import new_level, split_at
 from ._tree import tree_flatten
 from .backend import peel
 from .dispatch import Tracer
@@ -96,14 +96,7 @@ class Pattern(Tracer):
 
 def process_pattern(level, prim: Primitive, args, params):
     """Run ``prim`` one level down, and its sparsity rule on the patterns."""
-    primals, pats = [], []
-    for a in args:
-        if getattr(a, "_level", None) is level:
-            primals.append(a._primal)
-            pats.append(a.pattern)
-        else:
-            primals.append(a)
-            pats.append(None)
+    primals, pats = split_at(level, args, "pattern", None, primal="_primal")
     out = bind(prim, *primals, **params)
     if all(p is None for p in pats):
         return out

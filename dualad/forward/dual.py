@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._levels import persistent_level
+from .._levels import persistent_level, split_at
 from .._zero import Zero, safe_mul
 from ..backend import peel
 from ..dispatch import Tracer
@@ -55,14 +55,7 @@ class Dual(Tracer):
 
 def process_dual(level, prim, args, params):
     """The forward-mode interpreter: primal one level down, tangent by ``jvp``."""
-    primals, tangents = [], []
-    for a in args:
-        if getattr(a, "_level", None) is level:
-            primals.append(a.primal)
-            tangents.append(a.tangent)
-        else:
-            primals.append(a)
-            tangents.append(Zero)
+    primals, tangents = split_at(level, args, "tangent", Zero)
     if prim.fused and len(primals) == 1:
         fused = value_and_partial(prim.name, primals[0])
         if fused is not None:        # value and partial from one kernel pass

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._levels import split_at
 from .._zero import Zero
 from ..backend import peel
 from ..dispatch import Tracer
@@ -80,17 +81,8 @@ def process_structured(level, prim, args, params):
         for k, keep, res in ctx.recent:
             if k == key and all(a is b for a, b in zip(keep, args)):
                 return res
-    primals, tangents = [], []
-    sparse = False
-    for a in args:
-        if getattr(a, "_level", None) is level:
-            primals.append(a.primal)
-            t = a.tangent
-            sparse = sparse or isinstance(t, _SPARSE)
-            tangents.append(t)
-        else:
-            primals.append(a)
-            tangents.append(Zero)
+    primals, tangents = split_at(level, args, "tangent", Zero)
+    sparse = any(isinstance(t, _SPARSE) for t in tangents)
     out = t_out = None
     if sparse:
         rule = _RULES.get(prim.name)
