@@ -191,6 +191,21 @@ def _greedy_columns(rows_of: list, cols_of: list, order: list) -> list:
     return color
 
 
+def _distance2(members_of: list, neighbours_of: list) -> tuple[np.ndarray, int]:
+    """Greedy distance-2 coloring of the items ``members_of`` indexes (columns
+    for a Jacobian's forward pass, rows for its reverse pass): two items that
+    share a neighbour get different colors. The best of a few orders wins."""
+    n = len(members_of)
+    degree = [sum(len(neighbours_of[r]) for r in members_of[j]) for j in range(n)]
+    best = _trivial(n) if sum(degree) > MAX_WORK else None
+    for order in _orders(n, degree) if best is None else ():
+        color = _greedy_columns(members_of, neighbours_of, order)
+        if best is None or max(color, default=-1) < max(best, default=-1):
+            best = color
+    colors = np.asarray(best, dtype=np.int64)
+    return colors, int(colors.max()) + 1 if colors.size else 0
+
+
 def column_coloring(pattern) -> Coloring:
     """Distance-2 coloring of the columns of a Jacobian pattern (forward
     mode: one batched jvp with ``n_colors`` directions).
@@ -201,14 +216,7 @@ def column_coloring(pattern) -> Coloring:
     indptr, indices, shape = _csr(pattern)
     cols_of = _lists(indptr, indices)
     rows_of = _transpose_lists(cols_of, shape[1])
-    degree = [sum(len(cols_of[r]) for r in rows_of[j]) for j in range(shape[1])]
-    best = _trivial(shape[1]) if sum(degree) > MAX_WORK else None
-    for order in _orders(shape[1], degree) if best is None else ():
-        color = _greedy_columns(rows_of, cols_of, order)
-        if best is None or max(color, default=-1) < max(best, default=-1):
-            best = color
-    colors = np.asarray(best, dtype=np.int64)
-    n_colors = int(colors.max()) + 1 if colors.size else 0
+    colors, n_colors = _distance2(rows_of, cols_of)
     rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
     source = colors[indices] * shape[0] + rows       # B[r, color[j]], B row-major (c, m)
     return Coloring("column", colors, n_colors, shape, indptr, indices, source)
@@ -224,14 +232,7 @@ def row_coloring(pattern) -> Coloring:
     indptr, indices, shape = _csr(pattern)
     cols_of = _lists(indptr, indices)
     rows_of = _transpose_lists(cols_of, shape[1])
-    degree = [sum(len(rows_of[j]) for j in cols_of[r]) for r in range(shape[0])]
-    best = _trivial(shape[0]) if sum(degree) > MAX_WORK else None
-    for order in _orders(shape[0], degree) if best is None else ():
-        color = _greedy_columns(cols_of, rows_of, order)
-        if best is None or max(color, default=-1) < max(best, default=-1):
-            best = color
-    colors = np.asarray(best, dtype=np.int64)
-    n_colors = int(colors.max()) + 1 if colors.size else 0
+    colors, n_colors = _distance2(cols_of, rows_of)
     rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
     source = colors[rows] * shape[1] + indices       # U[color[r], j], U row-major (c, n)
     return Coloring("row", colors, n_colors, shape, indptr, indices, source)
