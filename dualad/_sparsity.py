@@ -45,6 +45,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._fingerprint import fingerprint
 from ._levels import new_level, split_at
 from ._tree import tree_flatten
 from .backend import peel
@@ -437,9 +438,22 @@ def _digest(value) -> object:
     return (str(td), tuple(_digest(leaf) for leaf in leaves))
 
 
-def pattern_key(kind: str, args: tuple, positions: tuple) -> tuple:
+_MAX_ENTRIES = 256
+
+
+def _bounded(store: dict) -> dict:
+    """A per-function cache, emptied when it grows past ``_MAX_ENTRIES`` (a
+    closure that changes every call would otherwise add an entry each time)."""
+    if len(store) > _MAX_ENTRIES:
+        store.clear()
+    return store
+
+
+def pattern_key(kind: str, args: tuple, positions: tuple, fn: Callable | None = None) -> tuple:
     """Cache key: the kind, each differentiated argument's shape and dtype,
-    and a digest of the others."""
+    and a digest of the others; with ``fn``, also ``fn``'s structure
+    fingerprint (:mod:`dualad._fingerprint`), so a changed closure or global
+    can never reuse a stale pattern, coloring or recorded pass."""
     parts = []
     for i, a in enumerate(args):
         if i in positions:
@@ -448,7 +462,8 @@ def pattern_key(kind: str, args: tuple, positions: tuple) -> tuple:
                           else v.dtype.str))
         else:
             parts.append(_digest(a))
-    return (kind, tuple(positions), tuple(parts))
+    key = (kind, tuple(positions), tuple(parts))
+    return key if fn is None else key + (fingerprint(fn, args, positions),)
 
 
 # ============================================================================
@@ -485,8 +500,8 @@ def pattern(fn: Callable, args: tuple, positions: tuple, kind: str, *,
     if len(positions) != 1:
         raise ValueError("sparsity detection takes one differentiated argument")
     pos = positions[0]
-    key = pattern_key("pattern-" + kind, args, positions)
-    store = cache_for(fn) if cache else {}
+    key = pattern_key("pattern-" + kind, args, positions, fn)
+    store = _bounded(cache_for(fn)) if cache else {}
     hit = store.get(key)
     if hit is not None:
         return hit
@@ -518,7 +533,7 @@ def volatile_reads(fn: Callable, args: tuple, positions: tuple, kind: str) -> tu
     >>> volatile_reads(f, (np.ones(3),), (0,), "jacobian")
     ('sort (indexing.py)',)
     """
-    key = pattern_key("pattern-" + kind, args, positions)
+    key = pattern_key("pattern-" + kind, args, positions, fn)
     return cache_for(fn).get(("volatile",) + key, ())
 
 
@@ -536,8 +551,8 @@ def coloring_for(fn: Callable, args: tuple, positions: tuple, kind: str, *,
               "jacobian-rev": row_coloring}
     if kind not in makers:
         raise ValueError(f"unknown coloring kind {kind!r}")
-    key = pattern_key("coloring-" + kind, args, positions)
-    store = cache_for(fn) if cache else {}
+    key = pattern_key("coloring-" + kind, args, positions, fn)
+    store = _bounded(cache_for(fn)) if cache else {}
     hit = store.get(key)
     if hit is not None:
         return hit

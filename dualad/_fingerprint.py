@@ -1,0 +1,97 @@
+"""Structure fingerprints: what a cached pattern, coloring or recorded pass
+may silently depend on besides the input shapes.
+
+A function's closures and globals are invisible to a cache keyed by the
+function and its argument shapes: ``lambda x: np.sum(c * x**2)`` has a
+different Hessian (and, through ``c``'s zeros, a different sparsity pattern)
+after ``c[:] = ...``. :func:`fingerprint` runs the function once under a light
+interpreter that records every primitive it binds, with its parameters and a
+digest of every constant operand (closure and global arrays included), and
+the output structure. Caches include the fingerprint in their keys, so any
+change that could alter a derivative makes a miss, never a stale hit.
+
+>>> import numpy as np
+>>> c = np.zeros(2)
+>>> f = lambda x: np.sum(c * x)
+>>> a = fingerprint(f, (np.ones(2),), (0,))
+>>> c[0] = 1.0
+>>> a == fingerprint(f, (np.ones(2),), (0,))
+False
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+
+from ._levels import new_level, split_at
+from ._tree import tree_flatten
+from .dispatch import Tracer
+from .primitive import bind
+
+
+class _Traced(Tracer):
+    __slots__ = ("primal", "_level")
+
+    def __init__(self, primal, level):
+        self.primal, self._level = primal, level
+
+
+class _Unkeyable:
+    """A digest equal to nothing (not even itself): the value cannot be keyed
+    (a lower-level tracer, an opaque object), so nothing may be reused."""
+
+    __slots__ = ()
+
+    def __eq__(self, other) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def digest(value) -> object:
+    """A hashable summary that changes whenever the value could change a
+    derivative: arrays by shape, dtype and content; scalars by value."""
+    if isinstance(value, (bool, int, float, complex, str, bytes, type(None))):
+        return (type(value).__name__, value)
+    if isinstance(value, np.generic):
+        return (value.dtype.str, value.item())
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value).tobytes()
+        return (value.shape, value.dtype.str, hashlib.blake2b(data, digest_size=16).digest())
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(digest(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, digest(v)) for k, v in value.items()))
+    if isinstance(value, slice):
+        return ("slice", value.start, value.stop, value.step)
+    if isinstance(value, np.dtype) or value is Ellipsis:
+        return repr(value)
+    return _Unkeyable()
+
+
+def _process(level, prim, args, params):
+    primals, marks = split_at(level, args, "_level", None)
+    consts = tuple(None if m is not None else digest(a) for a, m in zip(args, marks))
+    level.data.append((prim.name, digest(params), consts))
+    out = bind(prim, *primals, **params)
+    if prim.n_outputs == 1:
+        return _Traced(out, level)
+    return tuple(_Traced(o, level) for o in out)
+
+
+def fingerprint(fn: Callable, args: tuple, positions: tuple) -> tuple:
+    """The primitives ``fn(*args)`` binds, their parameters, digests of their
+    constant operands and the output structure; ``args[positions]`` traced."""
+    trace: list = []
+    with new_level("fingerprint", _process, data=trace) as level:
+        call = list(args)
+        for p in positions:
+            call[p] = _Traced(args[p], level)
+        out = fn(*call)
+    leaves, treedef = tree_flatten(out)
+    shapes = tuple(np.shape(leaf.primal if isinstance(leaf, _Traced) else leaf)
+                   for leaf in leaves)
+    return (tuple(trace), repr(treedef), shapes)
