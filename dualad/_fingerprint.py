@@ -54,22 +54,28 @@ class _Unkeyable:
 def digest(value) -> object:
     """A hashable summary that changes whenever the value could change a
     derivative: arrays by shape, dtype and content; scalars by value."""
-    if isinstance(value, (bool, int, float, complex, str, bytes, type(None))):
-        return (type(value).__name__, value)
-    if isinstance(value, np.generic):
-        return (value.dtype.str, value.item())
-    if isinstance(value, np.ndarray):
+    t = type(value)
+    if t in _PLAIN_SET:
+        return (t, value) if t is not float or value == value else ("nan",)
+    if t is tuple or t is list:
+        return (t.__name__,) + tuple(digest(v) for v in value)
+    if t is dict:
+        return ("dict",) + tuple((k, digest(v)) for k, v in value.items())
+    if t is np.ndarray:
         data = np.ascontiguousarray(value).tobytes()
         return (value.shape, value.dtype.str, hashlib.blake2b(data, digest_size=16).digest())
-    if isinstance(value, (tuple, list)):
-        return (type(value).__name__, tuple(digest(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((k, digest(v)) for k, v in value.items()))
-    if isinstance(value, slice):
+    if isinstance(value, np.generic):
+        return (value.dtype.str, value.item())
+    if t is slice:
         return ("slice", value.start, value.stop, value.step)
     if isinstance(value, np.dtype) or value is Ellipsis:
         return repr(value)
     return _Unkeyable()
+
+
+# Types whose value is its own digest (bool/int/float keep their types apart:
+# a dict key of ("x", 1) and ("x", True) hash alike but compare by value).
+_PLAIN_SET = frozenset((bool, int, float, complex, str, bytes, type(None)))
 
 
 def _process(level, prim, args, params):
