@@ -101,3 +101,67 @@ def fingerprint(fn: Callable, args: tuple, positions: tuple) -> tuple:
     shapes = tuple(np.shape(leaf.primal if isinstance(leaf, _Traced) else leaf)
                    for leaf in leaves)
     return (tuple(trace), repr(treedef), shapes)
+
+
+# ============================================================================
+# self-contained functions need no fingerprint
+# ============================================================================
+_GLOBAL_OPS = frozenset(("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"))
+_code_globals: dict = {}     # code object -> the global names it (and nested code) uses
+
+
+def _global_names(code) -> frozenset:
+    names = _code_globals.get(code)
+    if names is None:
+        import dis
+        found = set()
+        stack = [code]
+        while stack:
+            c = stack.pop()
+            for ins in dis.get_instructions(c):
+                if ins.opname in _GLOBAL_OPS:
+                    found.add(ins.argval)
+            stack.extend(k for k in c.co_consts if hasattr(k, "co_code"))
+        names = _code_globals[code] = frozenset(found)
+    return names
+
+
+def _fixed(value) -> bool:
+    """A global or default the function cannot see change: NumPy or math
+    (the modules or their functions) and builtins."""
+    import builtins
+    import math
+    import types
+    if isinstance(value, types.ModuleType):
+        return value is np or value is math or value.__name__.startswith("numpy.")
+    if isinstance(value, np.ufunc):
+        return True
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+        mod = getattr(value, "__module__", None) or ""
+        return mod == "builtins" or mod == "math" or mod.startswith("numpy") or (
+            getattr(builtins, getattr(value, "__name__", ""), None) is value)
+    return isinstance(value, type) and value.__module__ == "builtins"
+
+
+def self_contained(fn) -> bool:
+    """True when ``fn`` is a plain function with no closure, whose globals are
+    only NumPy, math and builtins and whose defaults are immutable: its
+    derivatives then depend on its arguments alone, and a cache keyed by the
+    arguments is safe without a :func:`fingerprint`."""
+    import builtins
+    import types
+    if type(fn) is not types.FunctionType or fn.__closure__:
+        return False
+    defaults = tuple(fn.__defaults__ or ()) + tuple((fn.__kwdefaults__ or {}).values())
+    if not all(d is None or isinstance(d, (bool, int, float, complex, str)) or _fixed(d)
+               for d in defaults):
+        return False
+    g = fn.__globals__
+    missing = object()
+    for name in _global_names(fn.__code__):
+        value = g.get(name, missing)
+        if value is missing:
+            value = getattr(builtins, name, missing)
+        if value is missing or not _fixed(value):
+            return False
+    return True

@@ -45,7 +45,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._fingerprint import fingerprint
+from ._fingerprint import fingerprint, self_contained
 from ._levels import new_level, split_at
 from ._tree import tree_flatten
 from .backend import peel
@@ -463,7 +463,10 @@ def pattern_key(kind: str, args: tuple, positions: tuple, fn: Callable | None = 
         else:
             parts.append(_digest(a))
     key = (kind, tuple(positions), tuple(parts))
-    return key if fn is None else key + (fingerprint(fn, args, positions),)
+    if fn is None:
+        return key
+    # A function that can only see its arguments needs no fingerprint.
+    return key + (("self-contained",) if self_contained(fn) else fingerprint(fn, args, positions),)
 
 
 # ============================================================================

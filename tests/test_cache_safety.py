@@ -69,3 +69,18 @@ def test_changed_branch_on_a_closure_flag():
     flag["coupled"] = True
     want = np.array([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]])
     np.testing.assert_array_equal(hess(X0).toarray(), want)
+
+
+def _plain_rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def test_self_contained_functions_skip_the_fingerprint_others_do_not():
+    from dualad._fingerprint import self_contained
+    assert self_contained(_plain_rosen)
+    assert self_contained(lambda x: np.sum(np.sin(x)) + len(x))
+    c = np.ones(3)
+    assert not self_contained(lambda x: c * x)              # closure
+    assert not self_contained(_scaled)                     # global scalar
+    assert not self_contained(lambda x, w=np.ones(3): w * x)   # mutable default
+    assert not self_contained(np.sum)                      # not a plain function
