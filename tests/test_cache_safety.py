@@ -82,5 +82,6 @@ def test_self_contained_functions_skip_the_fingerprint_others_do_not():
     c = np.ones(3)
     assert not self_contained(lambda x: c * x)              # closure
     assert not self_contained(_scaled)                     # global scalar
-    assert not self_contained(lambda x, w=np.ones(3): w * x)   # mutable default
+    weights = np.ones(3)
+    assert not self_contained(lambda x, w=weights: w * x)   # mutable default
     assert not self_contained(np.sum)                      # not a plain function
