@@ -208,15 +208,21 @@ def _pow(prim, level, xs, n, params):
 # ============================================================================
 # exponentials and logarithms
 # ============================================================================
+def _ode_term(xd: list, g: list, k: int):
+    """``sum_{j=1..k} j x_j g_{k-j}`` (``xd[j] = j x_j``): the k-th term of
+    ``y' = g x'``, shared by every ODE recurrence below."""
+    s = xd[1] * g[k - 1]
+    for j in range(2, k + 1):
+        s = s + xd[j] * g[k - j]
+    return s
+
+
 def _exp_series(x: list, n: int, y0=None) -> list:
     # y' = y x'  =>  y_k = (1/k) sum_{j=1..k} j x_j y_{k-j}
     y = [_f0("exp", x[0]) if y0 is None else y0]
     xd = _weighted(x, n)
     for k in range(1, n):
-        s = xd[1] * y[k - 1]
-        for j in range(2, k + 1):
-            s = s + xd[j] * y[k - j]
-        y.append(s / k)
+        y.append(_ode_term(xd, y, k) / k)
     return y
 
 
@@ -248,11 +254,7 @@ def _paired(x: list, n: int, names: tuple, sign: float) -> tuple[list, list]:
     s, c = [_f0(names[0], x[0])], [_f0(names[1], x[0])]
     xd = _weighted(x, n)
     for k in range(1, n):
-        ss = xd[1] * c[k - 1]
-        cc = xd[1] * s[k - 1]
-        for j in range(2, k + 1):
-            ss = ss + xd[j] * c[k - j]
-            cc = cc + xd[j] * s[k - j]
+        ss, cc = _ode_term(xd, c, k), _ode_term(xd, s, k)
         s.append(ss / k)
         c.append(cc * (sign / k))
     return s, c
@@ -265,10 +267,7 @@ def _tan_series(name: str, sign: float) -> Callable:
         g = [1.0 + sign * (y[0] * y[0])]
         xd = _weighted(x, n)
         for k in range(1, n):
-            s = xd[1] * g[k - 1]
-            for j in range(2, k + 1):
-                s = s + xd[j] * g[k - j]
-            y.append(s / k)
+            y.append(_ode_term(xd, g, k) / k)
             if k < n - 1:
                 q = y[0] * y[k]
                 q = q + q               # the i = 0 and i = k terms
