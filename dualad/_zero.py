@@ -1,6 +1,8 @@
 """The symbolic zero tangent/cotangent and a zero-times-infinity-safe multiply."""
 from __future__ import annotations
 
+import numpy as np
+
 from .backend import all_finite_value, namespace_of
 
 
@@ -54,6 +56,8 @@ def safe_mul(partial, tangent, check: bool = True):
             return -tangent
     product = partial * tangent
     if check and not all_finite_value(partial):
-        xp = namespace_of(product)
+        # np.where dispatches on a traced product; a raw one uses its own
+        # namespace (CuPy functions do not dispatch back to tracers).
+        xp = np if hasattr(product, "_level") else namespace_of(product)
         product = xp.where(tangent == 0, 0, product)
     return product

@@ -26,7 +26,7 @@ import numpy as np
 from . import planner
 from ._api_util import as_array, as_tuple_positions, check_float_args, check_positions
 from ._tree import tree_leaves
-from .backend import peel
+from .backend import namespace_of, peel
 from .chunked import (
     hessian_fwd_rev_chunks,
     hvp_chunks,
@@ -131,7 +131,8 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
     if n_dirs is None:
         return jvp(grad(f, positions), primals, tangents)
     primals = tuple(as_array(p) for p in primals)
-    tangents = tuple(np.asarray(t, dtype=peel(p).dtype) for p, t in zip(primals, tangents))
+    tangents = tuple(namespace_of(peel(p)).asarray(t, dtype=peel(p).dtype)
+                     for p, t in zip(primals, tangents))
     if chunk is None:
         chunk = planner.plan(fn, *primals, kind="hessian", argnums=positions, mode="fwd-rev",
                      memory_budget=memory_budget).chunk

@@ -41,8 +41,8 @@ def _reshape(x, shape, lead=0):
 
 
 defprimitive("reshape", _reshape,
-             transpose=lambda ct, primals, lead, shape: _reshape(
-                 ct, shape_of(primals[0]), lead))
+             transpose=lambda ct, primals, lead, shape: registry["reshape"](
+                 ct, shape=shape_of(primals[0]), lead=lead))
 
 
 @implements(np.reshape)
@@ -105,7 +105,9 @@ def _transpose(x, axes, lead=0):
 
 
 def _transpose_T(ct, primals, lead, axes):
-    return _transpose(ct, tuple(np.argsort(axes)), lead)
+    # Bind the primitive (never call the impl on a possibly traced ct: for a
+    # CuPy-backed tracer the impl's cupy.transpose would not dispatch back).
+    return registry["transpose"](ct, axes=tuple(int(a) for a in np.argsort(axes)), lead=lead)
 
 
 defprimitive("transpose", _transpose, transpose=_transpose_T)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import result_float_dtype
 from ..dispatch import implements, prim_caller, register_nondiff
 from ..kernels.table import EXPRESSIONS
 from ..primitive import defprimitive, registry
@@ -165,7 +166,8 @@ def _astype(x, dtype, lead=0):
 
 
 defprimitive("astype", _astype,
-             transpose=lambda ct, primals, lead, dtype: _astype(ct, np.result_type(primals[0])))
+             transpose=lambda ct, primals, lead, dtype: registry["astype"](
+                 ct, dtype=result_float_dtype(primals[0]), lead=lead))
 
 # ============================================================================
 # non-differentiable: the result is piecewise constant or not a float
