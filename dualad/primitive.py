@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 from ._levels import leaked
 from ._zero import Zero, add_any, safe_mul
+from .backend import all_finite_value
 
 registry: dict[str, Primitive] = {}
 
@@ -54,7 +55,10 @@ class Primitive:
         self.linear = linear
         self.elementwise = elementwise
         self.n_outputs = n_outputs
-        self.singular = singular      # partials may be infinite at finite points
+        # Partials may be infinite at finite points: True, or "out" when they
+        # are finite wherever the output is (multiply, divide), so one test of
+        # the output replaces a test of every partial.
+        self.singular = singular
         self.taylor = taylor
         self.sparsity = sparsity
         self.fused = fused            # a fused value-and-partial kernel exists
@@ -137,11 +141,12 @@ def _elementwise_jvp(prim):
         parts = prim.partials(out, *primals, **params)
         out_shape = shape_of(out)
         out_nd = len(out_shape)
+        check = _needs_guard(singular, out)
         total = Zero
         for p, x, t in zip(parts, primals, tangents):
             if t is Zero or p is None:
                 continue
-            total = add_any(total, safe_mul(p, align(t, ndim_of(x), out_nd), singular))
+            total = add_any(total, safe_mul(p, align(t, ndim_of(x), out_nd), check))
         if total is not Zero:
             shape = shape_of(total)
             lead = len(shape) - out_nd
@@ -151,6 +156,13 @@ def _elementwise_jvp(prim):
                 total = _broadcast_tangent(total, out_nd, out_shape)
         return total
     return jvp
+
+
+def _needs_guard(singular, out) -> bool:
+    """Whether safe_mul must test each partial for infinities."""
+    if singular == "out":
+        return not all_finite_value(out)
+    return bool(singular)
 
 
 def _broadcast_tangent(t, out_nd: int, out_shape: tuple):
@@ -169,10 +181,11 @@ def _elementwise_vjp(prim):
     def vjp(ct, primals, out, needs, **params):
         parts = prim.partials(out, *primals, **params)
         lead = lead_of(ct, out)
+        check = _needs_guard(singular, out)
         cts = []
         for p, x, need in zip(parts, primals, needs):
             if need and p is not None:
-                cts.append(unbroadcast(safe_mul(p, ct, singular), shape_of(x), lead))
+                cts.append(unbroadcast(safe_mul(p, ct, check), shape_of(x), lead))
             else:
                 cts.append(Zero)
         return cts

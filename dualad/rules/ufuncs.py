@@ -50,8 +50,9 @@ def _tie_half(a, b):
 _elementwise("add", np.add, lambda out, x, y: (1.0, 1.0), np.add)
 _elementwise("subtract", np.subtract, lambda out, x, y: (1.0, -1.0), np.subtract)
 # singular: a factor may be inf where the cotangent/tangent is exactly 0 (the
-# unselected branch of a np.where), and inf * 0 must stay 0, not NaN.
-_elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply, singular=True)
+# unselected branch of a np.where), and inf * 0 must stay 0, not NaN. The
+# partials are the factors, finite exactly where x * y is: test the output once.
+_elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply, singular="out")
 _elementwise("true_divide", np.true_divide,
              lambda out, x, y: (1.0 / y, -out / y), np.true_divide, singular=True)
 _elementwise("negative", np.negative, lambda out, x: (-1.0,), np.negative)
