@@ -2,6 +2,7 @@
 and dtype checks."""
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -34,18 +35,21 @@ def namespace_of(*values):
 def all_finite_value(x) -> bool:
     """True if every entry of the (peeled) value is finite.
 
-    May answer False for a finite array whose sum overflows: callers use it
-    to decide whether a guard is needed, so a false alarm costs only time.
+    May answer False for a finite array whose squares overflow: callers use
+    it to decide whether a guard is needed, so a false alarm costs only time.
     """
     v = peel(x)
-    if isinstance(v, (float, int)):
-        return v - v == 0
-    if getattr(v, "size", 0) > 4096:
-        # One reduction pass, no boolean temporary: NaN and inf propagate
-        # into the sum, so a finite sum means finite entries.
-        xp = namespace_of(v)
-        return bool(xp.isfinite(v.sum()))
+    if isinstance(v, float):          # Python floats and NumPy float64 scalars
+        return math.isfinite(v)
+    if isinstance(v, int):
+        return True
+    if type(v) is np.ndarray and v.dtype.kind == "f":
+        # One BLAS dot, no temporaries: NaN and inf propagate into v . v.
+        flat = v.ravel()
+        return math.isfinite(flat.dot(flat))
     xp = namespace_of(v)
+    if getattr(v, "size", 0) > 4096:
+        return bool(xp.isfinite(v.sum()))
     return bool(xp.isfinite(v).all())
 
 
