@@ -24,7 +24,33 @@ def _power_partials(out, x, exponent):
     # A constant exponent is a parameter, not an input: no log(x) pass for x**2.
     if isinstance(exponent, (int, float)) and exponent == 2:
         return (2.0 * x,)
-    return (exponent * np.power(x, exponent - 1),)
+    return (exponent * registry["power"](x, exponent=exponent - 1),)
+
+
+_MAX_INT_POWER = 32
+
+
+def _power(x, exponent):
+    """``x ** exponent`` for a constant exponent. Small integer exponents by
+    repeated squaring and +-1/2 by sqrt: NumPy's general float pow costs about
+    50 ns an element (x**12 in a Lennard-Jones energy), a multiply 0.2 ns."""
+    e = exponent
+    if type(e) in (int, float) and (type(x) is float or getattr(
+            getattr(x, "dtype", None), "kind", "") == "f"):
+        if e == int(e) and 1 <= abs(e) <= _MAX_INT_POWER:
+            n, result, base = int(abs(e)), None, x
+            while n:
+                if n & 1:
+                    result = base if result is None else result * base
+                n >>= 1
+                if n:
+                    base = base * base
+            return result if e > 0 else 1.0 / result
+        if e == 0.5:
+            return np.sqrt(x)
+        if e == -0.5:
+            return 1.0 / np.sqrt(x)
+    return np.power(x, exponent)
 
 
 def _pow_partials(out, x, y):
@@ -56,8 +82,7 @@ _elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply, sin
 _elementwise("true_divide", np.true_divide,
              lambda out, x, y: (1.0 / y, -out / y), np.true_divide, singular=True)
 _elementwise("negative", np.negative, lambda out, x: (-1.0,), np.negative)
-_elementwise("power", lambda x, exponent: np.power(x, exponent), _power_partials,
-             singular=True)
+_elementwise("power", _power, _power_partials, singular=True)
 _elementwise("pow", np.power, _pow_partials, singular=True)
 
 
