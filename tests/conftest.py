@@ -11,6 +11,16 @@ except Exception:  # pragma: no cover - numba missing
     pass
 
 
+def lj_flat(x):
+    """Lennard-Jones energy of flat positions (3N,), pairs by triu indices:
+    the shared test potential."""
+    r = x.reshape(-1, 3)
+    i, j = np.triu_indices(r.shape[0], 1)
+    d = r[i] - r[j]
+    s = 1.0 / np.sqrt(np.sum(d * d, axis=1))
+    return np.sum(4.0 * (s ** 12 - s ** 6))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

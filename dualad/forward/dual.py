@@ -25,11 +25,27 @@ from ..kernels import value_and_partial
 from ..primitive import bind, shape_of
 
 
-class Dual(Tracer):
+class TangentTracer(Tracer):
+    """A primal with a tangent of some kind at one level: the storage shared by
+    every forward interpreter's values (Dual, the structured tangents)."""
+
+    __slots__ = ("primal", "tangent", "_level")
+
+    @classmethod
+    def _make(cls, primal, tangent, level):
+        d = cls.__new__(cls)
+        d.primal, d.tangent, d._level = primal, tangent, level
+        return d
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(primal={peel(self.primal)!r}, tangent={self.tangent!r})"
+
+
+class Dual(TangentTracer):
     """A primal value with a tangent (``shape == primal.shape``) or a batch of
     tangents (``shape == (k,) + primal.shape``)."""
 
-    __slots__ = ("primal", "tangent", "_level")
+    __slots__ = ()
 
     def __init__(self, primal, tangent, level=None):
         if isinstance(tangent, (int, float)):      # rules reshape tangents
@@ -42,15 +58,6 @@ class Dual(Tracer):
         self.primal = primal
         self.tangent = tangent
         self._level = level if level is not None else persistent_level("dual", process_dual)
-
-    @classmethod
-    def _make(cls, primal, tangent, level):
-        d = cls.__new__(cls)
-        d.primal, d.tangent, d._level = primal, tangent, level
-        return d
-
-    def __repr__(self) -> str:
-        return f"Dual(primal={peel(self.primal)!r}, tangent={self.tangent!r})"
 
 
 def process_dual(level, prim, args, params):

@@ -25,8 +25,8 @@ import numpy as np
 
 from .._levels import split_at
 from .._zero import Zero
-from ..backend import peel
 from ..dispatch import Tracer
+from ..forward.dual import TangentTracer
 from ..kernels import value_and_partial
 from ..primitive import bind, shape_of
 from .rules import RULES
@@ -48,19 +48,10 @@ from .tangents import (
 _SPARSE = (Structured, Coo)
 
 
-class StructuredDual(Tracer):
+class StructuredDual(TangentTracer):
     """A primal with a structured (or COO, or dense ``(n,) + shape``) tangent."""
 
-    __slots__ = ("primal", "tangent", "_level")
-
-    @classmethod
-    def _make(cls, primal, tangent, level):
-        d = cls.__new__(cls)
-        d.primal, d.tangent, d._level = primal, tangent, level
-        return d
-
-    def __repr__(self) -> str:
-        return f"StructuredDual(primal={peel(self.primal)!r}, tangent={self.tangent!r})"
+    __slots__ = ()
 
 
 # ============================================================================

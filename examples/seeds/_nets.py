@@ -48,3 +48,15 @@ class Net2(Net):
         logits = self.fc(x).squeeze()
         loss = self.loss(logits, y)
         return loss + logits
+
+
+def article_graph(x1: float = 2.0, x2: float = 5.0):
+    """The article's graph ``y = ln(x1) + x1 * x2 - sin(x2)`` on tape tensors,
+    every intermediate kept: ``(t1, t2, v1, v2, v3, v4, y)``."""
+    t1 = da.tensor(x1, requires_grad=True)
+    t2 = da.tensor(x2, requires_grad=True)
+    v1 = np.log(t1)
+    v2 = t1 * t2
+    v3 = np.sin(t2)
+    v4 = v1 + v2
+    return t1, t2, v1, v2, v3, v4, v4 - v3

@@ -12,6 +12,7 @@ the worked example ``y = ln(x1) + x1 * x2 - sin(x2)`` at (x1, x2) = (2, 5).
 Run: ``python examples/seeds/article_forward_reverse.py``
 """
 import numpy as np
+from _nets import article_graph
 from _show import section, show
 
 import dualad as da
@@ -47,13 +48,7 @@ show("y", y)
 show("grad", grads)
 
 section("4.3.2 前向模式 (simulated): gradients of each intermediate")
-t1 = da.tensor(2.0, requires_grad=True)
-t2 = da.tensor(5.0, requires_grad=True)
-v1 = np.log(t1)
-v2 = t1 * t2
-v3 = np.sin(t2)
-v4 = v1 + v2
-y = v4 - v3
+t1, t2, v1, v2, v3, v4, y = article_graph()
 dv1 = autograd.grad(v1, [t1], retain_graph=True)
 dv2 = autograd.grad(v2, [t1], retain_graph=True)
 dv3 = autograd.grad(v3, [t2], retain_graph=True)

@@ -6,20 +6,13 @@ node with respect to its inputs, all on one retained graph.
 
 Run: ``python examples/seeds/article_reverse_intermediates.py``
 """
-import numpy as np
+from _nets import article_graph
 from _show import section, show
 
-import dualad as da
 from dualad import autograd
 
 section("4.3.3 反向模式 (simulated): gradients w.r.t. each intermediate")
-t1 = da.tensor(2.0, requires_grad=True)
-t2 = da.tensor(5.0, requires_grad=True)
-v1 = np.log(t1)
-v2 = t1 * t2
-v3 = np.sin(t2)
-v4 = v1 + v2
-y = v4 - v3
+t1, t2, v1, v2, v3, v4, y = article_graph()
 r_dv4 = autograd.grad(y, [v4], retain_graph=True)
 r_dv3 = autograd.grad(y, [v3], retain_graph=True)
 r_dv2 = autograd.grad(v4, [v2], retain_graph=True)
