@@ -29,35 +29,18 @@ show("loss", loss)
 show("logits", logits)
 weights = net.trainable_params()
 
-section("grads 1: grad_position=0, has_aux=True")
-grad, logit = da.grad(net, grad_position=0, weights=None, has_aux=True)(x, y)
-show("grads1_grad", grad)
-show("grads1_logit", logit)
-
-section("grads 2: grad_position=1")
-grad, logit = da.grad(net, grad_position=1, weights=None, has_aux=True)(x, y)
-show("grads2_grad", grad)
-show("grads2_logit", logit)
-
-section("grads 3: grad_position=(0, 1)")
-grad, logit = da.grad(net, grad_position=(0, 1), weights=None, has_aux=True)(x, y)
-show("grads3_grad", grad)
-show("grads3_logit", logit)
-
-section("grads 4: grad_position=None, weights")
-grad, logit = da.grad(net, grad_position=None, weights=weights, has_aux=True)(x, y)
-show("grads4_grad", grad)
-show("grads4_logit", logit)
-
-section("grads 5: grad_position=0, weights")
-grad, logit = da.grad(net, grad_position=0, weights=weights, has_aux=True)(x, y)
-show("grads5_grad", grad)
-show("grads5_logit", logit)
-
-section("grads 6: grad_position=(0, 1), weights")
-grad, logit = da.grad(net, grad_position=(0, 1), weights=weights, has_aux=True)(x, y)
-show("grads6_grad", grad)
-show("grads6_logit", logit)
+# The notebook's grads 1-6: every (grad_position, weights) row of the table.
+CASES = [("grad_position=0, has_aux=True", 0, None),
+         ("grad_position=1", 1, None),
+         ("grad_position=(0, 1)", (0, 1), None),
+         ("grad_position=None, weights", None, weights),
+         ("grad_position=0, weights", 0, weights),
+         ("grad_position=(0, 1), weights", (0, 1), weights)]
+for k, (title, position, w) in enumerate(CASES, start=1):
+    section(f"grads {k}: {title}")
+    grad, logit = da.grad(net, grad_position=position, weights=w, has_aux=True)(x, y)
+    show(f"grads{k}_grad", grad)
+    show(f"grads{k}_logit", logit)
 
 section("grads 7: has_aux=False (loss + logits is differentiated)")
 grad = da.grad(net, grad_position=0, weights=None, has_aux=False)(x, y)
