@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import importlib
 
-from . import rules  # noqa: F401  (fills the registry and dispatch tables)
-from .forward import Dual as Dual
-from .forward.api import jacfwd as jacfwd
-from .forward.api import jvp as jvp
-from .forward.api import pick_chunk as pick_chunk
-from .reverse.api import grad as grad
-from .reverse.api import jacrev as jacrev
-from .reverse.api import value_and_grad as value_and_grad
-from .reverse.api import vjp as vjp
+from dualad import rules  # noqa: F401  (fills the registry and dispatch tables)
+from dualad.forward import Dual as Dual
+from dualad.forward.api import jacfwd as jacfwd
+from dualad.forward.api import jvp as jvp
+from dualad.forward.api import pick_chunk as pick_chunk
+from dualad.reverse.api import grad as grad
+from dualad.reverse.api import jacrev as jacrev
+from dualad.reverse.api import value_and_grad as value_and_grad
+from dualad.reverse.api import vjp as vjp
 
 __version__ = "0.1.0"
 
@@ -29,25 +29,30 @@ _LAZY = {
     "custom_jvp": "dualad.custom",
     "custom_vjp": "dualad.custom",
     "stop_gradient": "dualad.custom",
-    "hessian": "dualad.transforms",
-    "hvp": "dualad.transforms",
-    "jacobian": "dualad.transforms",
+    "hessian": "dualad.mixed.transforms",
+    "hvp": "dualad.mixed.transforms",
+    "jacobian": "dualad.mixed.transforms",
     "tensor": "dualad.reverse.tensor",
     "Tensor": "dualad.reverse.tensor",
-    "Parameter": "dualad.nn",
-    "Module": "dualad.nn",
-    "GradOperation": "dualad.compat",
-    "Jvp": "dualad.compat",
-    "Vjp": "dualad.compat",
-    "clip_by_global_norm": "dualad.amp",
-    "plan": "dualad.planner",
-    "Plan": "dualad.planner",
-    "set_memory_budget": "dualad.planner",
-    "sparsity": "dualad._sparsity",
+    "Parameter": "dualad.compat.nn",
+    "Module": "dualad.compat.nn",
+    "GradOperation": "dualad.compat.mindspore",
+    "Jvp": "dualad.compat.mindspore",
+    "Vjp": "dualad.compat.mindspore",
+    "clip_by_global_norm": "dualad.compat.amp",
+    "plan": "dualad.mixed.planner",
+    "Plan": "dualad.mixed.planner",
+    "set_memory_budget": "dualad.mixed.planner",
+    "sparsity": "dualad.mixed.sparsity",
     "set_kernels": "dualad.kernels",
     "check_grads": "dualad.testing",
 }
-_SUBMODULES = {"forward", "reverse", "autograd", "amp", "nn", "testing", "kernels", "planner"}
+# Public submodules: name -> module path (``da.planner`` and ``da.nn`` name
+# rooms that now live in the layered folders).
+_SUBMODULES = {"forward": "dualad.forward", "reverse": "dualad.reverse",
+               "autograd": "dualad.autograd", "amp": "dualad.amp", "testing": "dualad.testing",
+               "kernels": "dualad.kernels", "planner": "dualad.mixed.planner",
+               "nn": "dualad.compat.nn"}
 
 __all__ = sorted(["Dual", "jvp", "jacfwd", "pick_chunk", "vjp", "grad", "value_and_grad",
                   "jacrev", *_LAZY, *_SUBMODULES])
@@ -59,7 +64,7 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f"dualad.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'dualad' has no attribute {name!r}")
 
 

@@ -10,9 +10,9 @@
 """
 from __future__ import annotations
 
-from .reverse.tape import GraphFreedError
-from .reverse.tensor import Tensor, grad, is_grad_enabled, no_grad, tensor
-from .reverse.tensor import backward_all as backward
+from dualad.reverse.tape import GraphFreedError
+from dualad.reverse.tensor import Tensor, grad, is_grad_enabled, no_grad, tensor
+from dualad.reverse.tensor import backward_all as backward
 
 __all__ = ["GraphFreedError", "Tensor", "backward", "grad", "is_grad_enabled", "no_grad",
            "tensor"]

@@ -1,6 +1,6 @@
 """User-defined derivative rules: ``custom_jvp``, ``custom_vjp``, ``stop_gradient``.
 
-Each decorated function becomes a registered :class:`~dualad.primitive.Primitive`
+Each decorated function becomes a registered :class:`~dualad.core.registry.Primitive`
 (one per input structure; names start with ``custom_jvp:`` / ``custom_vjp:``),
 so every interpreter (Dual, tape, HyperDual, Taylor) sees it like a built-in:
 
@@ -42,12 +42,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._api_util import zeros_like
-from ._levels import new_level
-from ._tree import tree_flatten, tree_map, tree_unflatten
-from ._zero import Zero
-from .backend import is_float_value, peel
-from .primitive import bind, defprimitive, shape_of
+from dualad.core.args import zeros_like
+from dualad.core.backend import is_float_value, peel
+from dualad.core.levels import new_level
+from dualad.core.registry import bind, defprimitive, shape_of
+from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
+from dualad.core.zero import Zero
 
 __all__ = ["custom_jvp", "custom_vjp", "stop_gradient"]
 
@@ -225,7 +225,7 @@ class custom_jvp(_CustomBase):
 
         def vjp(ct, primals, out, needs):
             # Transpose the rule: reverse mode through t -> rule(primals, t)[1].
-            from .reverse.tape import trace_vjp
+            from dualad.reverse.tape import trace_vjp
             cts = [ct] if n_out == 1 else list(ct)
             outs = [out] if n_out == 1 else list(out)
             diff = [i for i, need in enumerate(needs) if need and is_float_value(primals[i])]
@@ -330,7 +330,7 @@ class custom_vjp(_CustomBase):
 
         def jvp(primals, tangents, out, stash=None):
             # Forward mode differentiates the primal function itself.
-            from .forward.dual import Dual, process_dual
+            from dualad.forward.dual import Dual, process_dual
             if all(t is Zero for t in tangents):
                 return Zero if n_out == 1 else (Zero,) * n_out
             with new_level("fwd", process_dual) as level:

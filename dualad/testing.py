@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._tree import tree_flatten, tree_unflatten
+from dualad.core.tree import tree_flatten, tree_unflatten
 
 
 def _dot(a_leaves, b_leaves) -> float:
@@ -57,8 +57,8 @@ def check_grads(f: Callable, args: Sequence, order: int = 2,
                 rtol: float | None = None, atol: float | None = None, seed: int = 0) -> None:
     """Raise ``AssertionError`` if ``f``'s derivatives disagree with central
     differences (``modes`` from ``"fwd"``, ``"rev"``; ``order`` 1 or more)."""
-    from .forward.api import jvp
-    from .reverse.api import vjp
+    from dualad.forward.api import jvp
+    from dualad.reverse.api import vjp
 
     rng = np.random.default_rng(seed)
     args = tuple(args)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad.amp import DynamicLossScaler, StaticLossScaler, all_finite, clip_by_global_norm
+from dualad.compat.amp import DynamicLossScaler, StaticLossScaler, all_finite, clip_by_global_norm
 
 
 # ============================================================================

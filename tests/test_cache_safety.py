@@ -76,7 +76,7 @@ def _plain_rosen(x):
 
 
 def test_self_contained_functions_skip_the_fingerprint_others_do_not():
-    from dualad._fingerprint import self_contained
+    from dualad.mixed.fingerprint import self_contained
     assert self_contained(_plain_rosen)
     assert self_contained(lambda x: np.sum(np.sin(x)) + len(x))
     c = np.ones(3)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad._sparsity import clear_cache
-from dualad.chunked import Progress, chunk_ranges, run_chunks
+from dualad.mixed.chunked import Progress, chunk_ranges, run_chunks
+from dualad.mixed.sparsity import clear_cache
 
 
 def rosen(x):

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad import coloring
-from dualad._sparsity import clear_cache
-from dualad.chunked import record
-from dualad.coloring import (
+from dualad.mixed import coloring
+from dualad.mixed.chunked import record
+from dualad.mixed.coloring import (
     column_coloring,
     is_star_coloring,
     row_coloring,
@@ -16,6 +15,7 @@ from dualad.coloring import (
     sparse_jacobian,
     star_coloring,
 )
+from dualad.mixed.sparsity import clear_cache
 
 
 def band(n, k):
@@ -177,7 +177,7 @@ def test_banded_hessian_uses_bandwidth_colors():
     h = sparse_hessian(f, x)
     ref = da.hessian(f, mode="fwd-rev")(x)
     np.testing.assert_allclose(h.toarray(), ref, rtol=1e-12, atol=1e-12)
-    from dualad._sparsity import coloring_for
+    from dualad.mixed.sparsity import coloring_for
     assert coloring_for(f, (x,), (0,), "hessian").n_colors == 2 * k + 1
 
 
@@ -186,7 +186,7 @@ def test_block_diagonal_hessian_colors():
         r = x.reshape(-1, 3)
         return np.sum(np.prod(r, axis=1) ** 2) + np.sum(np.sin(r))
     x = np.linspace(0.1, 1.3, 12)
-    from dualad._sparsity import coloring_for
+    from dualad.mixed.sparsity import coloring_for
     assert coloring_for(f, (x,), (0,), "hessian").n_colors == 3
     np.testing.assert_allclose(sparse_hessian(f, x, sparse=False),
                                da.hessian(f, mode="fwd-rev")(x), rtol=1e-12, atol=1e-12)
@@ -206,7 +206,7 @@ def test_sparse_jacobian_directions(direction):
 
 def test_sparse_jacobian_bandwidth_colors():
     f = lambda x: x[2:] * x[1:-1] - x[:-2]       # 3 consecutive inputs per row
-    from dualad._sparsity import coloring_for
+    from dualad.mixed.sparsity import coloring_for
     x = np.linspace(1, 2, 40)
     assert coloring_for(f, (x,), (0,), "jacobian-fwd").n_colors == 3
     np.testing.assert_allclose(sparse_jacobian(f, x, sparse=False), da.jacfwd(f)(x))

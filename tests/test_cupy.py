@@ -6,7 +6,7 @@ import pytest
 from conftest import cupy_usable
 
 import dualad as da
-from dualad.backend import namespace_of
+from dualad.core.backend import namespace_of
 
 pytestmark = [pytest.mark.cupy, pytest.mark.gpu,
               pytest.mark.skipif(not cupy_usable(), reason="CuPy with a usable GPU not present")]

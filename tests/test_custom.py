@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 import dualad as da
+from dualad.core.registry import registry
 from dualad.custom import custom_jvp, custom_vjp, stop_gradient
 from dualad.forward.hessians import hessian_fwd_fwd, hessian_hyperdual
 from dualad.forward.hyperdual import HyperDual
 from dualad.forward.taylor import derivative
-from dualad.primitive import registry
 
 X = np.array([0.3, -0.5, 1.2])
 Y = np.array([1.5, 0.7, -0.4])

@@ -193,7 +193,7 @@ from test_op_table import ROWS  # noqa: E402  (the one op table, shared)
 
 
 def _leaves(tree) -> list:
-    from dualad._tree import tree_flatten
+    from dualad.core.tree import tree_flatten
     return tree_flatten(tree)[0]
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad._levels import LeakedTracerError, active_levels
-from dualad.dispatch import FUNCTIONS
+from dualad.core.dispatch import FUNCTIONS
+from dualad.core.levels import LeakedTracerError, active_levels
 from dualad.forward import Dual
 
 X = np.array([0.3, -1.2, 2.0])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad._levels import active_levels
+from dualad.core.levels import active_levels
 
 X = np.array([0.5, -1.0, 2.0])
 Y = np.array([1.5, 0.25, -0.5])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import dualad as da
+from dualad.core.registry import registry
 from dualad.kernels import cpu, value_and_partial
 from dualad.kernels.table import EXPRESSIONS
-from dualad.primitive import registry
 
 DOMAIN = {"log": (0.2, 3.0), "log1p": (-0.5, 3.0), "sqrt": (0.2, 3.0)}
 

@@ -38,9 +38,9 @@ pkg = types.ModuleType("dualad")
 pkg.__path__ = [PKG_DIR]
 sys.modules["dualad"] = pkg
 
-import dualad._levels
-import dualad.primitive as P
-import dualad.dispatch
+import dualad.core.levels
+import dualad.core.registry as P
+import dualad.core.dispatch
 import dualad.forward.dual as FD
 import dualad.reverse.tape as T
 

@@ -7,9 +7,9 @@ and reverse mode to order 2, after checking that the traced primal equals
 NumPy's own result. Inputs stay inside each op's smooth domain (no ties for
 max/min, SPD matrices for cholesky, distinct eigenvalues for eigh, ...).
 
-Meta-tests: every primitive in ``dualad.primitive.registry`` must be bound
+Meta-tests: every primitive in ``dualad.core.registry.registry`` must be bound
 by at least one row (recorded by a spy on ``Primitive.impl`` and ``bind``
-while the rows run), and ``dualad.primitive.missing_rules()`` must be empty.
+while the rows run), and ``dualad.core.registry.missing_rules()`` must be empty.
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad import primitive
-from dualad._tree import tree_flatten
-from dualad.dispatch import Tracer
+from dualad.core import registry as primitive
+from dualad.core.dispatch import Tracer
+from dualad.core.tree import tree_flatten
 from dualad.testing import check_grads
 
 LA = np.linalg
@@ -548,7 +548,7 @@ def _builtin_primitive_names() -> list[str]:
     custom_jvp/custom_vjp do not count)."""
     code = (
         "import importlib, json, dualad\n"
-        "from dualad.primitive import registry\n"
+        "from dualad.core.registry import registry\n"
         "mods = sorted(set(dualad._LAZY.values()) | "
         "{'dualad.' + m for m in dualad._SUBMODULES})\n"
         "for m in mods:\n"

@@ -5,9 +5,9 @@ import pytest
 from conftest import lj_flat
 
 import dualad as da
-from dualad import chunked, planner
-from dualad._sparsity import clear_cache
-from dualad.planner import Probe, budget_chunk, choose, format_bytes, parse_bytes, probe
+from dualad.mixed import chunked, planner
+from dualad.mixed.planner import Probe, budget_chunk, choose, format_bytes, parse_bytes, probe
+from dualad.mixed.sparsity import clear_cache
 
 
 def rosen(x):

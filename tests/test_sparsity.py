@@ -5,7 +5,7 @@ import pytest
 from conftest import lj_flat
 
 import dualad as da
-from dualad._sparsity import clear_cache, hessian_pattern, jacobian_pattern, pattern
+from dualad.mixed.sparsity import clear_cache, hessian_pattern, jacobian_pattern, pattern
 
 RNG = np.random.default_rng(7)
 A_BAND = np.where(np.abs(np.subtract.outer(np.arange(8), np.arange(8))) <= 1,
@@ -86,7 +86,7 @@ def test_jacobian_pattern_is_a_superset(name):
 
 
 def test_value_dependent_pattern_is_not_reused():
-    from dualad._sparsity import volatile_reads
+    from dualad.mixed.sparsity import volatile_reads
     f = lambda x: np.sort(x ** 3 - x[::-1])
     x = np.linspace(0.3, 1.1, 8)
     p1 = pattern(f, (x,), (0,), "jacobian")
@@ -166,7 +166,7 @@ def test_branch_follows_the_point():
 # ============================================================================
 def test_public_sparsity_returns_csr():
     sp = pytest.importorskip("scipy.sparse")
-    import dualad._sparsity  # noqa: F401  (loading the module must not hide the function)
+    import dualad.mixed.sparsity  # noqa: F401  (loading the module must not hide the function)
     h = da.sparsity(rosen, np.ones(6), kind="hessian")
     assert sp.issparse(h) and h.format == "csr" and h.dtype == bool
     np.testing.assert_array_equal(h.toarray(), hessian_pattern(rosen, np.ones(6)))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import dualad as da
+from dualad.core.registry import registry
 from dualad.forward.hessians import hessian_hyperdual
-from dualad.primitive import registry
 from dualad.structured import (
     Coo,
     Structured,
@@ -265,7 +265,7 @@ def test_naive_single_where_with_singular_multiply(monkeypatch):
     reverse mode (JAX too) unless multiply's rules treat 0 * inf as 0. Marked
     singular (a proposed core change), every mode, structured included, is
     finite and exact; the structured where/elementwise rules add no leak."""
-    from dualad.primitive import _elementwise_vjp
+    from dualad.core.registry import _elementwise_vjp
     mul = registry["multiply"]
     monkeypatch.setattr(mul, "singular", True)
     monkeypatch.setattr(mul, "vjp", _elementwise_vjp(mul))
@@ -458,7 +458,7 @@ def test_fallback_hit_and_exact(reason, f):
 
 def test_lead_fallback_in_the_interpreter():
     # A linear primitive applied with batch axes of its own: densified, exact.
-    from dualad._levels import new_level
+    from dualad.core.levels import new_level
     from dualad.structured.interpreter import StructuredDual, process_structured
     from dualad.structured.tangents import Context
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad.transforms import _choose_jacobian_mode, _choose_mode
+from dualad.mixed.transforms import _choose_jacobian_mode, _choose_mode
 
 MODES = ("fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "auto")
 

@@ -5,7 +5,7 @@ Dual, tape) imports without any rule module.
 """
 import importlib
 
-from .dual import Dual as Dual
+from dualad.forward.dual import Dual as Dual
 
 _LAZY = {"HyperDual": ".hyperdual", "Taylor": ".taylor", "derivative": ".taylor"}
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._api_util import (
+from dualad.core.args import (
     as_array,
     as_tuple_positions,
     check_float_args,
@@ -15,11 +15,11 @@ from .._api_util import (
     identity_rows,
     materialize,
 )
-from .._levels import lower_to, new_level
-from .._tree import tree_flatten, tree_map, tree_unflatten
-from ..backend import namespace_of, peel
-from ..primitive import shape_of
-from .dual import Dual, process_dual
+from dualad.core.backend import namespace_of, peel
+from dualad.core.levels import lower_to, new_level
+from dualad.core.registry import shape_of
+from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
+from dualad.forward.dual import Dual, process_dual
 
 DEFAULT_CHUNK_THRESHOLD = 64
 DEFAULT_MEMORY_CAP = 512 * 2**20   # bytes a batch of tangents of one input may take
@@ -56,7 +56,7 @@ def _close(level, out_leaf, lead_shape=()):
     return out_leaf, materialize(_ZERO, out_leaf, lead_shape)
 
 
-from .._zero import Zero as _ZERO  # noqa: E402
+from dualad.core.zero import Zero as _ZERO  # noqa: E402
 
 
 def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = ()):

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._levels import persistent_level, split_at
-from .._zero import Zero, safe_mul
-from ..backend import peel
-from ..dispatch import Tracer
-from ..kernels import value_and_partial
-from ..primitive import bind, shape_of
+from dualad.core.backend import peel
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import persistent_level, split_at
+from dualad.core.registry import bind, shape_of
+from dualad.core.zero import Zero, safe_mul
+from dualad.kernels import value_and_partial
 
 
 class TangentTracer(Tracer):

@@ -19,12 +19,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._api_util import as_array, identity_rows
-from .._zero import Zero
-from ..backend import check_differentiable, namespace_of, peel, result_float_dtype
-from ..primitive import shape_of
-from .api import DEFAULT_CHUNK_THRESHOLD, DEFAULT_MEMORY_CAP, jacfwd, pick_chunk
-from .hyperdual import HyperDual, hyperdual_level
+from dualad.core.args import as_array, identity_rows
+from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
+from dualad.core.registry import shape_of
+from dualad.core.zero import Zero
+from dualad.forward.api import DEFAULT_CHUNK_THRESHOLD, DEFAULT_MEMORY_CAP, jacfwd, pick_chunk
+from dualad.forward.hyperdual import HyperDual, hyperdual_level
 
 __all__ = ["hessian_fwd_fwd", "hessian_hyperdual", "pair_chunk"]
 

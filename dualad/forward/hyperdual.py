@@ -32,12 +32,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._levels import Level, new_level, persistent_level
-from .._zero import Zero
-from ..backend import namespace_of, peel, result_float_dtype
-from ..dispatch import Tracer
-from ..primitive import bind, shape_of
-from .dual import Dual, process_dual
+from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import Level, new_level, persistent_level
+from dualad.core.registry import bind, shape_of
+from dualad.core.zero import Zero
+from dualad.forward.dual import Dual, process_dual
 
 __all__ = ["HyperDual", "hyperdual_level"]
 

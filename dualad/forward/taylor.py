@@ -28,14 +28,14 @@ from itertools import product
 
 import numpy as np
 
-from .. import rules  # noqa: F401  (fills the registry before rules are attached)
-from .._levels import new_level, persistent_level
-from .._tree import tree_flatten, tree_unflatten
-from ..backend import check_differentiable, namespace_of, peel, result_float_dtype
-from ..dispatch import Tracer
-from ..primitive import bind, registry, shape_of
-from .api import jvp_flat
-from .taylor_series import (
+from dualad import rules  # noqa: F401  (fills the registry before rules are attached)
+from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import new_level, persistent_level
+from dualad.core.registry import bind, registry, shape_of
+from dualad.core.tree import tree_flatten, tree_unflatten
+from dualad.forward.api import jvp_flat
+from dualad.forward.taylor_series import (
     _add,
     _cauchy,
     _coef,

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..backend import namespace_of, peel, result_float_dtype
-from ..primitive import registry, shape_of
+from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.registry import registry, shape_of
 
 # ============================================================================
 # helpers on coefficients

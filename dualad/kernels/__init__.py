@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from .table import EXPRESSIONS
+from dualad.kernels.table import EXPRESSIONS
 
 _MODES = ("auto", "numpy", "numba")
 _state = {"mode": "auto", "min_size": 1 << 16}
@@ -52,11 +52,11 @@ def value_and_partial(name: str, x):
     if type(x) is np.ndarray:
         if x.dtype not in _FLOATS or (mode == "auto" and x.size < _state["min_size"]):
             return None
-        from . import cpu
+        from dualad.kernels import cpu
         return cpu.value_and_partial(name, x)
     cp = sys.modules.get("cupy")
     if cp is not None and isinstance(x, cp.ndarray) and x.dtype in _FLOATS and _gpu_ok():
-        from . import gpu
+        from dualad.kernels import gpu
         try:
             return gpu.value_and_partial(name, x)
         except Exception as err:   # a numba.cuda that cannot compile here: use CuPy ops

@@ -6,7 +6,7 @@ import math  # noqa: F401  (used by the generated kernels)
 
 import numpy as np
 
-from .table import render
+from dualad.kernels.table import render
 
 _TEMPLATE = """
 def kernel(x, out, d):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math  # noqa: F401  (used by the generated kernels)
 
-from .table import render
+from dualad.kernels.table import render
 
 _TEMPLATE = """
 def kernel(x, out, d):

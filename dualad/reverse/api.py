@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._api_util import (
+from dualad.core.args import (
     as_array,
     as_tuple_positions,
     check_float_args,
@@ -14,11 +14,11 @@ from .._api_util import (
     materialize,
     zeros_like,
 )
-from .._tree import tree_flatten, tree_leaves, tree_unflatten
-from ..backend import check_differentiable, namespace_of, peel
-from ..forward.api import pick_chunk
-from ..primitive import shape_of
-from .tape import trace_vjp
+from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.registry import shape_of
+from dualad.core.tree import tree_flatten, tree_leaves, tree_unflatten
+from dualad.forward.api import pick_chunk
+from dualad.reverse.tape import trace_vjp
 
 
 def _result(x):
@@ -221,7 +221,7 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
 def _weights_list(weights) -> list:
     if weights is None:
         return []
-    from ..nn import Parameter
+    from dualad.compat.nn import Parameter
     if isinstance(weights, Parameter):
         return [weights]
     ws = list(weights)

@@ -17,12 +17,12 @@ Example::
 """
 from __future__ import annotations
 
-from .._levels import lower_to, new_level
-from .._tree import tree_flatten
-from .._zero import Zero, add_any, safe_mul
-from ..dispatch import Tracer
-from ..kernels import value_and_partial
-from ..primitive import bind, shape_of
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import lower_to, new_level
+from dualad.core.registry import bind, shape_of
+from dualad.core.tree import tree_flatten
+from dualad.core.zero import Zero, add_any, safe_mul
+from dualad.kernels import value_and_partial
 
 
 class GraphFreedError(RuntimeError):

@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from .._levels import Level, active_levels
-from .._zero import Zero
-from ..backend import namespace_of, peel
-from ..dispatch import _lost
-from ..primitive import bind, shape_of
-from .tape import Node, Var, backward, record, toposort
+from dualad.core.backend import namespace_of, peel
+from dualad.core.dispatch import _lost
+from dualad.core.levels import Level, active_levels
+from dualad.core.registry import bind, shape_of
+from dualad.core.zero import Zero
+from dualad.reverse.tape import Node, Var, backward, record, toposort
 
 # ============================================================================
 # levels: one per thread outside transforms, one per innermost active level

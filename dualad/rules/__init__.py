@@ -1,3 +1,19 @@
-"""Derivative rules, one module per op family. Importing this package fills
-the primitive registry and the NumPy dispatch tables."""
-from . import contractions, indexing, joins, linalg, linalg_decomp, reductions, shape, ufuncs  # noqa: F401
+"""rules: the derivative rules, one module per op family.
+
+Elementwise ops declare their partials once (every mode derives from them);
+linear and structural ops declare a transpose; the rest a jvp and a vjp
+written with dispatched NumPy calls, so they differentiate themselves.
+Importing this package fills the registry and the dispatch tables.
+
+May import: core.
+"""
+from dualad.rules import (  # noqa: F401  (each module registers its primitives)
+    contractions,
+    indexing,
+    joins,
+    linalg,
+    linalg_decomp,
+    reductions,
+    shape,
+    ufuncs,
+)

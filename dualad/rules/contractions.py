@@ -20,10 +20,18 @@ from collections import Counter
 
 import numpy as np
 
-from .._zero import Zero, add_any
-from ..backend import namespace_of, peel, result_float_dtype
-from ..dispatch import implements
-from ..primitive import align, defprimitive, lead_of, ndim_of, registry, shape_of, unbroadcast
+from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.dispatch import implements
+from dualad.core.registry import (
+    align,
+    defprimitive,
+    lead_of,
+    ndim_of,
+    registry,
+    shape_of,
+    unbroadcast,
+)
+from dualad.core.zero import Zero, add_any
 
 
 def _is_traced(x) -> bool:

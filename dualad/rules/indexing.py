@@ -28,9 +28,9 @@ import operator
 
 import numpy as np
 
-from ..backend import namespace_of, peel
-from ..dispatch import FUNCTIONS, implements
-from ..primitive import defprimitive, ndim_of, registry, shape_of
+from dualad.core.backend import namespace_of, peel
+from dualad.core.dispatch import FUNCTIONS, implements
+from dualad.core.registry import defprimitive, ndim_of, registry, shape_of
 
 
 # ============================================================================

@@ -19,11 +19,11 @@ import operator
 
 import numpy as np
 
-from .._zero import Zero
-from ..backend import namespace_of, peel, result_float_dtype
-from ..dispatch import implements
-from ..primitive import defprimitive, ndim_of, registry, shape_of
-from .indexing import getitem, take
+from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.dispatch import implements
+from dualad.core.registry import defprimitive, ndim_of, registry, shape_of
+from dualad.core.zero import Zero
+from dualad.rules.indexing import getitem, take
 
 
 # ============================================================================

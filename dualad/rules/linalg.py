@@ -6,7 +6,7 @@ the small matrix helpers they share are defined here.
 Every primitive works on stacks ``(..., m, n)`` as NumPy does. Tangents and
 cotangents carry ``lead`` batch axes in front; a batch of tangents of a stack
 of matrices is just a bigger stack, so ``np.matmul`` and ``np.linalg.solve``
-broadcasting handle it, with :func:`~dualad.primitive.align` inserting unit
+broadcasting handle it, with :func:`~dualad.core.registry.align` inserting unit
 axes where an input has fewer batch axes than the output. Transposes are
 always ``swapaxes(-1, -2)`` (never ``.T``, which would also flip batch axes).
 
@@ -30,10 +30,18 @@ import operator
 
 import numpy as np
 
-from .._zero import Zero, add_any
-from ..backend import namespace_of, peel
-from ..dispatch import implements, register_nondiff
-from ..primitive import align, defprimitive, lead_of, ndim_of, registry, shape_of, unbroadcast
+from dualad.core.backend import namespace_of, peel
+from dualad.core.dispatch import implements, register_nondiff
+from dualad.core.registry import (
+    align,
+    defprimitive,
+    lead_of,
+    ndim_of,
+    registry,
+    shape_of,
+    unbroadcast,
+)
+from dualad.core.zero import Zero, add_any
 
 try:  # NumPy >= 2 returns named tuples; keep the same types for traced values
     from numpy.linalg._linalg import SlogdetResult

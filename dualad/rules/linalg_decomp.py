@@ -52,11 +52,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._zero import Zero, add_any
-from ..backend import namespace_of, peel
-from ..dispatch import implements
-from ..primitive import defprimitive, registry, shape_of
-from .linalg import col, const_like, diag_embed, diag_part, dtype_of, mT, row, sym
+from dualad.core.backend import namespace_of, peel
+from dualad.core.dispatch import implements
+from dualad.core.registry import defprimitive, registry, shape_of
+from dualad.core.zero import Zero, add_any
+from dualad.rules.linalg import col, const_like, diag_embed, diag_part, dtype_of, mT, row, sym
 
 try:  # NumPy >= 2 named tuples
     from numpy.linalg._linalg import EighResult, QRResult, SVDResult

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import namespace_of, peel, result_float_dtype
-from ..dispatch import REDUCERS, implements
-from ..primitive import defprimitive, lead_of, ndim_of, registry, shape_of
-from .shape import normalize_axes
+from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.dispatch import REDUCERS, implements
+from dualad.core.registry import defprimitive, lead_of, ndim_of, registry, shape_of
+from dualad.rules.shape import normalize_axes
 
 
 def _shifted(axis, lead: int) -> tuple:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._zero import Zero
-from ..backend import namespace_of
-from ..dispatch import implements
-from ..primitive import align, defprimitive, ndim_of, registry, shape_of, unbroadcast
+from dualad.core.backend import namespace_of
+from dualad.core.dispatch import implements
+from dualad.core.registry import align, defprimitive, ndim_of, registry, shape_of, unbroadcast
+from dualad.core.zero import Zero
 
 
 def normalize_axes(axis, ndim: int) -> tuple:
@@ -203,7 +203,7 @@ defprimitive("where", lambda cond, x, y: namespace_of(x, y).where(cond, x, y),
 
 @implements(np.where)
 def where(cond, x=None, y=None):
-    from ..backend import peel
+    from dualad.core.backend import peel
     if x is None and y is None:
         return np.nonzero(peel(cond))
     return registry["where"](peel(cond), x, y)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import result_float_dtype
-from ..dispatch import implements, prim_caller, register_nondiff
-from ..kernels.table import EXPRESSIONS
-from ..primitive import defprimitive, registry
+from dualad.core.backend import result_float_dtype
+from dualad.core.dispatch import implements, prim_caller, register_nondiff
+from dualad.core.registry import defprimitive, registry
+from dualad.kernels.table import EXPRESSIONS
 
 
 def _elementwise(name, impl, partials, ufunc=None, singular=False):

@@ -26,9 +26,9 @@ Example::
 """
 from __future__ import annotations
 
-from .api import hessian_structured, structured_fits
-from .interpreter import StructuredDual, process_structured
-from .tangents import Coo, Stats, Structured, stats
+from dualad.structured.api import hessian_structured, structured_fits
+from dualad.structured.interpreter import StructuredDual, process_structured
+from dualad.structured.tangents import Coo, Stats, Structured, stats
 
 
 def reset_stats() -> None:

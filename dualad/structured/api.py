@@ -24,14 +24,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._api_util import as_array
-from .._levels import lower_to, new_level
-from .._zero import Zero
-from ..backend import check_differentiable, result_float_dtype
-from ..primitive import shape_of
-from ..reverse.api import grad
-from .interpreter import StructuredDual, process_structured
-from .tangents import Context, Coo, Stats, Structured, coo_flat, to_coo
+from dualad.core.args import as_array
+from dualad.core.backend import check_differentiable, result_float_dtype
+from dualad.core.levels import lower_to, new_level
+from dualad.core.registry import shape_of
+from dualad.core.zero import Zero
+from dualad.reverse.api import grad
+from dualad.structured.interpreter import StructuredDual, process_structured
+from dualad.structured.tangents import Context, Coo, Stats, Structured, coo_flat, to_coo
 
 __all__ = ["hessian_structured", "structured_fits"]
 
@@ -140,7 +140,7 @@ def hessian_structured(fn: Callable, x, sparse: bool = False):
     if hasattr(x, "_level") or not isinstance(x, np.ndarray):
         # Nested inside another transform (or a CuPy array): the structured
         # maps need plain NumPy primals, so use the dense composition.
-        from ..transforms import hessian
+        from dualad.mixed.transforms import hessian
         h = hessian(fn, mode="fwd-rev")(x)
         if not sparse:
             return h

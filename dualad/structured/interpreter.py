@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._levels import split_at
-from .._zero import Zero
-from ..dispatch import Tracer
-from ..forward.dual import TangentTracer
-from ..kernels import value_and_partial
-from ..primitive import bind, shape_of
-from .rules import RULES
-from .tangents import (
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import split_at
+from dualad.core.registry import bind, shape_of
+from dualad.core.zero import Zero
+from dualad.forward.dual import TangentTracer
+from dualad.kernels import value_and_partial
+from dualad.structured.rules import RULES
+from dualad.structured.tangents import (
     Context,
     Coo,
     Structured,

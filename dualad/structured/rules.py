@@ -32,9 +32,9 @@ import math
 
 import numpy as np
 
-from ..primitive import bind, shape_of
-from ..rules.indexing import key_info
-from .tangents import (
+from dualad.core.registry import bind, shape_of
+from dualad.rules.indexing import key_info
+from dualad.structured.tangents import (
     Coo,
     Structured,
     align_terms,
@@ -340,12 +340,12 @@ def _norm2_weights(x, out, axes, keepdims):
 
 
 def _tie(x, out, axes, keepdims):
-    from ..rules.reductions import _tie_weights
+    from dualad.rules.reductions import _tie_weights
     return _tie_weights(x, out, axes, keepdims)
 
 
 def _prod_weights(x, out, axes, keepdims):
-    from ..rules.reductions import _prod_others
+    from dualad.rules.reductions import _prod_others
     return _prod_others(x, axes)
 
 

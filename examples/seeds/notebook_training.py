@@ -15,7 +15,7 @@ from _nets import Net
 from _show import section, show
 
 import dualad as da
-from dualad.amp import DynamicLossScaler, StaticLossScaler, all_finite
+from dualad.compat.amp import DynamicLossScaler, StaticLossScaler, all_finite
 
 net = Net(3, 1)
 net.fc.weight.set_data(np.array([[2.0, 3.0, 4.0]]))

@@ -25,10 +25,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._levels import new_level, split_at
-from ._tree import tree_flatten
-from .dispatch import Tracer
-from .primitive import bind
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import new_level, split_at
+from dualad.core.registry import bind
+from dualad.core.tree import tree_flatten
 
 
 class _Traced(Tracer):

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .backend import peel
-from .primitive import bind, registry, shape_of
+from dualad.core.backend import peel
+from dualad.core.registry import bind, registry, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
 REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce

@@ -45,14 +45,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._api_util import as_array, as_tuple_positions
-from ._levels import new_level
-from ._sparsity import cache_for, coloring_for, pattern_key, volatile_reads
-from ._tree import tree_flatten, tree_unflatten
-from .backend import peel
-from .dispatch import Tracer
-from .forward.api import pick_chunk
-from .primitive import bind, shape_of
+from dualad.core.args import as_array, as_tuple_positions
+from dualad.core.backend import peel
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import new_level
+from dualad.core.registry import bind, shape_of
+from dualad.core.tree import tree_flatten, tree_unflatten
+from dualad.forward.api import pick_chunk
+from dualad.mixed.sparsity import cache_for, coloring_for, pattern_key, volatile_reads
 
 __all__ = ["Plan", "Probe", "plan", "probe", "set_memory_budget", "get_memory_budget",
            "choose", "format_bytes", "parse_bytes"]
@@ -353,7 +353,7 @@ def _structured_cost(pr: Probe, fn, args, positions):
     """(cost, 1, 1, why) for the structured Hessian when its probe says the
     structure holds (:func:`dualad.structured.structured_fits`), else None."""
     try:
-        from .structured import structured_fits
+        from dualad.structured import structured_fits
     except Exception:                        # noqa: BLE001 - optional, maybe absent or broken
         return None
     pos = positions[0]

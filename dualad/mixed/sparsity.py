@@ -45,12 +45,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._fingerprint import fingerprint, self_contained
-from ._levels import new_level, split_at
-from ._tree import tree_flatten
-from .backend import peel
-from .dispatch import Tracer
-from .primitive import Primitive, align, bind, ndim_of, registry, shape_of
+from dualad.core.backend import peel
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import new_level, split_at
+from dualad.core.registry import Primitive, align, bind, ndim_of, registry, shape_of
+from dualad.core.tree import tree_flatten
+from dualad.mixed.fingerprint import fingerprint, self_contained
 
 __all__ = ["Pattern", "sparsity", "jacobian_pattern", "hessian_pattern", "clear_cache",
            "pattern_key", "coloring_for", "cache_for", "volatile_reads"]
@@ -76,7 +76,7 @@ class Pattern(Tracer):
 
     @property
     def primal(self):
-        from .chunked import classify_read
+        from dualad.mixed.chunked import classify_read
         kind, name = classify_read(sys._getframe(1))
         if kind == "value":
             self._level.data["reads"].append(name)
@@ -218,7 +218,7 @@ def _structural_rule(prim: Primitive) -> Callable:
 def _scatter_rule(pats, primals, out, key, in_shape, lead=0):
     """scatter_add on packed bits: an OR-scatter (``bitwise_or.at``), as
     ``rules.indexing._scatter_add`` with one more lead axis."""
-    from .rules.indexing import key_info
+    from dualad.rules.indexing import key_info
     if any(p is not None for p in pats[1:]):
         return _conservative_rule(pats, primals, out)
     ct, lead = pats[0], lead + 1
@@ -382,7 +382,7 @@ def hessian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
            [1, 0, 0],
            [0, 0, 1]])
     """
-    from .reverse.api import grad
+    from dualad.reverse.api import grad
     p = jacobian_pattern(grad(fn), x, reads)
     return p | p.T
 
@@ -452,7 +452,7 @@ def _bounded(store: dict) -> dict:
 def pattern_key(kind: str, args: tuple, positions: tuple, fn: Callable | None = None) -> tuple:
     """Cache key: the kind, each differentiated argument's shape and dtype,
     and a digest of the others; with ``fn``, also ``fn``'s structure
-    fingerprint (:mod:`dualad._fingerprint`), so a changed closure or global
+    fingerprint (:mod:`dualad.mixed.fingerprint`), so a changed closure or global
     can never reuse a stale pattern, coloring or recorded pass."""
     parts = []
     for i, a in enumerate(args):
@@ -549,7 +549,7 @@ def coloring_for(fn: Callable, args: tuple, positions: tuple, kind: str, *,
     >>> coloring_for(lambda x: np.sum(x[1:] * x[:-1]), (np.ones(9),), (0,), "hessian").n_colors
     3
     """
-    from .coloring import column_coloring, row_coloring, star_coloring
+    from dualad.mixed.coloring import column_coloring, row_coloring, star_coloring
     makers = {"hessian": star_coloring, "jacobian-fwd": column_coloring,
               "jacobian-rev": row_coloring}
     if kind not in makers:

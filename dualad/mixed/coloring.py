@@ -13,7 +13,7 @@ A tridiagonal Hessian needs 3 colors, a half-bandwidth-``k`` band ``2k+1``
 at most, a block-diagonal one its block size.
 
 The colorings and the recovery are pure NumPy on index arrays, unit-tested
-on their own; :mod:`dualad._sparsity` finds the patterns; the last section
+on their own; :mod:`dualad.mixed.sparsity` finds the patterns; the last section
 evaluates the compressed derivatives (:func:`sparse_hessian`,
 :func:`sparse_jacobian`).
 
@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import chunked
-from ._sparsity import coloring_for
-from .backend import peel
-from .forward.api import jvp_flat
-from .primitive import shape_of
-from .reverse.api import grad, vjp
+from dualad.core.backend import peel
+from dualad.core.registry import shape_of
+from dualad.forward.api import jvp_flat
+from dualad.mixed import chunked
+from dualad.mixed.sparsity import coloring_for
+from dualad.reverse.api import grad, vjp
 
 __all__ = ["Coloring", "column_coloring", "row_coloring", "star_coloring",
            "seed_matrix", "is_star_coloring"]
@@ -418,7 +418,7 @@ def _finish(col: Coloring, pieces: list, shape: tuple, as_sparse: bool):
 
 
 # ----------------------------------------------------------------------------
-# the replayed single pass (see dualad.chunked.record)
+# the replayed single pass (see dualad.mixed.chunked.record)
 # ----------------------------------------------------------------------------
 def _staged_positions(args: tuple, pos: int) -> list | None:
     """Arguments fed to a replay as inputs: the differentiated one and every

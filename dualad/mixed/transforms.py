@@ -1,5 +1,5 @@
 """Composed transforms: ``hvp``, ``hessian`` and ``jacobian``, planned by
-:mod:`dualad.planner` in ``mode="auto"``.
+:mod:`dualad.mixed.planner` in ``mode="auto"``.
 
 Every mode is a composition of the primitive transforms: the derivative rules
 differentiate themselves, so forward-over-reverse needs no extra code. The
@@ -7,8 +7,8 @@ batched forward-over-reverse Hessian pushes a batch of identity tangents
 through the reverse gradient in one pass per chunk; that works because Dual
 tangents carry their lead axes through the tape's rules. Chunks of
 directions are sized by the memory budget, run through
-:func:`dualad.chunked.run_chunks` (``progress=True``, ``executor=``), and
-sparse problems are compressed by coloring (:mod:`dualad.coloring`).
+:func:`dualad.mixed.chunked.run_chunks` (``progress=True``, ``executor=``), and
+sparse problems are compressed by coloring (:mod:`dualad.mixed.coloring`).
 
 Example::
 
@@ -23,20 +23,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import planner
-from ._api_util import as_array, as_tuple_positions, check_float_args, check_positions
-from ._tree import tree_leaves
-from .backend import namespace_of, peel
-from .chunked import (
+from dualad.core.args import as_array, as_tuple_positions, check_float_args, check_positions
+from dualad.core.backend import namespace_of, peel
+from dualad.core.registry import shape_of
+from dualad.core.tree import tree_leaves
+from dualad.forward.api import DEFAULT_CHUNK_THRESHOLD, jacfwd, jvp, pick_chunk
+from dualad.mixed import planner
+from dualad.mixed.chunked import (
     hessian_fwd_rev_chunks,
     hvp_chunks,
     jacobian_fwd_chunks,
     jacobian_rev_chunks,
 )
-from .coloring import sparse_hessian, sparse_jacobian
-from .forward.api import DEFAULT_CHUNK_THRESHOLD, jacfwd, jvp, pick_chunk
-from .primitive import shape_of
-from .reverse.api import grad, jacrev
+from dualad.mixed.coloring import sparse_hessian, sparse_jacobian
+from dualad.reverse.api import grad, jacrev
 
 HESSIAN_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "sparse", "structured")
 JACOBIAN_MODES = ("auto", "fwd", "rev", "sparse")
@@ -160,7 +160,7 @@ def _batch_of(primals: tuple, tangents: tuple) -> int | None:
 def _hess_fwd_rev(f, args, positions, chunk, progress=False, executor=None):
     """Batched forward-over-reverse: for each input j, ceil(n_j/chunk) jvps of
     the reverse gradient, each pushing a batch of identity tangents (run by
-    :func:`dualad.chunked.hessian_fwd_rev_chunks`)."""
+    :func:`dualad.mixed.chunked.hessian_fwd_rev_chunks`)."""
     return hessian_fwd_rev_chunks(f, args, positions, chunk, _default_chunk,
                                   progress=progress, executor=executor)
 
@@ -180,7 +180,7 @@ def _hess_fwd_fwd(f, args, positions, chunk):
     """Forward-over-forward: the forward.hessians kernel for one input,
     jacfwd of jacfwd for the cross blocks of several."""
     if len(positions) == 1:
-        from .forward.hessians import hessian_fwd_fwd
+        from dualad.forward.hessians import hessian_fwd_fwd
         p = positions[0]
         return [[hessian_fwd_fwd(_substitute(f, args, (p,)), args[p])]]
     blocks = []
@@ -193,7 +193,7 @@ def _hess_fwd_fwd(f, args, positions, chunk):
 def _hess_hyperdual(f, args, positions, chunk):
     """Hyper-dual numbers (exact second derivatives, one pass per pair chunk).
     Several inputs are packed into one vector so cross blocks come out too."""
-    from .forward.hessians import hessian_hyperdual
+    from dualad.forward.hessians import hessian_hyperdual
     if len(positions) == 1:
         p = positions[0]
         return [[hessian_hyperdual(_substitute(f, args, (p,)), args[p], chunk=chunk)]]
@@ -329,7 +329,7 @@ def _hess_single(mode, f, fn, args, p, chunk, sparse, progress, executor):
     if mode == "sparse":
         return sparse_hessian(f, args[p], args=args, argnum=p, sparse=sparse, chunk=chunk,
                               progress=progress, executor=executor, cache_key=fn)
-    from .structured import hessian_structured
+    from dualad.structured import hessian_structured
     return hessian_structured(_substitute(f, args, (p,)), args[p], sparse=sparse)
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ._api_util import check_float_args, zeros_like
-from ._tree import tree_flatten, tree_map, tree_unflatten
-from .forward.api import jvp
-from .primitive import shape_of
-from .reverse.api import _bind_weights, _ones_like, _weights_list, vjp
+from dualad.core.args import check_float_args, zeros_like
+from dualad.core.registry import shape_of
+from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
+from dualad.forward.api import jvp
+from dualad.reverse.api import _bind_weights, _ones_like, _weights_list, vjp
 
 __all__ = ["GradOperation", "Jvp", "Vjp"]
 

@@ -34,12 +34,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._api_util import identity_rows
-from ._levels import new_level
-from ._tree import tree_flatten
-from .backend import all_finite_value
-from .dispatch import Tracer
-from .primitive import bind, shape_of
+from dualad.core.args import identity_rows
+from dualad.core.backend import all_finite_value
+from dualad.core.dispatch import Tracer
+from dualad.core.levels import new_level
+from dualad.core.registry import bind, shape_of
+from dualad.core.tree import tree_flatten
 
 __all__ = ["run_chunks", "chunk_ranges", "Progress", "Replay", "record"]
 
@@ -188,7 +188,7 @@ def jacobian_fwd_chunks(fn: Callable, args: tuple, pos: int, chunk: int, *,
     array([[2., 0.],
            [0., 4.]])
     """
-    from .forward.api import _assemble, jvp_flat
+    from dualad.forward.api import _assemble, jvp_flat
     x = args[pos]
 
     def task(start: int, stop: int):
@@ -211,7 +211,7 @@ def jacobian_rev_chunks(fn: Callable, args: tuple, pos: int, chunk: int, *,
     array([[0., 2.],
            [2., 0.]])
     """
-    from .reverse.api import vjp
+    from dualad.reverse.api import vjp
     x = args[pos]
     out, pull = vjp(_at(fn, args, pos), x)
     if not hasattr(out, "shape"):
@@ -241,8 +241,8 @@ def hessian_fwd_rev_chunks(f: Callable, args: tuple, positions: tuple, chunk: in
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    from .forward.api import jvp_flat
-    from .reverse.api import grad
+    from dualad.forward.api import jvp_flat
+    from dualad.reverse.api import grad
     g = grad(f, positions)
     m = len(positions)
     blocks = [[None] * m for _ in range(m)]
@@ -251,7 +251,7 @@ def hessian_fwd_rev_chunks(f: Callable, args: tuple, positions: tuple, chunk: in
         n = _size(x)
 
         def task(start: int, stop: int, pj=pj, x=x):
-            from ._api_util import materialize
+            from dualad.core.args import materialize
             _, t = jvp_flat(_at(g, args, pj), (x,), (identity_rows(x, start, stop),),
                             lead_shape=(stop - start,))
             return [materialize(t[i], args[positions[i]], (stop - start,)) for i in range(m)]
@@ -278,9 +278,9 @@ def hvp_chunks(f: Callable, primals: tuple, tangents: tuple, n_dirs: int, chunk:
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    from ._api_util import materialize
-    from .forward.api import jvp_flat
-    from .reverse.api import grad
+    from dualad.core.args import materialize
+    from dualad.forward.api import jvp_flat
+    from dualad.reverse.api import grad
     positions = tuple(range(len(primals)))
     g = grad(f, positions)
 
@@ -303,8 +303,8 @@ def hvp_chunks(f: Callable, primals: tuple, tangents: tuple, n_dirs: int, chunk:
 _SAFE_READERS = {
     ("backend.py", "namespace_of"), ("backend.py", "result_float_dtype"),
     ("backend.py", "is_float_value"), ("backend.py", "check_differentiable"),
-    ("dispatch.py", "dtype"), ("primitive.py", "_core_standin"),
-    ("_api_util.py", "zeros_like"), ("api.py", "_cast"), ("api.py", "_cast_like"),
+    ("dispatch.py", "dtype"), ("registry.py", "_core_standin"),
+    ("args.py", "zeros_like"), ("api.py", "_cast"), ("api.py", "_cast_like"),
     ("api.py", "_ones_like"), ("contractions.py", "_operands"),
     ("contractions.py", "_dtype_of"), ("linalg.py", "dtype_of"),
 }
@@ -352,7 +352,7 @@ def classify_read(frame) -> tuple[str, str]:
     >>> classify_read(None)
     ('value', '?')
     """
-    from .backend import peel
+    from dualad.core.backend import peel
     if frame is not None and frame.f_code is peel.__code__:
         frame = frame.f_back
     if frame is None:

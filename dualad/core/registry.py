@@ -22,7 +22,7 @@ differentiable: that is how nested transforms get higher derivatives.
 Example::
 
     >>> import numpy as np
-    >>> from dualad.primitive import registry
+    >>> from dualad.core.registry import registry
     >>> registry["sin"].impl(0.0)
     0.0
 """
@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._levels import leaked
-from ._zero import Zero, add_any, safe_mul
-from .backend import all_finite_value
+from dualad.core.backend import all_finite_value
+from dualad.core.levels import leaked
+from dualad.core.zero import Zero, add_any, safe_mul
 
 registry: dict[str, Primitive] = {}
 
@@ -217,7 +217,7 @@ def _linear_vjp(prim):
 
 def _core_standin(x, lead: int):
     """A zero-cost array with ``x``'s dtype and its shape minus ``lead`` axes."""
-    from .backend import namespace_of, peel
+    from dualad.core.backend import namespace_of, peel
     v = peel(x)
     xp = namespace_of(v)
     dtype = getattr(v, "dtype", None) or xp.result_type(v)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._tree import tree_leaves
-from ._zero import Zero
-from .backend import check_differentiable, namespace_of, peel
-from .primitive import shape_of
+from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.registry import shape_of
+from dualad.core.tree import tree_leaves
+from dualad.core.zero import Zero
 
 
 def as_tuple_positions(argnums) -> tuple[tuple, bool]:
@@ -68,7 +68,7 @@ def identity_rows(x, start: int, stop: int):
     """Rows ``start:stop`` of the identity over ``x``'s entries, shaped
     ``(stop - start,) + x.shape``, in ``x``'s float dtype and array namespace:
     the seeds of every batched Jacobian/Hessian pass."""
-    from .backend import result_float_dtype
+    from dualad.core.backend import result_float_dtype
     v = peel(x)
     xp = namespace_of(v)
     n = int(np.prod(shape_of(x), dtype=np.int64))

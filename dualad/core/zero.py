@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import all_finite_value, namespace_of
+from dualad.core.backend import all_finite_value, namespace_of
 
 
 class _ZeroType:

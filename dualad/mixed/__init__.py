@@ -1,0 +1,10 @@
+"""mixed: the mixed-mode layer.
+
+The planner (a pure cost model), sparsity detection, coloring, the chunk
+runner and executors, per-function caches and structure fingerprints, the
+replay of recorded passes, and the composed transforms (``jacobian``,
+``hessian`` in every mode, ``hvp``). It decides every fallback; the
+interpreters below only answer "can" or "cannot".
+
+May import: core, rules, forward, reverse, structured, kernels.
+"""
