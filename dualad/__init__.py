@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from dualad import rules  # noqa: F401  (fills the registry and dispatch tables)
+from dualad import kernels, rules  # noqa: F401  (rules fill the registry and dispatch tables)
 from dualad.forward import Dual as Dual
 from dualad.forward.api import jacfwd as jacfwd
 from dualad.forward.api import jvp as jvp
@@ -17,6 +17,8 @@ from dualad.reverse.api import grad as grad
 from dualad.reverse.api import jacrev as jacrev
 from dualad.reverse.api import value_and_grad as value_and_grad
 from dualad.reverse.api import vjp as vjp
+
+kernels.register()              # the fused value-and-partial kernels (compiled lazily)
 
 __version__ = "0.1.0"
 

@@ -330,10 +330,10 @@ class custom_vjp(_CustomBase):
 
         def jvp(primals, tangents, out, stash=None):
             # Forward mode differentiates the primal function itself.
-            from dualad.forward.dual import Dual, process_dual
+            from dualad.forward.dual import Dual, DualLevel
             if all(t is Zero for t in tangents):
                 return Zero if n_out == 1 else (Zero,) * n_out
-            with new_level("fwd", process_dual) as level:
+            with new_level(DualLevel()) as level:
                 ins = [p if t is Zero else Dual._make(p, t, level)
                        for p, t in zip(primals, tangents)]
                 res = tree_flatten(self.fun(*tree_unflatten(in_td, ins)))[0]

@@ -459,12 +459,12 @@ def test_fallback_hit_and_exact(reason, f):
 def test_lead_fallback_in_the_interpreter():
     # A linear primitive applied with batch axes of its own: densified, exact.
     from dualad.core.levels import new_level
-    from dualad.structured.interpreter import StructuredDual, process_structured
+    from dualad.structured.interpreter import StructuredDual, StructuredLevel
     from dualad.structured.tangents import Context
 
     ctx = Context(6, np.dtype(np.float64))
     reset_stats()
-    with new_level("structured", process_structured, data=ctx) as level:
+    with new_level(StructuredLevel(ctx)) as level:
         seed = Structured((2, 3), [(np.arange(6).reshape(1, 2, 3), np.ones((1, 1, 1)))])
         x = StructuredDual._make(np.arange(6.0).reshape(2, 3), seed, level)
         out = registry["sum"](x, axis=(0,), keepdims=False, lead=1)

@@ -21,18 +21,27 @@ _order = itertools.count(1)
 class Level:
     """One level of differentiation: an order (for nesting) and an interpreter.
 
-    ``process(level, primitive, args, params)`` is the interpreter's rule for
-    running ``primitive`` when this level is the highest among ``args``.
+    Each interpreter is a subclass with typed state of its own and a
+    ``process(prim, args, params)`` method: its rule for running ``prim`` when
+    this level is the highest among ``args`` (JAX's ``Trace.process_primitive``).
+
+    >>> class Echo(Level):
+    ...     kind = "echo"
+    ...     def process(self, prim, args, params):
+    ...         return prim.impl(*args, **params)
+    >>> Echo().kind
+    'echo'
     """
 
-    __slots__ = ("order", "kind", "process", "active", "data", "__weakref__")
+    __slots__ = ("order", "active", "__weakref__")
+    kind = "level"
 
-    def __init__(self, kind: str, process: Callable, data=None):
+    def __init__(self):
         self.order = next(_order)
-        self.kind = kind
-        self.process = process
         self.active = True
-        self.data = data
+
+    def process(self, prim, args, params):
+        raise NotImplementedError(f"{type(self).__name__} interprets no primitive")
 
     def __repr__(self) -> str:
         state = "" if self.active else ", closed"
@@ -57,15 +66,15 @@ class new_level:
     is detected the next time it meets a primitive. (A small class rather
     than a generator context manager: it is entered on every transform call.)
 
-    >>> with new_level("fwd", lambda *a: None) as level:
+    >>> with new_level(Level()) as level:
     ...     level.active
     True
     """
 
     __slots__ = ("level",)
 
-    def __init__(self, kind: str, process: Callable, data=None):
-        self.level = Level(kind, process, data)
+    def __init__(self, level: Level):
+        self.level = level
 
     def __enter__(self) -> Level:
         active_levels().append(self.level)
@@ -77,14 +86,15 @@ class new_level:
         return False
 
 
-def persistent_level(key: str, process: Callable) -> Level:
-    """A per-thread level that never closes (user-built Duals, tape tensors)."""
+def persistent_level(key: str, make: Callable[[], Level]) -> Level:
+    """A per-thread level that never closes (user-built Duals, HyperDuals,
+    Taylors), made by ``make()`` on first use in each thread."""
     levels = getattr(_state, "persistent", None)
     if levels is None:
         levels = _state.persistent = {}
     level = levels.get(key)
     if level is None:
-        level = levels[key] = Level(key, process)
+        level = levels[key] = make()
     return level
 
 

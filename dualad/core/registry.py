@@ -70,6 +70,35 @@ class Primitive:
         return f"Primitive({self.name})"
 
 
+# ----------------------------------------------------------------------------
+# the fused-kernel hook: kernels/ installs ``hook(prim, x) -> (f(x), f'(x))``
+# or None; interpreters ask through eval_with_partials and carry no kernel code
+# ----------------------------------------------------------------------------
+_fused_hook: list = [None]
+
+
+def install_fused_kernel(hook: Callable | None) -> None:
+    """Install (or remove, with ``None``) the evaluate-with-partials kernel hook."""
+    _fused_hook[0] = hook
+
+
+def eval_with_partials(prim: Primitive, primals, params) -> tuple:
+    """``(out, partials)``: the primitive's value one level down, and its
+    partials when a fused kernel computed both in one pass (else ``None``:
+    the interpreter uses the primitive's rules).
+
+    >>> out, parts = eval_with_partials(registry["sin"], [0.0], {})
+    >>> float(out), parts
+    (0.0, None)
+    """
+    hook = _fused_hook[0]
+    if hook is not None and prim.fused and len(primals) == 1 and not params:
+        got = hook(prim, primals[0])
+        if got is not None:
+            return got[0], (got[1],)
+    return bind(prim, *primals, **params), None
+
+
 def bind(prim: Primitive, *args, **params):
     """Run ``prim`` on ``args``: the highest traced level among them interprets it."""
     top = None
@@ -81,7 +110,7 @@ def bind(prim: Primitive, *args, **params):
         return prim.impl(*args, **params)
     if not top.active:
         raise leaked(top)
-    return top.process(top, prim, args, params)
+    return top.process(prim, args, params)
 
 
 # ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dualad.core.backend import namespace_of, peel
 from dualad.core.levels import lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
-from dualad.forward.dual import Dual, process_dual
+from dualad.forward.dual import Dual, DualLevel
 
 DEFAULT_CHUNK_THRESHOLD = 64
 DEFAULT_MEMORY_CAP = 512 * 2**20   # bytes a batch of tangents of one input may take
@@ -61,7 +61,7 @@ from dualad.core.zero import Zero as _ZERO  # noqa: E402
 
 def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = ()):
     """Core of :func:`jvp`: returns (out primal pytree, out tangent pytree)."""
-    with new_level("fwd", process_dual) as level:
+    with new_level(DualLevel()) as level:
         args = []
         for p, t in zip(primals, tangents):
             pl, td = tree_flatten(p)

@@ -19,10 +19,9 @@ import numpy as np
 
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import persistent_level, split_at
-from dualad.core.registry import bind, shape_of
+from dualad.core.levels import Level, persistent_level, split_at
+from dualad.core.registry import eval_with_partials, shape_of
 from dualad.core.zero import Zero, safe_mul
-from dualad.kernels import value_and_partial
 
 
 class TangentTracer(Tracer):
@@ -57,19 +56,21 @@ class Dual(TangentTracer):
                 f"(or be (k,) + {ps} for a batch of k directions)")
         self.primal = primal
         self.tangent = tangent
-        self._level = level if level is not None else persistent_level("dual", process_dual)
+        self._level = level if level is not None else persistent_level("dual", DualLevel)
 
 
-def process_dual(level, prim, args, params):
+class DualLevel(Level):
     """The forward-mode interpreter: primal one level down, tangent by ``jvp``."""
-    primals, tangents = split_at(level, args, "tangent", Zero)
-    if prim.fused and len(primals) == 1:
-        fused = value_and_partial(prim.name, primals[0])
-        if fused is not None:        # value and partial from one kernel pass
-            out, partial = fused
-            return Dual._make(out, safe_mul(partial, tangents[0], prim.singular), level)
-    out = bind(prim, *primals, **params)
-    t_out = prim.jvp(primals, tangents, out, **params)
-    if prim.n_outputs == 1:
-        return out if t_out is Zero else Dual._make(out, t_out, level)
-    return tuple(o if t is Zero else Dual._make(o, t, level) for o, t in zip(out, t_out))
+
+    __slots__ = ()
+    kind = "fwd"
+
+    def process(self, prim, args, params):
+        primals, tangents = split_at(self, args, "tangent", Zero)
+        out, parts = eval_with_partials(prim, primals, params)
+        if parts is not None:        # value and partial from one kernel pass
+            return Dual._make(out, safe_mul(parts[0], tangents[0], prim.singular), self)
+        t_out = prim.jvp(primals, tangents, out, **params)
+        if prim.n_outputs == 1:
+            return out if t_out is Zero else Dual._make(out, t_out, self)
+        return tuple(o if t is Zero else Dual._make(o, t, self) for o, t in zip(out, t_out))

@@ -37,7 +37,7 @@ from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level, persistent_level
 from dualad.core.registry import bind, shape_of
 from dualad.core.zero import Zero
-from dualad.forward.dual import Dual, process_dual
+from dualad.forward.dual import Dual, DualLevel
 
 __all__ = ["HyperDual", "hyperdual_level"]
 
@@ -118,23 +118,49 @@ class HyperDual(Tracer):
 # ============================================================================
 # levels: the hyper-dual level carries its two private dual levels
 # ============================================================================
+class HyperDualLevel(Level):
+    """The hyper-dual interpreter: its values become nested Duals at its two
+    private dual levels ``a`` (e1) and ``b`` (e2), the primitive runs on those,
+    and the result is repackaged. No derivative rule of its own."""
+
+    __slots__ = ("a", "b")
+    kind = "hyperdual"
+
+    def __init__(self, a: Level | None = None, b: Level | None = None):
+        super().__init__()
+        # Made right after this level, so both sit above every level that can
+        # meet it when it is the top one.
+        self.a = a if a is not None else DualLevel()
+        self.b = b if b is not None else DualLevel()
+
+    def process(self, prim, args, params):
+        a, b = self.a, self.b
+        nested, lead1, lead2 = [], (), ()
+        for x in args:
+            if getattr(x, "_level", None) is self:
+                if len(x._lead1) > len(lead1):
+                    lead1 = x._lead1
+                if len(x._lead2) > len(lead2):
+                    lead2 = x._lead2
+                nested.append(_to_nested(x, a, b))
+            else:
+                nested.append(x)
+        out = bind(prim, *nested, **params)
+        if prim.n_outputs == 1:
+            return _from_nested(out, self, lead1, lead2)
+        return tuple(_from_nested(o, self, lead1, lead2) for o in out)
+
+
 def _user_level() -> Level:
     """The per-thread level of user-built HyperDuals (never closes)."""
-    level = persistent_level("hyperdual", process_hyperdual)
-    if level.data is None:
-        # Created right after the hyper-dual level, so both sit above every
-        # level that can meet it when it is the top one.
-        level.data = (Level("hyperdual-e1", process_dual), Level("hyperdual-e2", process_dual))
-    return level
+    return persistent_level("hyperdual", HyperDualLevel)
 
 
 @contextmanager
 def hyperdual_level() -> Iterator[Level]:
     """A hyper-dual level for one transform (closed, with its dual levels, after)."""
-    with new_level("hyperdual", process_hyperdual) as level, \
-            new_level("hyperdual-e1", process_dual) as a, \
-            new_level("hyperdual-e2", process_dual) as b:
-        level.data = (a, b)
+    a, b = DualLevel(), DualLevel()
+    with new_level(HyperDualLevel(a, b)) as level, new_level(a), new_level(b):
         yield level
 
 
@@ -160,29 +186,10 @@ def _split(x, level: Level):
 
 
 def _from_nested(out, level: Level, lead1: tuple, lead2: tuple):
-    a, b = level.data
+    a, b = level.a, level.b
     inner, outer = _split(out, b)
     p, e1 = _split(inner, a)
     e2, e12 = (Zero, Zero) if outer is Zero else _split(outer, a)
     if e1 is Zero and e2 is Zero and e12 is Zero:
         return p
     return HyperDual._make(p, e1, e2, e12, lead1, lead2, level)
-
-
-def process_hyperdual(level, prim, args, params):
-    """Run ``prim`` through the nested duals; repackage the result."""
-    a, b = level.data
-    nested, lead1, lead2 = [], (), ()
-    for x in args:
-        if getattr(x, "_level", None) is level:
-            if len(x._lead1) > len(lead1):
-                lead1 = x._lead1
-            if len(x._lead2) > len(lead2):
-                lead2 = x._lead2
-            nested.append(_to_nested(x, a, b))
-        else:
-            nested.append(x)
-    out = bind(prim, *nested, **params)
-    if prim.n_outputs == 1:
-        return _from_nested(out, level, lead1, lead2)
-    return tuple(_from_nested(o, level, lead1, lead2) for o in out)

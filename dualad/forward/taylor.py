@@ -31,7 +31,7 @@ import numpy as np
 from dualad import rules  # noqa: F401  (fills the registry before rules are attached)
 from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import new_level, persistent_level
+from dualad.core.levels import Level, new_level, persistent_level
 from dualad.core.registry import bind, registry, shape_of
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.forward.api import jvp_flat
@@ -89,7 +89,7 @@ class Taylor(Tracer):
                 raise ValueError(f"Taylor coefficient {k} has shape {shape_of(c)}, which does "
                                  f"not broadcast to the primal's shape {s0}")
         self.coeffs = coeffs
-        self._level = level if level is not None else persistent_level("taylor", process_taylor)
+        self._level = level if level is not None else persistent_level("taylor", TaylorLevel)
 
     @classmethod
     def _make(cls, coeffs: list, level) -> Taylor:
@@ -112,29 +112,36 @@ class Taylor(Tracer):
 # ============================================================================
 # the interpreter
 # ============================================================================
-def process_taylor(level, prim, args, params):
-    """Run ``prim`` on Taylor polynomials at ``level``: truncate to the lowest
-    degree present, apply the primitive's rule, wrap the coefficients."""
-    xs, n, ragged = [], 0, False
-    for a in args:
-        if getattr(a, "_level", None) is level:
-            c = a.coeffs
-            if n and len(c) != n:
-                ragged, n = True, min(n, len(c))
-            elif not n:
-                n = len(c)
-            xs.append(c)
-        elif type(a) is list or type(a) is tuple:
-            xs.append(np.asarray(a))     # lists mark series below: keep constants apart
-        else:
-            xs.append(a)
-    if ragged:
-        xs = [x[:n] if type(x) is list else x for x in xs]
-    rule = prim.taylor or _default_rule(prim)
-    out = rule(prim, level, xs, n, params)
-    if prim.n_outputs == 1:
-        return Taylor._make(out, level) if type(out) is list else out
-    return tuple(Taylor._make(o, level) if type(o) is list else o for o in out)
+class TaylorLevel(Level):
+    """Taylor-mode interpreter: run ``prim`` on truncated Taylor polynomials:
+    truncate to the lowest degree present, apply the primitive's rule, wrap
+    the coefficients."""
+
+    __slots__ = ()
+    kind = "taylor"
+
+    def process(self, prim, args, params):
+        level = self
+        xs, n, ragged = [], 0, False
+        for a in args:
+            if getattr(a, "_level", None) is level:
+                c = a.coeffs
+                if n and len(c) != n:
+                    ragged, n = True, min(n, len(c))
+                elif not n:
+                    n = len(c)
+                xs.append(c)
+            elif type(a) is list or type(a) is tuple:
+                xs.append(np.asarray(a))     # lists mark series below: keep constants apart
+            else:
+                xs.append(a)
+        if ragged:
+            xs = [x[:n] if type(x) is list else x for x in xs]
+        rule = prim.taylor or _default_rule(prim)
+        out = rule(prim, level, xs, n, params)
+        if prim.n_outputs == 1:
+            return Taylor._make(out, level) if type(out) is list else out
+        return tuple(Taylor._make(o, level) if type(o) is list else o for o in out)
 
 
 def _default_rule(prim) -> Callable:
@@ -372,7 +379,7 @@ def derivative(fn: Callable, x, order: int = 1):
     if order == 0:
         return _plain(fn(x))
     coeffs = [x, 1.0] + [0.0] * (order - 1)
-    with new_level("taylor", process_taylor) as level:
+    with new_level(TaylorLevel()) as level:
         out = fn(Taylor._make(coeffs, level))
         if getattr(out, "_level", None) is level:      # the common case: one output
             return _plain(_extract(out, level, order))

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from dualad.core.registry import install_fused_kernel, registry
 from dualad.kernels.table import EXPRESSIONS
 
 _MODES = ("auto", "numpy", "numba")
@@ -62,6 +63,19 @@ def value_and_partial(name: str, x):
         except Exception as err:   # a numba.cuda that cannot compile here: use CuPy ops
             _disable_gpu(err)
     return None
+
+
+def _fused_hook(prim, x):
+    return value_and_partial(prim.name, x)
+
+
+def register() -> None:
+    """Mark the primitives that have a fused kernel and install the
+    evaluate-with-partials hook into the registry (called once, by
+    ``import dualad``; the rules never import this package)."""
+    for name in EXPRESSIONS:
+        registry[name].fused = True
+    install_fused_kernel(_fused_hook)
 
 
 def _gpu_ok() -> bool:

@@ -37,7 +37,7 @@ import numpy as np
 from dualad.core.args import identity_rows
 from dualad.core.backend import all_finite_value
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import new_level
+from dualad.core.levels import Level, new_level
 from dualad.core.registry import bind, shape_of
 from dualad.core.tree import tree_flatten
 
@@ -375,7 +375,7 @@ class Staged(Tracer):
 
     @property
     def primal(self):
-        self._level.data.observe(self, sys._getframe(1))
+        self._level.rec.observe(self, sys._getframe(1))
         return self._value
 
     @property
@@ -391,30 +391,42 @@ class Staged(Tracer):
         return f"Staged(slot={self.slot}, shape={self.shape})"
 
 
-def _process_staged(level, prim, args, params):
-    rec = level.data
-    vals, spec, foreign = [], [], False
-    for a in args:
-        lv = getattr(a, "_level", None)
-        if lv is level:
-            vals.append(a._value)
-            spec.append(a.slot)
+class StagingLevel(Level):
+    """The recorder: runs each primitive on raw values and appends it to
+    ``rec``, the program being recorded (the lowest level of a recorded pass)."""
+
+    __slots__ = ("rec",)
+    kind = "stage"
+
+    def __init__(self, rec: _Recording):
+        super().__init__()
+        self.rec = rec
+
+    def process(self, prim, args, params):
+        level = self
+        rec = self.rec
+        vals, spec, foreign = [], [], False
+        for a in args:
+            lv = getattr(a, "_level", None)
+            if lv is level:
+                vals.append(a._value)
+                spec.append(a.slot)
+            else:
+                foreign = foreign or lv is not None
+                vals.append(a)
+                spec.append(_Const(a))
+        if foreign:                      # a tracer of a lower, persistent level
+            rec.impure = rec.impure or f"{prim.name} met a tracer of another level"
+            out = bind(prim, *vals, **params)
         else:
-            foreign = foreign or lv is not None
-            vals.append(a)
-            spec.append(_Const(a))
-    if foreign:                      # a tracer of a lower, persistent level
-        rec.impure = rec.impure or f"{prim.name} met a tracer of another level"
-        out = bind(prim, *vals, **params)
-    else:
-        out = prim.impl(*vals, **params)
-    outs = out if prim.n_outputs > 1 else (out,)
-    slots = tuple(rec.new_slot() for _ in outs)
-    for slot, o in zip(slots, outs):
-        rec.meta[slot] = (shape_of(o), getattr(o, "dtype", None))
-    rec.ops.append((prim.impl, tuple(spec), params, slots, prim.n_outputs > 1))
-    wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
-    return wrapped if prim.n_outputs > 1 else wrapped[0]
+            out = prim.impl(*vals, **params)
+        outs = out if prim.n_outputs > 1 else (out,)
+        slots = tuple(rec.new_slot() for _ in outs)
+        for slot, o in zip(slots, outs):
+            rec.meta[slot] = (shape_of(o), getattr(o, "dtype", None))
+        rec.ops.append((prim.impl, tuple(spec), params, slots, prim.n_outputs > 1))
+        wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
+        return wrapped if prim.n_outputs > 1 else wrapped[0]
 
 
 def _finite(v) -> bool:
@@ -489,7 +501,7 @@ def record(fn: Callable, inputs: tuple) -> tuple:
     True
     """
     rec = _Recording()
-    with new_level("stage", _process_staged, data=rec) as level:
+    with new_level(StagingLevel(rec)) as level:
         staged = [Staged(v, level, rec.new_slot()) for v in inputs]
         for st in staged:
             rec.meta[st.slot] = (shape_of(st._value), getattr(st._value, "dtype", None))

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import new_level, split_at
+from dualad.core.levels import Level, new_level, split_at
 from dualad.core.registry import bind
 from dualad.core.tree import tree_flatten
 
@@ -78,21 +78,32 @@ def digest(value) -> object:
 _PLAIN_SET = frozenset((bool, int, float, complex, str, bytes, type(None)))
 
 
-def _process(level, prim, args, params):
-    primals, marks = split_at(level, args, "_level", None)
-    consts = tuple(None if m is not None else digest(a) for a, m in zip(args, marks))
-    level.data.append((prim.name, digest(params), consts))
-    out = bind(prim, *primals, **params)
-    if prim.n_outputs == 1:
-        return _Traced(out, level)
-    return tuple(_Traced(o, level) for o in out)
+class FingerprintLevel(Level):
+    """Records, per primitive bound, its name, a digest of its parameters and
+    digests of its constant operands into ``trace``."""
+
+    __slots__ = ("trace",)
+    kind = "fingerprint"
+
+    def __init__(self, trace: list):
+        super().__init__()
+        self.trace = trace
+
+    def process(self, prim, args, params):
+        primals, marks = split_at(self, args, "_level", None)
+        consts = tuple(None if m is not None else digest(a) for a, m in zip(args, marks))
+        self.trace.append((prim.name, digest(params), consts))
+        out = bind(prim, *primals, **params)
+        if prim.n_outputs == 1:
+            return _Traced(out, self)
+        return tuple(_Traced(o, self) for o in out)
 
 
 def fingerprint(fn: Callable, args: tuple, positions: tuple) -> tuple:
     """The primitives ``fn(*args)`` binds, their parameters, digests of their
     constant operands and the output structure; ``args[positions]`` traced."""
     trace: list = []
-    with new_level("fingerprint", _process, data=trace) as level:
+    with new_level(FingerprintLevel(trace)) as level:
         call = list(args)
         for p in positions:
             call[p] = _Traced(args[p], level)

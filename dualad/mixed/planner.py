@@ -48,7 +48,7 @@ import numpy as np
 from dualad.core.args import as_array, as_tuple_positions
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import new_level
+from dualad.core.levels import Level, new_level
 from dualad.core.registry import bind, shape_of
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.forward.api import pick_chunk
@@ -188,19 +188,29 @@ class _Counted(Tracer):
         self.primal, self._level = primal, level
 
 
-def _process_count(level, prim, args, params):
-    primals = [a.primal if getattr(a, "_level", None) is level else a for a in args]
-    out = bind(prim, *primals, **params)
-    stats = level.data
-    outs = out if prim.n_outputs > 1 else (out,)
-    stats["ops"] += 1
-    for o in outs:
-        size = int(np.prod(shape_of(o), dtype=np.int64))
-        stats["elems"] += size
-        stats["bytes"] += size * getattr(getattr(peel(o), "dtype", None), "itemsize", 8)
-    if prim.n_outputs > 1:
-        return tuple(_Counted(o, level) for o in out)
-    return _Counted(out, level)
+class ProbeLevel(Level):
+    """Counts the primitives that depend on the traced inputs and the sizes
+    of their results (the planner's probe)."""
+
+    __slots__ = ("ops", "elems", "bytes")
+    kind = "probe"
+
+    def __init__(self):
+        super().__init__()
+        self.ops = self.elems = self.bytes = 0
+
+    def process(self, prim, args, params):
+        primals = [a.primal if getattr(a, "_level", None) is self else a for a in args]
+        out = bind(prim, *primals, **params)
+        outs = out if prim.n_outputs > 1 else (out,)
+        self.ops += 1
+        for o in outs:
+            size = int(np.prod(shape_of(o), dtype=np.int64))
+            self.elems += size
+            self.bytes += size * getattr(getattr(peel(o), "dtype", None), "itemsize", 8)
+        if prim.n_outputs > 1:
+            return tuple(_Counted(o, self) for o in out)
+        return _Counted(out, self)
 
 
 def probe(fn: Callable, args: tuple, positions: tuple = (0,)) -> Probe:
@@ -212,10 +222,9 @@ def probe(fn: Callable, args: tuple, positions: tuple = (0,)) -> Probe:
     >>> p.n_ops, p.n_in, p.n_out
     (3, 10, 1)
     """
-    stats = {"ops": 0, "elems": 0, "bytes": 0}
     n_in = 0
     itemsize = 8
-    with new_level("probe", _process_count, data=stats) as level:
+    with new_level(ProbeLevel()) as level:
         call = list(args)
         for p in positions:
             leaves, td = tree_flatten(args[p])
@@ -226,7 +235,7 @@ def probe(fn: Callable, args: tuple, positions: tuple = (0,)) -> Probe:
         out = fn(*call)
         leaves = tree_flatten(out)[0]
         n_out = sum(int(np.prod(shape_of(o), dtype=np.int64)) for o in leaves)
-    return Probe(stats["ops"], stats["elems"], stats["bytes"], n_in, n_out, itemsize,
+    return Probe(level.ops, level.elems, level.bytes, n_in, n_out, itemsize,
                  len(leaves))
 
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import new_level, split_at
+from dualad.core.levels import Level, new_level, split_at
 from dualad.core.registry import Primitive, align, bind, ndim_of, registry, shape_of
 from dualad.core.tree import tree_flatten
 from dualad.mixed.fingerprint import fingerprint, self_contained
@@ -64,7 +64,7 @@ class Pattern(Tracer):
 
     Reading the value from outside the interpreter (``x > 0``, ``if``, an
     argsort) is noted: the pattern may then hold at this point only
-    (``level.data["reads"]``), and is not reused at other points.
+    (``level.reads``), and is not reused at other points.
     """
 
     __slots__ = ("_primal", "pattern", "_level")
@@ -79,7 +79,7 @@ class Pattern(Tracer):
         from dualad.mixed.chunked import classify_read
         kind, name = classify_read(sys._getframe(1))
         if kind == "value":
-            self._level.data["reads"].append(name)
+            self._level.reads.append(name)
         return self._primal
 
     @property
@@ -95,19 +95,31 @@ class Pattern(Tracer):
         return f"Pattern(shape={self.shape})"
 
 
-def process_pattern(level, prim: Primitive, args, params):
-    """Run ``prim`` one level down, and its sparsity rule on the patterns."""
-    primals, pats = split_at(level, args, "pattern", None, primal="_primal")
-    out = bind(prim, *primals, **params)
-    if all(p is None for p in pats):
-        return out
-    rule = prim.sparsity or _default_rule(prim)
-    pout = rule(pats, primals, out, **params)
-    # A value that depends on no input is a constant: downstream rules then
-    # use its zeros (e.g. a zero cotangent cuts a product's dependencies).
-    if prim.n_outputs == 1:
-        return Pattern(out, pout, level) if pout.any() else out
-    return tuple(Pattern(o, p, level) if p.any() else o for o, p in zip(out, pout))
+class PatternLevel(Level):
+    """The sparsity interpreter: runs ``prim`` one level down and its sparsity
+    rule on the dependency patterns. ``reads`` collects the names of code that
+    read a traced value (the pattern then holds at this point only)."""
+
+    __slots__ = ("reads",)
+    kind = "pattern"
+
+    def __init__(self, reads: list):
+        super().__init__()
+        self.reads = reads
+
+    def process(self, prim, args, params):
+        level = self
+        primals, pats = split_at(level, args, "pattern", None, primal="_primal")
+        out = bind(prim, *primals, **params)
+        if all(p is None for p in pats):
+            return out
+        rule = prim.sparsity or _default_rule(prim)
+        pout = rule(pats, primals, out, **params)
+        # A value that depends on no input is a constant: downstream rules then
+        # use its zeros (e.g. a zero cotangent cuts a product's dependencies).
+        if prim.n_outputs == 1:
+            return Pattern(out, pout, level) if pout.any() else out
+        return tuple(Pattern(o, p, level) if p.any() else o for o, p in zip(out, pout))
 
 
 def _default_rule(prim: Primitive) -> Callable:
@@ -366,8 +378,7 @@ def jacobian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
     """
     x = _as_float(x)
     n = int(np.prod(shape_of(x), dtype=np.int64))
-    data = {"reads": reads if reads is not None else []}
-    with new_level("pattern", process_pattern, data=data) as level:
+    with new_level(PatternLevel(reads if reads is not None else [])) as level:
         out = fn(_seed(x, level))
         return _out_bits(out, level, n)
 

@@ -11,18 +11,17 @@ Example::
 
     >>> import numpy as np
     >>> from dualad.reverse.tape import trace_vjp
-    >>> out, pull = trace_vjp(lambda x: np.sin(x) * 2.0, [0.0])
+    >>> out, treedef, pull = trace_vjp(lambda x: np.sin(x) * 2.0, [0.0])
     >>> float(pull(1.0)[0])
     2.0
 """
 from __future__ import annotations
 
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import lower_to, new_level
-from dualad.core.registry import bind, shape_of
+from dualad.core.levels import Level, lower_to, new_level
+from dualad.core.registry import eval_with_partials, shape_of
 from dualad.core.tree import tree_flatten
 from dualad.core.zero import Zero, add_any, safe_mul
-from dualad.kernels import value_and_partial
 
 
 class GraphFreedError(RuntimeError):
@@ -66,8 +65,27 @@ class Var(Tracer):
         return f"Var({self.primal!r})"
 
 
-def record(level, prim, args, params, var_type=Var):
-    """The reverse-mode interpreter: run one level down and record a node."""
+class TapeLevel(Level):
+    """The reverse-mode interpreter: run each primitive one level down and
+    record a node. ``keep_args``: nodes keep their traced arguments (a
+    ``create_graph`` backward re-records through them); ``var_type``: the
+    tracer class of recorded values (``Var``, or the tape ``Tensor``)."""
+
+    __slots__ = ("keep_args", "var_type")
+    kind = "rev"
+
+    def __init__(self, keep_args: bool = False, var_type: type | None = None):
+        super().__init__()
+        self.keep_args = keep_args
+        self.var_type = Var if var_type is None else var_type
+
+    def process(self, prim, args, params):
+        return record(self, prim, args, params)
+
+
+def record(level: TapeLevel, prim, args, params):
+    """Run ``prim`` one level down and record a node on ``level``'s tape."""
+    var_type = level.var_type
     primals, parents, needs = [], [], []
     for a in args:
         if getattr(a, "_level", None) is level:
@@ -82,14 +100,12 @@ def record(level, prim, args, params, var_type=Var):
         parents.append(None)
         needs.append(False)
     parents, needs = tuple(parents), tuple(needs)
-    keep_args = level.data is not None and level.data.get("keep_args")
-    if prim.fused and len(primals) == 1 and not keep_args:
-        fused = value_and_partial(prim.name, primals[0])
-        if fused is not None:       # value and partial in one pass; keep the partial
-            node = Node(prim, params, primals, fused[0], parents, None, needs)
-            node.partials = fused[1]
-            return var_type(fused[0], level, node, 0)
-    out = bind(prim, *primals, **params)
+    keep_args = level.keep_args
+    out, parts = eval_with_partials(prim, primals, params)
+    if parts is not None and not keep_args:   # one kernel pass: keep the partial
+        node = Node(prim, params, primals, out, parents, None, needs)
+        node.partials = parts[0]
+        return var_type(out, level, node, 0)
     node = Node(prim, params, primals, out, parents, args if keep_args else None, needs)
     if prim.n_outputs == 1:
         return var_type(out, level, node, 0)
@@ -152,7 +168,7 @@ def backward(roots, *, retain_graph: bool = True, graph_level=None, wanted=None)
                 "backward() (or autograd.grad) if you need to backward twice.")
         if graph_level is not None:
             primals = list(node.args)
-            make = graph_level.data.get("var_type", Var)
+            make = graph_level.var_type
             out = (make(node.out, graph_level, node, 0) if prim.n_outputs == 1 else
                    tuple(make(o, graph_level, node, i) for i, o in enumerate(node.out)))
             in_cts = prim.vjp(ct_out, primals, out, node.needs, **node.params)
@@ -179,12 +195,12 @@ def _accumulate(cts: dict, node, index: int, ct) -> None:
         slot[index] = add_any(slot[index], ct)
 
 
-def trace_vjp(fn, primals: list, level_kind: str = "rev"):
+def trace_vjp(fn, primals: list):
     """Run ``fn(*primals)`` on fresh Vars; return ``(out, pullback)`` where
     ``out`` is the raw output (a leaf or a pytree of Vars/constants, one level
     down unwrapped by the caller) and ``pullback(ct)`` the input cotangents
     (``Zero`` where unused). Used by every reverse transform."""
-    with new_level(level_kind, record) as level:
+    with new_level(TapeLevel()) as level:
         leaves = [leaf_node() for _ in primals]
         inputs = [Var(p, level, n) for p, n in zip(primals, leaves)]
         out = fn(*inputs)

@@ -37,7 +37,7 @@ from dualad.core.dispatch import _lost
 from dualad.core.levels import Level, active_levels
 from dualad.core.registry import bind, shape_of
 from dualad.core.zero import Zero
-from dualad.reverse.tape import Node, Var, backward, record, toposort
+from dualad.reverse.tape import Node, TapeLevel, Var, backward, record, toposort
 
 # ============================================================================
 # levels: one per thread outside transforms, one per innermost active level
@@ -45,8 +45,29 @@ from dualad.reverse.tape import Node, Var, backward, record, toposort
 _local = threading.local()
 
 
-def _new_level() -> Level:
-    return Level("tensor", _process, {"keep_args": True, "var_type": Tensor})
+class TensorLevel(TapeLevel):
+    """The tape of PyTorch-style tensors: records only when some input
+    requires grad (otherwise just computes: code on plain tensors keeps no
+    graph alive); nodes keep their arguments for ``create_graph``."""
+
+    __slots__ = ()
+    kind = "tensor"
+
+    def __init__(self):
+        super().__init__(keep_args=True, var_type=Tensor)
+
+    def process(self, prim, args, params):
+        if is_grad_enabled() and any(
+                getattr(a, "_level", None) is self and a.node is not None for a in args):
+            return record(self, prim, args, params)
+        primals = [a.primal if getattr(a, "_level", None) is self else a for a in args]
+        out = bind(prim, *primals, **params)
+        if prim.n_outputs == 1:
+            return Tensor(out, self, None)
+        return tuple(Tensor(o, self, None) for o in out)
+
+
+_new_level = TensorLevel
 
 
 def tensor_level() -> Level:
@@ -95,17 +116,7 @@ def is_grad_enabled() -> bool:
     return not getattr(_local, "no_grad", False)
 
 
-def _process(level, prim, args, params):
-    """Record when some input requires grad; otherwise just compute (no node),
-    so code on plain tensors keeps no graph alive."""
-    if is_grad_enabled() and any(
-            getattr(a, "_level", None) is level and a.node is not None for a in args):
-        return record(level, prim, args, params, var_type=Tensor)
-    primals = [a.primal if getattr(a, "_level", None) is level else a for a in args]
-    out = bind(prim, *primals, **params)
-    if prim.n_outputs == 1:
-        return Tensor(out, level, None)
-    return tuple(Tensor(o, level, None) for o in out)
+
 
 
 class _LeafNode(Node):

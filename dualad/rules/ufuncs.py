@@ -11,11 +11,10 @@ import numpy as np
 from dualad.core.backend import result_float_dtype
 from dualad.core.dispatch import implements, prim_caller, register_nondiff
 from dualad.core.registry import defprimitive, registry
-from dualad.kernels.table import EXPRESSIONS
 
 
 def _elementwise(name, impl, partials, ufunc=None, singular=False):
-    defprimitive(name, impl, partials=partials, singular=singular, fused=name in EXPRESSIONS)
+    defprimitive(name, impl, partials=partials, singular=singular)
     if ufunc is not None:
         implements(ufunc)(prim_caller(name))
 

@@ -30,7 +30,7 @@ from dualad.core.levels import lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.zero import Zero
 from dualad.reverse.api import grad
-from dualad.structured.interpreter import StructuredDual, process_structured
+from dualad.structured.interpreter import StructuredDual, StructuredLevel
 from dualad.structured.tangents import Context, Coo, Stats, Structured, coo_flat, to_coo
 
 __all__ = ["hessian_structured", "structured_fits"]
@@ -60,7 +60,7 @@ def _run(fn: Callable, x, local: Stats | None):
     ctx.stats.passes += 1
     if local is not None:
         local.passes += 1
-    with new_level("structured", process_structured, data=ctx) as level:
+    with new_level(StructuredLevel(ctx)) as level:
         shape = shape_of(x)
         # All n directions in one term: element e has one slot, direction e.
         seed = Structured(shape, [(np.arange(n, dtype=np.intp).reshape((1,) + shape),

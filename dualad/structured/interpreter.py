@@ -1,6 +1,6 @@
-"""The structured interpreter: :class:`StructuredDual` and ``process_structured``.
+"""The structured interpreter: :class:`StructuredDual` and :class:`StructuredLevel`.
 
-``process_structured`` runs every primitive on the primal (one level down)
+``StructuredLevel.process`` runs every primitive on the primal (one level down)
 and moves the tangent with a *structural rule* when the tangent is sparse
 (:class:`Structured` or :class:`Coo`); when no rule applies it densifies the
 tangents and runs the registry's own ``jvp`` on the dense batch, so no
@@ -24,11 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import split_at
-from dualad.core.registry import bind, shape_of
+from dualad.core.levels import Level, split_at
+from dualad.core.registry import bind, eval_with_partials, shape_of
 from dualad.core.zero import Zero
 from dualad.forward.dual import TangentTracer
-from dualad.kernels import value_and_partial
 from dualad.structured.rules import RULES
 from dualad.structured.tangents import (
     Context,
@@ -57,52 +56,64 @@ class StructuredDual(TangentTracer):
 # ============================================================================
 # the interpreter
 # ============================================================================
-def process_structured(level, prim, args, params):
-    """Primal one level down; tangent by a structural rule, else densely."""
-    ctx: Context = level.data
-    key = None
-    if prim.elementwise and not params and all(
-            isinstance(a, (Tracer, float, int)) for a in args):
-        # Common subexpressions: the reverse rule of ``d * d`` multiplies the
-        # same cotangent by the same partial twice; a short cache of the last
-        # elementwise calls (by argument identity; tracers are immutable, so
-        # plain arrays, which could be changed in place, are left out) does
-        # that work once.
-        key = (prim.name,) + tuple(map(id, args))
-        for k, keep, res in ctx.recent:
-            if k == key and all(a is b for a, b in zip(keep, args)):
-                return res
-    primals, tangents = split_at(level, args, "tangent", Zero)
-    sparse = any(isinstance(t, _SPARSE) for t in tangents)
-    out = t_out = None
-    if sparse:
-        rule = _RULES.get(prim.name)
-        if rule is None and prim.elementwise:
-            rule = _elementwise
-        if rule is None:
-            reason = "rule:" + prim.name
-        elif params.get("lead"):
-            # Why: a primal with batch axes of its own (a batched cotangent)
-            # breaks the "maps cover the whole primal" invariant.
-            reason = "lead"
-        else:
-            out, t_out = rule(ctx, prim, primals, tangents, params)
-            if isinstance(t_out, str):
-                reason, t_out = t_out, None
+class StructuredLevel(Level):
+    """The structured interpreter: primal one level down; tangent by a
+    structural rule on index-map tangents, else densely. ``ctx``: the pass
+    context (dimension, dtype, statistics, a short common-subexpression cache)."""
+
+    __slots__ = ("ctx",)
+    kind = "structured"
+
+    def __init__(self, ctx: Context):
+        super().__init__()
+        self.ctx = ctx
+
+    def process(self, prim, args, params):
+        level = self
+        ctx: Context = self.ctx
+        key = None
+        if prim.elementwise and not params and all(
+                isinstance(a, (Tracer, float, int)) for a in args):
+            # Common subexpressions: the reverse rule of ``d * d`` multiplies the
+            # same cotangent by the same partial twice; a short cache of the last
+            # elementwise calls (by argument identity; tracers are immutable, so
+            # plain arrays, which could be changed in place, are left out) does
+            # that work once.
+            key = (prim.name,) + tuple(map(id, args))
+            for k, keep, res in ctx.recent:
+                if k == key and all(a is b for a, b in zip(keep, args)):
+                    return res
+        primals, tangents = split_at(level, args, "tangent", Zero)
+        sparse = any(isinstance(t, _SPARSE) for t in tangents)
+        out = t_out = None
+        if sparse:
+            rule = _RULES.get(prim.name)
+            if rule is None and prim.elementwise:
+                rule = _elementwise
+            if rule is None:
+                reason = "rule:" + prim.name
+            elif params.get("lead"):
+                # Why: a primal with batch axes of its own (a batched cotangent)
+                # breaks the "maps cover the whole primal" invariant.
+                reason = "lead"
             else:
-                ctx.count_op()
+                out, t_out = rule(ctx, prim, primals, tangents, params)
+                if isinstance(t_out, str):
+                    reason, t_out = t_out, None
+                else:
+                    ctx.count_op()
+            if t_out is None:
+                tangents = [densify(ctx, t, reason) for t in tangents]
         if t_out is None:
-            tangents = [densify(ctx, t, reason) for t in tangents]
-    if t_out is None:
-        if out is None:
-            out = bind(prim, *primals, **params)
-        t_out = prim.jvp(primals, tangents, out, **params)
-    res = _wrap(level, ctx, prim, out, t_out)
-    if key is not None:
-        ctx.recent.append((key, args, res))
-        if len(ctx.recent) > 2:
-            del ctx.recent[0]
-    return res
+            if out is None:
+                out = bind(prim, *primals, **params)
+            t_out = prim.jvp(primals, tangents, out, **params)
+        res = _wrap(level, ctx, prim, out, t_out)
+        if key is not None:
+            ctx.recent.append((key, args, res))
+            if len(ctx.recent) > 2:
+                del ctx.recent[0]
+        return res
 
 
 def _wrap(level, ctx, prim, out, t_out):
@@ -146,13 +157,8 @@ def _elementwise(ctx, prim, primals, tangents, params):
     reason = _plain(tangents, prim)
     if reason:
         return None, reason
-    parts = None
-    if prim.fused and len(primals) == 1:
-        fused = value_and_partial(prim.name, primals[0])
-        if fused is not None:          # value and partial from one kernel pass
-            out, parts = fused[0], (fused[1],)
+    out, parts = eval_with_partials(prim, primals, params)
     if parts is None:
-        out = bind(prim, *primals, **params)
         parts = prim.partials(out, *primals, **params)
     out_shape = shape_of(out)
     nd = len(out_shape)
