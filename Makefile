@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not cuda" tests; rc=$$?; [ $$rc -eq 0 -o $$rc -eq 5 ] || exit $$rc
+	$(BIN)/python -m pytest -q -m "not cuda" tests dualad; rc=$$?; [ $$rc -eq 0 -o $$rc -eq 5 ] || exit $$rc
 	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -m cuda tests; rc=$$?; [ $$rc -eq 0 -o $$rc -eq 5 ] || exit $$rc
 
 bench: $(STAMP)

@@ -119,3 +119,29 @@ def test_gpu_kernels_compile_for_hopper_and_ampere():
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"compiled {len(EXPRESSIONS)}" in res.stdout
+
+
+def test_use_kernels_is_per_thread_and_restores() -> None:
+    import threading
+
+    from dualad.kernels import kernel_mode, use_kernels
+    seen = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def worker():
+        with use_kernels("numpy"):
+            seen["worker"] = kernel_mode()
+            inside.set()
+            release.wait(5)
+        seen["worker_after"] = kernel_mode()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    inside.wait(5)
+    seen["main"] = kernel_mode()        # the worker's block does not leak here
+    release.set()
+    t.join()
+    assert seen == {"worker": "numpy", "main": "auto", "worker_after": "auto"}
+    with pytest.raises(ValueError, match="unknown kernel mode"):
+        use_kernels("fast")

@@ -119,66 +119,128 @@ def test_import_dualad_is_light() -> None:
 
 
 # ============================================================================
-# static check: lower layers never import higher ones
+# static check: the folders are the layers; imports only run downward
 # ============================================================================
-# layer of each top-level module / package of dualad (see docs: DESIGN.md "Layers")
-CORE = {"_levels", "_zero", "_tree", "backend", "primitive", "dispatch", "_api_util"}
-RULES = {"rules"}
-INTERPRETERS = {"forward", "reverse"}
-FORBIDDEN = {
-    "core": {"rules", "forward", "reverse", "transforms", "planner", "nn", "compat", "amp",
-             "custom", "autograd", "testing", "sparsity", "kernels"},
-    "rules": {"forward", "reverse", "transforms", "planner", "nn", "compat", "amp", "autograd",
-              "testing"},
+# Each room (a sub-package of dualad/, or a top-level module) and the rooms it
+# may import. This one table is the layering: a module in a room missing here,
+# an import outside the room's row, or an import circle fails the tests.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "rules": {"core"},
+    "kernels": {"core", "rules"},
+    "forward": {"core", "rules"},
+    "reverse": {"core", "forward"},
+    "batching": {"core", "rules", "forward"},
+    "structured": {"core", "rules", "forward", "reverse"},
+    "custom": {"core", "forward", "reverse"},
+    "testing": {"core", "forward", "reverse"},
+    # mixed/ may load the whole package in a fresh executor worker ("root").
+    "mixed": {"core", "rules", "kernels", "forward", "reverse", "batching", "structured",
+              "custom", "root"},
+    "physics": {"core", "rules", "forward", "reverse", "structured", "mixed"},
+    "compat": {"core", "forward", "reverse", "mixed", "custom"},
+    "optimize": {"core", "forward", "reverse", "mixed"},
+    "ase": {"core", "forward", "reverse", "mixed", "physics"},
+    "amp": {"compat"},
+    "autograd": {"reverse"},
+    "root": None,              # dualad/__init__.py: the public names, may import all
 }
+TOP_LEVEL_MAX = 8              # modules directly in dualad/ (incl. __init__.py)
 
 
-def _layer(path: Path) -> str | None:
-    top = path.relative_to(PKG).parts[0].removesuffix(".py")
-    if top in CORE:
-        return "core"
-    if top in RULES:
-        return "rules"
-    return None
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imported_dualad_modules(path: Path) -> set[str]:
-    """Top-level dualad modules imported anywhere in ``path`` (lazy imports too)."""
-    rel = path.relative_to(PKG).with_suffix("").parts
-    package = rel[:-1]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(package[:len(package) - node.level + 1])
-                mod = base + (node.module.split(".") if node.module else [])
-                names = [".".join(["dualad", *mod])] if mod else \
-                    [f"dualad.{a.name}" for a in node.names]
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "root"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every dualad module and the dualad modules it imports (anywhere in the
+    file: function-level imports count, they are edges all the same)."""
+    modules = {_module_name(p): p for p in PKG.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    mod = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    mod = node.module or ""
+                targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod
+                           for a in node.names]
             else:
-                names = [node.module or ""]
-        else:
-            continue
-        for n in names:
-            parts = n.split(".")
-            if parts[0] == "dualad" and len(parts) > 1:
-                found.add(parts[1])
-    return found
+                continue
+            edges.update(t for t in targets if t in modules and t != name)
+        graph[name] = edges
+    return graph
 
 
-def test_lower_layers_do_not_import_higher_ones() -> None:
+def test_every_room_is_declared() -> None:
+    rooms = {_room(m) for m in _import_graph()}
+    assert rooms <= set(ALLOWED), f"rooms missing from ALLOWED: {sorted(rooms - set(ALLOWED))}"
+
+
+def test_imports_only_run_downward() -> None:
     bad = []
-    for path in sorted(PKG.rglob("*.py")):
-        layer = _layer(path)
-        if layer is None:
+    for module, edges in sorted(_import_graph().items()):
+        room = _room(module)
+        allowed = ALLOWED.get(room)
+        if allowed is None:
             continue
-        wrong = _imported_dualad_modules(path) & FORBIDDEN[layer]
-        if wrong:
-            bad.append(f"{path.relative_to(PKG.parent)} ({layer}) imports {sorted(wrong)}")
+        for target in sorted(edges):
+            other = _room(target)
+            if other != room and other not in allowed:
+                bad.append(f"{module} ({room}) imports {target} ({other})")
     assert not bad, "layering violations:\n" + "\n".join(bad)
 
 
-def test_import_scanner_sees_relative_imports() -> None:
-    assert "primitive" in _imported_dualad_modules(PKG / "forward" / "dual.py")
-    assert "_zero" in _imported_dualad_modules(PKG / "primitive.py")
+def test_no_import_circles() -> None:
+    graph = _import_graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def test_top_level_is_small() -> None:
+    top = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(top) <= TOP_LEVEL_MAX, f"{len(top)} modules at the top of dualad/: {top}"
+
+
+def test_every_package_says_what_it_is_for() -> None:
+    missing = []
+    for init in sorted(PKG.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        if "May import" not in doc:
+            missing.append(str(init.relative_to(PKG.parent)))
+    assert not missing, f"package docstrings without a 'May import:' line: {missing}"
+
+
+def test_graph_sees_relative_and_lazy_imports(tmp_path: Path) -> None:
+    graph = _import_graph()
+    assert "dualad.core.registry" in graph["dualad.forward.dual"]
+    assert "dualad.core.levels" in graph["dualad.core.registry"]

@@ -2,6 +2,8 @@
 
 HyperDual and Taylor load on first use, so the core (levels, registry,
 Dual, tape) imports without any rule module.
+
+May import: core, rules.
 """
 import importlib
 

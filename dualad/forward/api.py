@@ -19,6 +19,7 @@ from dualad.core.backend import namespace_of, peel
 from dualad.core.levels import lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
+from dualad.core.zero import Zero
 from dualad.forward.dual import Dual, DualLevel
 
 DEFAULT_CHUNK_THRESHOLD = 64
@@ -53,10 +54,8 @@ def _close(level, out_leaf, lead_shape=()):
     out_leaf = lower_to(out_leaf, level)
     if getattr(out_leaf, "_level", None) is level:
         return out_leaf.primal, materialize(out_leaf.tangent, out_leaf.primal, lead_shape)
-    return out_leaf, materialize(_ZERO, out_leaf, lead_shape)
+    return out_leaf, materialize(Zero, out_leaf, lead_shape)
 
-
-from dualad.core.zero import Zero as _ZERO  # noqa: E402
 
 
 def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = ()):

@@ -12,10 +12,14 @@ use, never at ``import dualad``.
 >>> import dualad as da
 >>> da.set_kernels("numpy")     # plain NumPy everywhere
 >>> da.set_kernels("auto")      # Numba for large float arrays (the default)
+
+May import: core, rules (never the other way: the registry only sees the
+evaluate-with-partials hook that :func:`register` installs).
 """
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -23,22 +27,67 @@ from dualad.core.registry import install_fused_kernel, registry
 from dualad.kernels.table import EXPRESSIONS
 
 _MODES = ("auto", "numpy", "numba")
-_state = {"mode": "auto", "min_size": 1 << 16}
+
+
+class _Settings(threading.local):
+    """The kernel choice: process defaults (``set_kernels``) that a thread may
+    override for a block (``use_kernels``)."""
+
+    default = {"mode": "auto", "min_size": 1 << 16}
+
+    def __init__(self):
+        self.override: dict | None = None
+
+    def get(self, key: str):
+        o = self.override
+        return o[key] if o is not None else self.default[key]
+
+
+_settings = _Settings()
+# A numba.cuda that failed to compile here: a fact about this process's
+# install, so process-wide; set_kernels() clears it to try again.
+_gpu_error: list = [None]
+
+
+def _checked(mode: str, min_size) -> dict:
+    if mode not in _MODES:
+        raise ValueError(f"unknown kernel mode {mode!r}; valid modes: {', '.join(_MODES)}")
+    return {"mode": mode, "min_size": _settings.default["min_size"] if min_size is None
+            else int(min_size)}
 
 
 def set_kernels(mode: str = "auto", *, min_size: int | None = None) -> None:
-    """Choose where elementwise work runs: ``"auto"`` (Numba for float arrays
-    of at least ``min_size`` elements, NumPy below), ``"numba"`` (always when
-    a kernel exists) or ``"numpy"`` (never)."""
-    if mode not in _MODES:
-        raise ValueError(f"unknown kernel mode {mode!r}; valid modes: {', '.join(_MODES)}")
-    _state["mode"] = mode
-    if min_size is not None:
-        _state["min_size"] = int(min_size)
+    """Choose where elementwise work runs, for the whole process: ``"auto"``
+    (Numba for float arrays of at least ``min_size`` elements, NumPy below),
+    ``"numba"`` (always when a kernel exists) or ``"numpy"`` (never)."""
+    _Settings.default = _checked(mode, min_size)
+    _gpu_error[0] = None
+
+
+class use_kernels:
+    """The kernel choice for one block, in this thread only.
+
+    >>> import numpy as np, dualad as da
+    >>> with da.kernels.use_kernels("numpy"):
+    ...     da.kernels.kernel_mode()
+    'numpy'
+    """
+
+    def __init__(self, mode: str = "auto", *, min_size: int | None = None):
+        self.settings = _checked(mode, min_size)
+
+    def __enter__(self):
+        self.saved = _settings.override
+        _settings.override = self.settings
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        _settings.override = self.saved
+        return False
 
 
 def kernel_mode() -> str:
-    return _state["mode"]
+    return _settings.get("mode")
 
 
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
@@ -47,11 +96,11 @@ _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 def value_and_partial(name: str, x):
     """``(f(x), f'(x))`` from one fused kernel, or ``None`` when none applies
     (unknown primitive, non-float or small input, ``set_kernels("numpy")``)."""
-    mode = _state["mode"]
+    mode = _settings.get("mode")
     if mode == "numpy" or name not in EXPRESSIONS:
         return None
     if type(x) is np.ndarray:
-        if x.dtype not in _FLOATS or (mode == "auto" and x.size < _state["min_size"]):
+        if x.dtype not in _FLOATS or (mode == "auto" and x.size < _settings.get("min_size")):
             return None
         from dualad.kernels import cpu
         return cpu.value_and_partial(name, x)
@@ -79,13 +128,13 @@ def register() -> None:
 
 
 def _gpu_ok() -> bool:
-    return _state.get("gpu_error") is None
+    return _gpu_error[0] is None
 
 
 def _disable_gpu(err: Exception) -> None:
     """Why: a broken numba-cuda install (e.g. one built against another NumPy)
     must cost speed, never a crash; warn once and run the CuPy path."""
     import warnings
-    _state["gpu_error"] = err
+    _gpu_error[0] = err
     warnings.warn(f"dualad: numba.cuda kernels unavailable ({type(err).__name__}: {err}); "
                   "falling back to CuPy operations", RuntimeWarning, stacklevel=3)

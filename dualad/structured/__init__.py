@@ -10,6 +10,9 @@ probe; ``stats`` counts fallbacks (see :class:`Stats`).
 Modules: :mod:`.tangents` (the tangent forms), :mod:`.interpreter` (the
 level's interpreter, elementwise/where/concatenate rules), :mod:`.rules`
 (shape, indexing and reduction rules), :mod:`.api` (the Hessian and probe).
+The interpreter answers "can" or "cannot"; mixed/ decides the fallback.
+
+May import: core, rules, forward, reverse.
 
 Example::
 
