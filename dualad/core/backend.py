@@ -32,11 +32,17 @@ def namespace_of(*values):
     return np
 
 
+_isfinite = np.isfinite
+
+
 def all_finite_value(x) -> bool:
     """True if every entry of the (peeled) value is finite.
 
-    May answer False for a finite array whose squares overflow: callers use
-    it to decide whether a guard is needed, so a false alarm costs only time.
+    Callers use it to decide whether a guard is needed.
+
+    >>> import numpy as np
+    >>> all_finite_value(np.array([1.0, 2.0])), all_finite_value(np.array([1.0, np.nan]))
+    (True, False)
     """
     v = peel(x)
     if isinstance(v, float):          # Python floats and NumPy float64 scalars
@@ -44,9 +50,10 @@ def all_finite_value(x) -> bool:
     if isinstance(v, int):
         return True
     if type(v) is np.ndarray and v.dtype.kind == "f":
-        # One BLAS dot, no temporaries: NaN and inf propagate into v . v.
-        flat = v.ravel()
-        return math.isfinite(flat.dot(flat))
+        # SIMD isfinite + all (as fast as a sum, and exact). Not a BLAS dot:
+        # BLAS wakes its thread pool on the per-op path (LJ N=128 gradient
+        # 5-8x slower at default OpenBLAS threads).
+        return bool(_isfinite(v).all())
     xp = namespace_of(v)
     if getattr(v, "size", 0) > 4096:
         return bool(xp.isfinite(v.sum()))
