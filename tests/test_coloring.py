@@ -97,8 +97,7 @@ def test_seed_matrix():
                                   [[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
 
 
-def test_dense_pattern_falls_back_to_one_color_each(monkeypatch):
-    monkeypatch.setattr(coloring, "MAX_WORK", 10)
+def test_dense_pattern_gets_one_color_each():
     p = np.ones((12, 12), dtype=bool)
     s = star_coloring(p)
     assert s.n_colors == 12 and is_star_coloring(p, s.colors)
@@ -281,3 +280,80 @@ def test_record_replay_unit():
     with np.errstate(divide="ignore"):
         assert rep(np.array([0.0, 1.0])) is None
     np.testing.assert_allclose(rep(np.array([4.0, 1.0]))[0], [0.25, 0.5])
+
+
+# ============================================================================
+# colorings at scale (compiled greedy sweeps, no work cap)
+# ============================================================================
+def _stencil(shape: tuple) -> np.ndarray:
+    """Dense boolean pattern of the 2-D 5-point / 3-D 7-point Laplacian."""
+    n = int(np.prod(shape))
+    idx = np.arange(n).reshape(shape)
+    p = np.eye(n, dtype=bool)
+    for axis in range(len(shape)):
+        a = np.moveaxis(idx, axis, 0)
+        p[a[:-1].ravel(), a[1:].ravel()] = True
+        p[a[1:].ravel(), a[:-1].ravel()] = True
+    return p
+
+
+def _is_distance2(pattern, colors) -> bool:
+    """Every row's columns have distinct colors (direct column recovery)."""
+    p = np.asarray(pattern, dtype=bool)
+    return all(len(set(colors[np.nonzero(row)[0]].tolist())) == row.sum() for row in p)
+
+
+@pytest.mark.parametrize("shape", [(6, 7), (4, 4, 4)])
+def test_stencils_are_colored_validly_with_few_colors(shape):
+    p = _stencil(shape)
+    s = star_coloring(p)
+    assert is_star_coloring(p, s.colors)
+    assert s.n_colors <= 2 * len(shape) + 2          # a few more than the max degree
+    c = column_coloring(p)
+    assert _is_distance2(p, c.colors) and c.n_colors <= 2 * (2 * len(shape) + 1)
+
+
+def test_arrow_pattern_star_colors_in_two():
+    n = 30
+    p = np.eye(n, dtype=bool)
+    p[0, :] = p[:, 0] = True
+    s = star_coloring(p)
+    assert s.n_colors == 2 and is_star_coloring(p, s.colors)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_graphs_give_valid_colorings_and_exact_recovery(seed):
+    rng = np.random.default_rng(seed)
+    n = 40
+    a = rng.random((n, n)) < 0.08
+    p = a | a.T | np.eye(n, dtype=bool)
+    h = np.where(p, rng.standard_normal((n, n)), 0.0)
+    h = h + h.T
+    s = star_coloring(p)
+    assert is_star_coloring(p, s.colors)
+    np.testing.assert_array_equal(s.to_dense(seed_matrix(s.colors, s.n_colors) @ h), h)
+    c = column_coloring(p)
+    assert _is_distance2(p, c.colors)
+    b = (h @ seed_matrix(c.colors, c.n_colors).T).T     # (colors, rows)
+    np.testing.assert_array_equal(c.to_dense(b), h)
+
+
+def test_star_falls_back_to_distance2_where_it_costs_less_work():
+    from dualad.mixed import greedy
+    n = 60
+    p = np.ones((n, n), dtype=bool)
+    adj = np.ones((n, n), dtype=bool) & ~np.eye(n, dtype=bool)
+    ptr = np.arange(0, n * (n - 1) + 1, n - 1)
+    colors, kind = greedy.hessian_colors(ptr, np.nonzero(adj)[1])
+    assert kind == "distance-2" and len(set(colors.tolist())) == n
+    assert is_star_coloring(p, star_coloring(p).colors)
+
+
+def test_tridiagonal_million_star_colors_in_three():
+    import scipy.sparse as sp
+    n = 10**6
+    p = sp.diags([np.ones(n - 1), np.ones(n), np.ones(n - 1)], [-1, 0, 1], format="csr")
+    s = star_coloring(p)
+    assert s.n_colors == 3
+    c = column_coloring(p)
+    assert c.n_colors == 3

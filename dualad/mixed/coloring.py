@@ -33,7 +33,7 @@ import numpy as np
 from dualad.core.backend import peel
 from dualad.core.registry import shape_of
 from dualad.forward.api import jvp_flat
-from dualad.mixed import chunked
+from dualad.mixed import chunked, greedy
 from dualad.mixed.sparsity import coloring_for
 from dualad.reverse.api import grad, vjp
 
@@ -134,78 +134,53 @@ def _csr(pattern) -> tuple[np.ndarray, np.ndarray, tuple]:
     return indptr, cols.astype(np.int64), p.shape
 
 
-def _lists(indptr: np.ndarray, indices: np.ndarray) -> list:
-    ip, ix = indptr.tolist(), indices.tolist()
-    return [ix[ip[i]:ip[i + 1]] for i in range(len(ip) - 1)]
+def _transpose(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> tuple:
+    """CSR arrays of the transposed pattern."""
+    rows = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int64), np.diff(indptr))
+    order = np.argsort(indices, kind="stable")
+    t_ptr = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(indices, minlength=n_cols), out=t_ptr[1:])
+    return t_ptr, rows[order]
 
 
-def _transpose_lists(rows: list, n_cols: int) -> list:
-    cols = [[] for _ in range(n_cols)]
-    for r, js in enumerate(rows):
-        for j in js:
-            cols[j].append(r)
-    return cols
+def _sorted_unique(a: np.ndarray, return_counts: bool = False):
+    """``np.unique`` by one sort (NumPy 2's hash-based unique is ~10x slower
+    on millions of int64 keys)."""
+    a = np.sort(a)
+    first = np.empty(a.shape[0], dtype=bool)
+    first[:1] = True
+    np.not_equal(a[1:], a[:-1], out=first[1:])
+    if not return_counts:
+        return a[first]
+    starts = np.flatnonzero(first)
+    return a[starts], np.diff(np.append(starts, a.shape[0]))
 
 
-def _orders(n: int, degree: list) -> list:
-    """Vertex orderings worth trying: natural (best on bands) and largest
-    degree first (the classic greedy heuristic)."""
-    natural = list(range(n))
-    largest = sorted(natural, key=lambda v: -degree[v])
-    return [natural] if largest == natural else [natural, largest]
+def _from_keys(key: np.ndarray, n: int) -> tuple:
+    """CSR arrays of an ``n x n`` pattern given sorted unique ``row * n + col``."""
+    rows, cols = key // n, key % n
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+    return ptr, cols
 
 
-# Greedy colorings visit every path of length 2 (distance-2) or 3 (star) in
-# Python: on a nearly dense pattern that is O(n^3)-O(n^4) for no gain (it
-# needs about n colors anyway), so above this much work every vertex simply
-# gets its own color (a valid coloring: the dense evaluation).
-MAX_WORK = 4_000_000
+def _symmetric(indptr, indices, n: int) -> tuple:
+    """CSR arrays of the symmetrised pattern without its diagonal (the graph
+    a star coloring colors)."""
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    off = rows != indices
+    key = _sorted_unique(np.concatenate([rows[off] * n + indices[off],
+                                         indices[off] * n + rows[off]]))
+    return _from_keys(key, n)
 
 
-def _trivial(n: int) -> list:
-    return list(range(n))
-
-
-def _smallest_free(forbidden: list, mark: int) -> int:
-    c = 0
-    while c < len(forbidden) and forbidden[c] == mark:
-        c += 1
-    return c
+def _n_colors(colors: np.ndarray) -> int:
+    return int(colors.max()) + 1 if colors.size else 0
 
 
 # ============================================================================
 # distance-2 column / row coloring (Jacobians)
 # ============================================================================
-def _greedy_columns(rows_of: list, cols_of: list, order: list) -> list:
-    """Greedy coloring: a column avoids the colors of every column sharing a row."""
-    n = len(rows_of)
-    color = [-1] * n
-    forbidden = [-1] * (n + 1)
-    for j in order:
-        for r in rows_of[j]:
-            for k in cols_of[r]:
-                c = color[k]
-                if c >= 0:
-                    forbidden[c] = j
-        color[j] = _smallest_free(forbidden, j)
-    return color
-
-
-def _distance2(members_of: list, neighbours_of: list) -> tuple[np.ndarray, int]:
-    """Greedy distance-2 coloring of the items ``members_of`` indexes (columns
-    for a Jacobian's forward pass, rows for its reverse pass): two items that
-    share a neighbour get different colors. The best of a few orders wins."""
-    n = len(members_of)
-    degree = [sum(len(neighbours_of[r]) for r in members_of[j]) for j in range(n)]
-    best = _trivial(n) if sum(degree) > MAX_WORK else None
-    for order in _orders(n, degree) if best is None else ():
-        color = _greedy_columns(members_of, neighbours_of, order)
-        if best is None or max(color, default=-1) < max(best, default=-1):
-            best = color
-    colors = np.asarray(best, dtype=np.int64)
-    return colors, int(colors.max()) + 1 if colors.size else 0
-
-
 def column_coloring(pattern) -> Coloring:
     """Distance-2 coloring of the columns of a Jacobian pattern (forward
     mode: one batched jvp with ``n_colors`` directions).
@@ -214,12 +189,11 @@ def column_coloring(pattern) -> Coloring:
     1
     """
     indptr, indices, shape = _csr(pattern)
-    cols_of = _lists(indptr, indices)
-    rows_of = _transpose_lists(cols_of, shape[1])
-    colors, n_colors = _distance2(rows_of, cols_of)
+    t_ptr, t_idx = _transpose(indptr, indices, shape[1])
+    colors = greedy.distance2(t_ptr, t_idx, indptr, indices)
     rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
     source = colors[indices] * shape[0] + rows       # B[r, color[j]], B row-major (c, m)
-    return Coloring("column", colors, n_colors, shape, indptr, indices, source)
+    return Coloring("column", colors, _n_colors(colors), shape, indptr, indices, source)
 
 
 def row_coloring(pattern) -> Coloring:
@@ -230,63 +204,24 @@ def row_coloring(pattern) -> Coloring:
     1
     """
     indptr, indices, shape = _csr(pattern)
-    cols_of = _lists(indptr, indices)
-    rows_of = _transpose_lists(cols_of, shape[1])
-    colors, n_colors = _distance2(cols_of, rows_of)
+    t_ptr, t_idx = _transpose(indptr, indices, shape[1])
+    colors = greedy.distance2(indptr, indices, t_ptr, t_idx)
     rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
     source = colors[rows] * shape[1] + indices       # U[color[r], j], U row-major (c, n)
-    return Coloring("row", colors, n_colors, shape, indptr, indices, source)
+    return Coloring("row", colors, _n_colors(colors), shape, indptr, indices, source)
 
 
 # ============================================================================
 # star coloring (symmetric Hessians)
 # ============================================================================
-def _greedy_star(adj: list, order: list) -> list:
-    """Gebremedhin, Manne & Pothen (2005), Algorithm StarColoringAlg1: a
-    proper coloring that also forbids bicolored paths on four vertices."""
-    n = len(adj)
-    color = [-1] * n
-    forbidden = [-1] * (n + 1)
-    for v in order:
-        for w in adj[v]:
-            cw = color[w]
-            if cw >= 0:
-                forbidden[cw] = v
-            for x in adj[w]:
-                if x == v:
-                    continue
-                cx = color[x]
-                if cx < 0:
-                    continue
-                if cw < 0:
-                    forbidden[cx] = v            # v-w-x with w still uncolored
-                else:
-                    for y in adj[x]:
-                        if y != w and color[y] == cw:
-                            forbidden[cx] = v    # v-w-x-y would be bicolored
-                            break
-        color[v] = _smallest_free(forbidden, v)
-    return color
-
-
-def _symmetric_lists(indptr, indices, n: int) -> list:
-    """Adjacency (no self loops) of the symmetrised pattern."""
-    rows = np.repeat(np.arange(n), np.diff(indptr))
-    off = rows != indices
-    r = np.concatenate([rows[off], indices[off]])
-    c = np.concatenate([indices[off], rows[off]])
-    key = np.unique(r * n + c)
-    r, c = key // n, key % n
-    ip = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(r, minlength=n), out=ip[1:])
-    return _lists(ip, c)
-
-
 def star_coloring(pattern) -> Coloring:
     """Star coloring of a symmetric (Hessian) pattern with direct recovery:
     entry ``(i, j)`` is read from row ``i`` if ``j`` is alone in its color
     there, else from row ``j`` (always possible for a star coloring), and
     ``(j, i)`` from the same place, so the result is exactly symmetric.
+    Where a star coloring would cost far more work than a distance-2
+    coloring (dense-ish rows), the distance-2 coloring is used: also direct,
+    more colors (:func:`dualad.mixed.greedy.hessian_colors`).
 
     >>> star_coloring(np.ones((3, 3), dtype=bool)).n_colors
     3
@@ -295,41 +230,35 @@ def star_coloring(pattern) -> Coloring:
     if shape[0] != shape[1]:
         raise ValueError(f"a Hessian pattern is square; got shape {shape}")
     n = shape[0]
-    adj = _symmetric_lists(indptr, indices, n)
+    adj_ptr, adj_idx = _symmetric(indptr, indices, n)
+    colors, _ = greedy.hessian_colors(adj_ptr, adj_idx)
     # The recovery reads the symmetrised pattern and the pattern's diagonal.
-    rows0 = np.repeat(np.arange(n), np.diff(indptr))
+    rows0 = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
     diag = rows0[rows0 == indices]
-    key = np.unique(np.concatenate([
-        np.repeat(np.arange(n), [len(a) for a in adj]) * n
-        + np.asarray([j for a in adj for j in a], dtype=np.int64),
-        diag * (n + 1)]))
-    rows, cols = key // n, key % n
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    degree = [len(a) for a in adj]
-    # Work of the greedy star coloring: sum over paths v-w-x of deg(x).
-    second = [sum(degree[x] for x in a) for a in adj]
-    work = sum(d * s for d, s in zip(degree, second))
-    best = _trivial(n) if work > MAX_WORK else None
-    for order in _orders(n, degree) if best is None else ():
-        color = _greedy_star(adj, order)
-        if best is None or max(color, default=-1) < max(best, default=-1):
-            best = color
-    colors = np.asarray(best, dtype=np.int64)
-    n_colors = int(colors.max()) + 1 if colors.size else 0
+    adj_rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(adj_ptr))
+    key = _sorted_unique(np.concatenate([adj_rows * n + adj_idx, diag * (n + 1)]))
+    ptr, cols = _from_keys(key, n)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+    n_colors = _n_colors(colors)
     source = _star_source(rows, cols, colors, n_colors, n)
-    return Coloring("star", colors, n_colors, (n, n), indptr, cols, source)
+    return Coloring("star", colors, n_colors, (n, n), ptr, cols, source)
 
 
 def _star_source(rows, cols, colors, n_colors: int, n: int) -> np.ndarray:
     """Where each entry is read in ``B`` (row-major ``(n_colors, n)``, row
     ``c`` = ``H @ indicator(c)``): ``B[c, i]`` is the sum of row ``i`` over
-    the columns of color ``c``."""
-    count = np.zeros((n, max(n_colors, 1)), dtype=np.int64)
-    np.add.at(count, (rows, colors[cols]), 1)
+    the columns of color ``c``, so entry ``(i, j)`` can be read there when
+    ``j`` is the only column of its color in row ``i``."""
+    nc = max(n_colors, 1)
+    # How many entries each (row, color) pair has: sorted keys, no dense table.
+    keys, counts = _sorted_unique(rows * nc + colors[cols], return_counts=True)
+
+    def alone(r, c):
+        return counts[np.searchsorted(keys, r * nc + c)] == 1
+
     lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
-    from_lo = count[lo, colors[hi]] == 1
-    from_hi = count[hi, colors[lo]] == 1
+    from_lo = alone(lo, colors[hi])
+    from_hi = alone(hi, colors[lo])
     if not np.all(from_lo | from_hi):
         raise ValueError("not a star coloring: some entry cannot be recovered directly")
     return np.where(from_lo, colors[hi] * n + lo, colors[lo] * n + hi)
@@ -343,7 +272,8 @@ def is_star_coloring(pattern, colors) -> bool:
     True
     """
     indptr, indices, shape = _csr(pattern)
-    adj = _symmetric_lists(indptr, indices, shape[0])
+    ptr, idx = _symmetric(indptr, indices, shape[0])
+    adj = [idx[ptr[v]:ptr[v + 1]].tolist() for v in range(shape[0])]
     colors = list(np.asarray(colors).tolist())
     for v, nbrs in enumerate(adj):
         for w in nbrs:
