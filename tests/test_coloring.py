@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad.mixed import coloring
 from dualad.mixed.chunked import record
 from dualad.mixed.coloring import (
     column_coloring,
