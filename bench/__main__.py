@@ -52,8 +52,9 @@ def parse(argv):
                     help="comma-separated peers to run (jax,torch,autograd); 'none' for none")
     ap.add_argument("--row-budget", type=float, default=120.0, metavar="S",
                     help="seconds of timed calls per row before its repeats are cut (120)")
-    ap.add_argument("--threads", type=int, default=1, metavar="N",
-                    help="threads for every library (default 1; 0 keeps their defaults)")
+    ap.add_argument("--threads", type=int, default=0, metavar="N",
+                    help="threads for every library (default 0: each library's defaults, "
+                         "as users run them: the headline table; 1 for the secondary table)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS column")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
