@@ -371,10 +371,10 @@ def _stop_taylor(prim, level, xs, n, params):
     return xs[0][0]          # a constant: its higher coefficients are zero
 
 
-_stop = defprimitive("stop_gradient", lambda x: x,
-                     jvp=lambda primals, tangents, out: Zero,
-                     vjp=lambda ct, primals, out, needs: (Zero,),
-                     taylor=_stop_taylor)
+stop_gradient_p = defprimitive("stop_gradient", lambda x: x,
+                               jvp=lambda primals, tangents, out: Zero,
+                               vjp=lambda ct, primals, out, needs: (Zero,),
+                               taylor=_stop_taylor)
 
 
 def stop_gradient(x):
@@ -387,4 +387,4 @@ def stop_gradient(x):
     """
     # Binding runs the primitive's zero rules at each level; the tape still
     # wraps the result in a (dead) node, so peel it to the plain value.
-    return tree_map(lambda v: peel(_stop(v)) if hasattr(v, "_level") else v, x)
+    return tree_map(lambda v: peel(stop_gradient_p(v)) if hasattr(v, "_level") else v, x)
