@@ -32,7 +32,7 @@ import numpy as np
 
 from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import Level, new_level, persistent_level
+from dualad.core.levels import Level, is_traced, level_of, new_level, persistent_level
 from dualad.core.registry import Primitive, bind, shape_of
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.forward.api import jvp_flat
@@ -411,7 +411,7 @@ def derivative(fn: Callable, x, order: int = 1):
     coeffs = [x, 1.0] + [0.0] * (order - 1)
     with new_level(TaylorLevel()) as level:
         out = fn(Taylor._make(coeffs, level))
-        if getattr(out, "_level", None) is level:      # the common case: one output
+        if level_of(out) is level:      # the common case: one output
             return _plain(_extract(out, level, order))
         leaves, td = tree_flatten(out)
         res = [_plain(_extract(o, level, order)) for o in leaves]
@@ -426,13 +426,13 @@ def _scalar_arg(x):
     if shape_of(x) != ():
         raise ValueError(f"derivative needs a scalar x, got shape {shape_of(x)}")
     check_differentiable(x, "x")
-    if not hasattr(x, "_level") and result_float_dtype(x) == np.float64:
+    if not is_traced(x) and result_float_dtype(x) == np.float64:
         return float(x)          # the Python-float fast path
     return x
 
 
 def _extract(o, level, order: int):
-    if getattr(o, "_level", None) is not level:
+    if level_of(o) is not level:
         v = peel(o)
         xp = namespace_of(v)
         return xp.zeros(shape_of(v), dtype=result_float_dtype(v))
@@ -443,7 +443,7 @@ def _extract(o, level, order: int):
 
 
 def _plain(v):
-    if hasattr(v, "_level"):
+    if is_traced(v):
         return v
     if isinstance(v, np.ndarray):
         return v if v.flags.writeable else v.copy()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.levels import is_traced
 from dualad.core.registry import Primitive, shape_of
 from dualad.rules.ufuncs import (
     cbrt_p,
@@ -178,7 +179,7 @@ def _sqrt_series(x: list, n: int) -> list:
 
 def _small_int(p):
     """``p`` as an int when it is a constant whole number in [0, 64]."""
-    if hasattr(p, "_level") or isinstance(p, bool) or np.ndim(p):
+    if is_traced(p) or isinstance(p, bool) or np.ndim(p):
         return None
     p = p.item() if isinstance(p, (np.ndarray, np.generic)) else p
     if isinstance(p, int) or (isinstance(p, float) and p.is_integer()):

@@ -47,7 +47,7 @@ import numpy as np
 
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import Level, new_level, split_at
+from dualad.core.levels import Level, level_of, new_level, split_at
 from dualad.core.registry import Primitive, align, bind, ndim_of, shape_of
 from dualad.core.tree import tree_flatten
 from dualad.mixed.fingerprint import fingerprint, self_contained
@@ -366,7 +366,7 @@ def _out_bits(out, level, n: int) -> np.ndarray:
     rows = []
     for leaf in tree_flatten(out)[0]:
         m = int(np.prod(shape_of(leaf), dtype=np.int64))
-        if getattr(leaf, "_level", None) is level:
+        if level_of(leaf) is level:
             bits = _unpack(np.ascontiguousarray(leaf.pattern), n).reshape(n, m)
             rows.append(bits.T)
         else:

@@ -22,6 +22,7 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import implements
+from dualad.core.levels import is_traced
 from dualad.core.registry import (
     align,
     defprimitive,
@@ -33,18 +34,14 @@ from dualad.core.registry import (
 from dualad.core.zero import Zero, add_any
 
 
-def _is_traced(x) -> bool:
-    return hasattr(x, "_level")
-
-
 def _operands(*args):
     """Traced values as they are; the rest as arrays. Python scalars take the
     dtype of the traced operands, so float32 stays float32."""
-    traced = [peel(a) for a in args if _is_traced(a)]
+    traced = [peel(a) for a in args if is_traced(a)]
     dtype = np.result_type(*traced) if traced else np.float64
     out = []
     for a in args:
-        if _is_traced(a) or hasattr(a, "shape"):
+        if is_traced(a) or hasattr(a, "shape"):
             out.append(a)
         elif isinstance(a, (float, int)):
             out.append(np.asarray(a, dtype=dtype))

@@ -21,6 +21,7 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import implements
+from dualad.core.levels import is_traced
 from dualad.core.registry import defprimitive, ndim_of, shape_of
 from dualad.core.zero import Zero
 from dualad.rules.indexing import getitem, getitem_p, take
@@ -79,12 +80,12 @@ concatenate_p = defprimitive("concatenate", _concatenate, jvp=_concat_jvp, vjp=_
 def _constants(arrays) -> list:
     """Python scalars take the traced inputs' float dtype (float32 stays
     float32); other constants become arrays as NumPy would make them."""
-    traced = [a for a in arrays if hasattr(a, "_level")]
+    traced = [a for a in arrays if is_traced(a)]
     dtype = np.result_type(*[result_float_dtype(a) for a in traced]) if traced else None
     xp = namespace_of(*arrays)
     out = []
     for a in arrays:
-        if hasattr(a, "_level") or hasattr(a, "shape") and hasattr(a, "dtype"):
+        if is_traced(a) or hasattr(a, "shape") and hasattr(a, "dtype"):
             out.append(a)
         elif isinstance(a, (float, int)) and dtype is not None:
             out.append(xp.asarray(a, dtype=dtype))

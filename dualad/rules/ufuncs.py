@@ -10,6 +10,7 @@ import numpy as np
 
 from dualad.core.backend import result_float_dtype
 from dualad.core.dispatch import implements, prim_caller, register_nondiff
+from dualad.core.levels import is_traced
 from dualad.core.registry import Primitive, defprimitive, provided
 
 
@@ -95,7 +96,7 @@ pow_p = _elementwise("pow", np.power, _pow_partials, singular=True, uses_out=Tru
 @implements(np.power)
 def power(x, p):
     """x ** p: ``power`` for a constant exponent, ``pow`` for a traced one."""
-    if hasattr(p, "_level"):
+    if is_traced(p):
         return pow_p(x, p)
     return power_p(x, exponent=p)
 
