@@ -44,7 +44,7 @@ import numpy as np
 
 from dualad.core.args import zeros_like
 from dualad.core.backend import is_float_value, peel
-from dualad.core.levels import new_level
+from dualad.core.levels import is_traced, level_of, new_level
 from dualad.core.registry import bind, defprimitive, shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
 from dualad.core.zero import Zero
@@ -58,7 +58,7 @@ _counter = itertools.count()
 # helpers: pytrees of leaves, batches of directions
 # ============================================================================
 def _is_traced(leaves) -> bool:
-    return any(hasattr(a, "_level") for a in leaves)
+    return any(is_traced(a) for a in leaves)
 
 
 def _lead_shape(ts, likes) -> tuple:
@@ -337,7 +337,7 @@ class custom_vjp(_CustomBase):
                 ins = [p if t is Zero else Dual._make(p, t, level)
                        for p, t in zip(primals, tangents)]
                 res = tree_flatten(self.fun(*tree_unflatten(in_td, ins)))[0]
-                t_out = [o.tangent if getattr(o, "_level", None) is level else Zero for o in res]
+                t_out = [o.tangent if level_of(o) is level else Zero for o in res]
             return t_out[0] if n_out == 1 else tuple(t_out)
 
         def vjp(ct, primals, out, needs, stash=None):
@@ -371,10 +371,10 @@ def _stop_taylor(prim, level, xs, n, params):
     return xs[0][0]          # a constant: its higher coefficients are zero
 
 
-_stop = defprimitive("stop_gradient", lambda x: x,
-                     jvp=lambda primals, tangents, out: Zero,
-                     vjp=lambda ct, primals, out, needs: (Zero,),
-                     taylor=_stop_taylor)
+stop_gradient_p = defprimitive("stop_gradient", lambda x: x,
+                               jvp=lambda primals, tangents, out: Zero,
+                               vjp=lambda ct, primals, out, needs: (Zero,),
+                               taylor=_stop_taylor)
 
 
 def stop_gradient(x):
@@ -387,4 +387,4 @@ def stop_gradient(x):
     """
     # Binding runs the primitive's zero rules at each level; the tape still
     # wraps the result in a (dead) node, so peel it to the plain value.
-    return tree_map(lambda v: peel(_stop(v)) if hasattr(v, "_level") else v, x)
+    return tree_map(lambda v: peel(stop_gradient_p(v)) if is_traced(v) else v, x)

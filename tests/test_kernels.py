@@ -12,20 +12,21 @@ import dualad as da
 from dualad.core.registry import registry
 from dualad.kernels import cpu, value_and_partial
 from dualad.kernels.table import EXPRESSIONS
+from dualad.rules.ufuncs import add_p, cos_p, sin_p, sqrt_p, square_p
 
 DOMAIN = {"log": (0.2, 3.0), "log1p": (-0.5, 3.0), "sqrt": (0.2, 3.0)}
+FUSED = sorted(EXPRESSIONS, key=lambda p: p.name)
 
 
-def _inputs(name, dtype=np.float64, n=257):
-    lo, hi = DOMAIN.get(name, (-1.2, 1.2))
+def _inputs(prim, dtype=np.float64, n=257):
+    lo, hi = DOMAIN.get(prim.name, (-1.2, 1.2))
     return np.linspace(lo, hi, n, dtype=dtype)
 
 
-@pytest.mark.parametrize("name", sorted(EXPRESSIONS))
-def test_kernel_matches_registry_partials(name):
-    x = _inputs(name)
-    value, partial = cpu.value_and_partial(name, x)
-    prim = registry[name]
+@pytest.mark.parametrize("prim", FUSED, ids=lambda p: p.name)
+def test_kernel_matches_registry_partials(prim):
+    x = _inputs(prim)
+    value, partial = cpu.value_and_partial(prim, x)
     want_value = prim.impl(x)
     (want_partial,) = prim.partials(want_value, x)
     np.testing.assert_allclose(value, want_value, rtol=1e-13, atol=1e-15)
@@ -34,12 +35,12 @@ def test_kernel_matches_registry_partials(name):
 
 
 def test_every_fused_primitive_has_a_kernel():
-    fused = {n for n, p in registry.items() if p.fused}
+    fused = {p for p in registry.values() if p.fused}
     assert fused == set(EXPRESSIONS)
 
 
 def test_float32_kernel_stays_float32():
-    value, partial = cpu.value_and_partial("sin", _inputs("sin", np.float32))
+    value, partial = cpu.value_and_partial(sin_p, _inputs(sin_p, np.float32))
     assert value.dtype == np.float32 and partial.dtype == np.float32
 
 
@@ -59,10 +60,10 @@ def test_numba_and_numpy_paths_agree_in_both_modes():
 
 
 def test_auto_mode_skips_small_arrays_and_unknown_types():
-    assert value_and_partial("sin", np.ones(3)) is None          # below min_size
-    assert value_and_partial("sin", np.ones(3, dtype=int)) is None
-    assert value_and_partial("add", np.ones(10**5)) is None       # no kernel for add
-    assert value_and_partial("sin", np.ones(10**5)) is not None
+    assert value_and_partial(sin_p, np.ones(3)) is None          # below min_size
+    assert value_and_partial(sin_p, np.ones(3, dtype=int)) is None
+    assert value_and_partial(add_p, np.ones(10**5)) is None       # no kernel for add
+    assert value_and_partial(sin_p, np.ones(10**5)) is not None
 
 
 def test_set_kernels_rejects_unknown_mode():
@@ -74,13 +75,13 @@ def test_set_kernels_rejects_unknown_mode():
 # GPU kernels: simulator (marker cuda) and real-target compilation
 # ----------------------------------------------------------------------------
 @pytest.mark.cuda
-@pytest.mark.parametrize("name", ["sin", "cos", "sqrt", "square"])
-def test_gpu_kernel_in_simulator(name):
+@pytest.mark.parametrize("prim", [sin_p, cos_p, sqrt_p, square_p], ids=lambda p: p.name)
+def test_gpu_kernel_in_simulator(prim):
     from dualad.kernels import gpu
-    x = _inputs(name, n=300)                  # a few hundred threads: the simulator is slow
+    x = _inputs(prim, n=300)                  # a few hundred threads: the simulator is slow
     out, d = np.empty_like(x), np.empty_like(x)
-    gpu.launch(name, x, out, d)
-    want, want_d = cpu.value_and_partial(name, x)
+    gpu.launch(prim, x, out, d)
+    want, want_d = cpu.value_and_partial(prim, x)
     np.testing.assert_allclose(out, want, rtol=1e-14)
     np.testing.assert_allclose(d, want_d, rtol=1e-14)
 
@@ -94,7 +95,7 @@ def test_gpu_kernel_out_of_bounds_is_caught_by_simulator():
     from dualad.kernels import gpu
     x = np.ones(64)
     with pytest.raises(IndexError):
-        gpu.build("sin")[1, 64](x, np.empty(8), np.empty(64))   # out too short
+        gpu.build(sin_p)[1, 64](x, np.empty(8), np.empty(64))   # out too short
     assert cuda.is_available() or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 
@@ -102,11 +103,11 @@ _PTX_SCRIPT = """
 from numba import cuda, float32, float64, void
 from dualad.kernels import gpu
 from dualad.kernels.table import EXPRESSIONS
-for name in sorted(EXPRESSIONS):
+for prim in EXPRESSIONS:
     for ty in (float64, float32):
         for cc in ((9, 0), (8, 0)):
-            ptx, _ = cuda.compile_ptx(gpu.python_kernel(name), void(ty[:], ty[:], ty[:]), cc=cc)
-            assert ".entry" in ptx, name
+            ptx, _ = cuda.compile_ptx(gpu.python_kernel(prim), void(ty[:], ty[:], ty[:]), cc=cc)
+            assert ".entry" in ptx, prim.name
 print("compiled", len(EXPRESSIONS))
 """
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from dualad.core.backend import namespace_of
+from dualad.core.levels import is_traced
 
 
 # ============================================================================
@@ -31,7 +32,7 @@ def _as_float(value):
     """A floating array for a parameter value (Python scalars, int arrays)."""
     if isinstance(value, Parameter):
         value = value.value
-    if hasattr(value, "_level"):
+    if is_traced(value):
         raise TypeError("a Parameter holds a plain array, not a traced value; "
                         "pass the value itself (e.g. the primal)")
     xp = namespace_of(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.levels import is_traced
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_leaves
 from dualad.core.zero import Zero
@@ -27,7 +28,7 @@ def as_array(x):
     """An array-like for a leaf. Python floats become NumPy float64 scalars:
     scalar arithmetic on them is about twice as fast as on 0-d arrays, which
     is most of the per-op cost of scalar code (results are 0-d arrays again)."""
-    if hasattr(x, "_level"):
+    if is_traced(x):
         return x
     if type(x) is float:
         return np.float64(x)

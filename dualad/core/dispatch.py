@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.backend import peel
-from dualad.core.registry import bind, registry, shape_of
+from dualad.core.registry import Primitive, bind, provided, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
 REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce
@@ -30,16 +30,11 @@ def implements(*numpy_functions) -> Callable:
     return register
 
 
-def prim_caller(name: str) -> Callable:
-    """A handler that binds the registered primitive ``name`` (looked up once,
-    on first call, so handlers may be declared before their primitive)."""
-    found = []
-
+def prim_caller(prim: Primitive) -> Callable:
+    """A handler that binds ``prim`` to the user's arguments."""
     def call(*args, **params):
-        if not found:
-            found.append(registry[name])
-        return bind(found[0], *args, **params)
-    call.__name__ = name
+        return bind(prim, *args, **params)
+    call.__name__ = prim.name
     return call
 
 
@@ -260,4 +255,4 @@ class Tracer:
         dtype = np.dtype(dtype)
         if dtype.kind not in "fc":
             return peel(self).astype(dtype)     # integer/bool views carry no derivative
-        return registry["astype"](self, dtype=dtype)
+        return provided.astype(self, dtype=dtype)

@@ -18,6 +18,28 @@ from collections.abc import Callable
 _order = itertools.count(1)
 
 
+# ----------------------------------------------------------------------------
+# the tracer test: a traced value is anything carrying a ``_level``
+# ----------------------------------------------------------------------------
+def is_traced(x) -> bool:
+    """Whether ``x`` is a traced value (a tracer of any level, open or closed).
+
+    >>> is_traced(1.0)
+    False
+    """
+    return hasattr(x, "_level")
+
+
+def level_of(x):
+    """The :class:`Level` of a traced ``x``; None for a constant. (The
+    per-primitive hot paths, ``bind`` and ``split_at``, spell this inline.)
+
+    >>> level_of(1.0) is None
+    True
+    """
+    return getattr(x, "_level", None)
+
+
 class Level:
     """One level of differentiation: an order (for nesting) and an interpreter.
 
@@ -117,7 +139,7 @@ def lower_to(x, level):
     ``level``), not a constant. Closed levels above are left alone (leaks).
     """
     while True:
-        lv = getattr(x, "_level", None)
+        lv = level_of(x)
         if lv is None or lv.order <= level.order or not lv.active:
             return x
         x = x.primal

@@ -19,6 +19,15 @@ differentiable: that is how nested transforms get higher derivatives.
 * linear primitives declare ``transpose(ct, primals, lead, **params)`` and get
   ``jvp`` = the primitive applied to the tangent with ``lead`` shifted in.
 
+Algebraic structure is declared once, here, and the interpreters derive from
+it: ``partials_use_out`` (the Taylor rule evaluates such partials degree by
+degree), ``multilinear`` (linear in each operand separately: matmul, einsum,
+multiply; the Taylor rule sums over splits of the degree), ``singular``.
+
+:data:`registry` maps names to primitives for enumeration only (op tables,
+meta-tests): rules and interpreters hold the Primitive objects themselves
+(``sin_p``), and every per-interpreter table is keyed by them.
+
 Example::
 
     >>> import numpy as np
@@ -41,33 +50,54 @@ class Primitive:
     """One differentiable operation and its rules."""
 
     __slots__ = ("name", "impl", "partials", "jvp", "vjp", "transpose", "linear",
-                 "elementwise", "n_outputs", "singular", "taylor", "sparsity", "fused", "doc")
+                 "elementwise", "multilinear", "partials_use_out", "n_outputs", "singular",
+                 "taylor", "sparsity", "fused")
 
     def __init__(self, name: str, impl: Callable, *, partials=None, jvp=None, vjp=None,
-                 transpose=None, linear=False, elementwise=False, n_outputs=1,
-                 singular=False, taylor=None, sparsity=None, fused=False):
+                 transpose=None, multilinear=False, partials_use_out=False, n_outputs=1,
+                 singular=False, taylor=None, sparsity=None):
         self.name = name
         self.impl = impl
         self.partials = partials
         self.jvp = jvp
         self.vjp = vjp
         self.transpose = transpose
-        self.linear = linear
-        self.elementwise = elementwise
+        self.linear = transpose is not None          # linear in the first argument
+        self.elementwise = partials is not None
+        # Linear in each array operand separately (the others held fixed).
+        self.multilinear = multilinear
+        # Whether ``partials`` reads its ``out`` argument (exp: ``(out,)``):
+        # the Taylor rule must then evaluate them degree by degree.
+        self.partials_use_out = partials_use_out
         self.n_outputs = n_outputs
         # Partials may be infinite at finite points: True, or "out" when they
         # are finite wherever the output is (multiply, divide), so one test of
         # the output replaces a test of every partial.
         self.singular = singular
+        # Interpreter rules declared with the primitive (custom.py's
+        # stop_gradient); the interpreters also fill them from their own
+        # tables keyed by this object (forward/taylor.py, mixed/sparsity.py).
         self.taylor = taylor
         self.sparsity = sparsity
-        self.fused = fused            # a fused value-and-partial kernel exists
+        self.fused = False            # set by kernels/: a fused value-and-partial kernel exists
 
     def __call__(self, *args, **params):
         return bind(self, *args, **params)
 
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
+
+
+class _Provided:
+    """Primitives that core code binds but ``rules/`` declares (core may not
+    import rules): each rule module sets its attribute where it declares the
+    primitive. Unset, the attribute raises AttributeError: never a silent skip.
+    """
+
+    __slots__ = ("broadcast_to", "astype")
+
+
+provided = _Provided()
 
 
 # ----------------------------------------------------------------------------
@@ -87,7 +117,8 @@ def eval_with_partials(prim: Primitive, primals, params) -> tuple:
     partials when a fused kernel computed both in one pass (else ``None``:
     the interpreter uses the primitive's rules).
 
-    >>> out, parts = eval_with_partials(registry["sin"], [0.0], {})
+    >>> from dualad.rules.ufuncs import sin_p
+    >>> out, parts = eval_with_partials(sin_p, [0.0], {})
     >>> float(out), parts
     (0.0, None)
     """
@@ -201,7 +232,7 @@ def _broadcast_tangent(t, out_nd: int, out_shape: tuple):
     shape = shape_of(t)
     lead = max(len(shape) - out_nd, 0)
     t = align(t, len(shape) - lead, out_nd)
-    return registry["broadcast_to"](t, shape=out_shape, lead=lead)
+    return provided.broadcast_to(t, shape=out_shape, lead=lead)
 
 
 def _elementwise_vjp(prim):
@@ -254,16 +285,17 @@ def _core_standin(x, lead: int):
 
 
 def defprimitive(name: str, impl: Callable, **rules) -> Primitive:
-    """Register a primitive. Elementwise ones give ``partials``; linear ones
+    """Register a primitive and return it (bind it to a module-level name,
+    ``sin_p = defprimitive("sin", ...)``). Elementwise ones give ``partials``
+    (and ``partials_use_out=True`` when they read ``out``); linear ones
     (linear in their first argument, the others constant) give ``transpose``;
-    the rest give ``jvp`` and ``vjp``. Missing rules are derived here."""
+    the rest give ``jvp`` and ``vjp`` (and ``multilinear=True`` when linear in
+    each operand separately). Missing rules are derived here."""
     prim = Primitive(name, impl, **rules)
-    if prim.partials is not None:
-        prim.elementwise = True
+    if prim.elementwise:
         prim.jvp = prim.jvp or _elementwise_jvp(prim)
         prim.vjp = prim.vjp or _elementwise_vjp(prim)
-    if prim.transpose is not None:
-        prim.linear = True
+    if prim.linear:
         prim.jvp = prim.jvp or _linear_jvp(prim)
         prim.vjp = prim.vjp or _linear_vjp(prim)
     registry[name] = prim

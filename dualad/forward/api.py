@@ -16,7 +16,7 @@ from dualad.core.args import (
     materialize,
 )
 from dualad.core.backend import namespace_of, peel
-from dualad.core.levels import lower_to, new_level
+from dualad.core.levels import is_traced, level_of, lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
 from dualad.core.zero import Zero
@@ -52,7 +52,7 @@ def _open(level, primal, tangent):
 def _close(level, out_leaf, lead_shape=()):
     """Split an output leaf into (primal, tangent) at ``level``."""
     out_leaf = lower_to(out_leaf, level)
-    if getattr(out_leaf, "_level", None) is level:
+    if level_of(out_leaf) is level:
         return out_leaf.primal, materialize(out_leaf.tangent, out_leaf.primal, lead_shape)
     return out_leaf, materialize(Zero, out_leaf, lead_shape)
 
@@ -74,7 +74,7 @@ def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = 
 
 
 def _result(x):
-    return x if hasattr(x, "_level") or isinstance(x, np.ndarray) else (
+    return x if is_traced(x) or isinstance(x, np.ndarray) else (
         np.asarray(x) if isinstance(x, (float, int, np.generic)) else x)
 
 
@@ -117,7 +117,7 @@ def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
 def _cast_like(t, p):
     """The tangent in its primal's dtype (a NumPy scalar for a scalar primal:
     scalar arithmetic is much cheaper than on 0-d arrays)."""
-    if hasattr(t, "_level"):
+    if is_traced(t):
         return t
     pv = peel(p)
     if type(pv) is float or type(pv) is np.float64:
@@ -128,7 +128,7 @@ def _cast_like(t, p):
 
 def _strip(x):
     """Aux outputs: remove every tracer level opened by the transform."""
-    return tree_map(lambda v: peel(v) if hasattr(v, "_level") else v, x)
+    return tree_map(lambda v: peel(v) if is_traced(v) else v, x)
 
 
 def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:

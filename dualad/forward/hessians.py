@@ -21,6 +21,7 @@ import numpy as np
 
 from dualad.core.args import as_array, identity_rows
 from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
+from dualad.core.levels import is_traced, level_of
 from dualad.core.registry import shape_of
 from dualad.core.zero import Zero
 from dualad.forward.api import DEFAULT_CHUNK_THRESHOLD, DEFAULT_MEMORY_CAP, jacfwd, pick_chunk
@@ -120,7 +121,7 @@ def hessian_hyperdual(fn: Callable, x, chunk: int | None = None) -> np.ndarray:
                 row_j = row_i if j == i else identity_rows(x, sj, ej)
                 h = HyperDual._make(x, row_i, row_j, Zero, (ei - si,), (ej - sj,), level)
                 out = _scalar_out(fn(h))
-                if getattr(out, "_level", None) is not level:
+                if level_of(out) is not level:
                     blocks[i, j] = None     # fn does not depend on x
                 elif i == j:
                     # e12[a, b] and e12[b, a] come from different operation
@@ -137,7 +138,7 @@ def _assemble(blocks: dict, spans: list, x, shape: tuple):
     v = peel(x)
     xp = namespace_of(v)
     dtype = result_float_dtype(v)
-    if not any(hasattr(b, "_level") for b in blocks.values()):
+    if not any(is_traced(b) for b in blocks.values()):
         H = xp.zeros((n, n), dtype=dtype)
         for (i, j), b in blocks.items():
             if b is None:

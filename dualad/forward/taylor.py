@@ -5,12 +5,14 @@ A :class:`Taylor` holds the normalised coefficients ``[x0, ..., xK]`` of
 coefficients to output coefficients in O(K**2), by the first rule that applies:
 
 * its ``taylor`` slot: Cauchy products, division and ODE recurrences (exp,
-  log, sqrt, power, sin/cos, sinh/cosh, tan, tanh, ...) set below;
+  log, sqrt, power, sin/cos, sinh/cosh, tan, tanh, ...) from
+  :data:`TAYLOR_RULES` below (keyed by the primitive objects);
 * ``prim.linear`` (reshape, sum, getitem, ...): the primitive on each coefficient;
+* ``prim.multilinear`` (matmul, einsum): a sum over the splits of the degree;
 * elementwise: the GENERIC rule from the registered ``partials``: ``y' = g x'``
   gives ``y_k = (1/k) sum_{j=1..k} j x_j g_{k-j}``, with ``g`` the partial
   evaluated in Taylor arithmetic one degree lower (degree by degree when the
-  partial reads ``out``);
+  primitive declares ``partials_use_out``);
 * anything else (linalg, max/prod, custom_jvp functions): nested ``jvp`` of that
   one primitive along ``t -> prim(x(t))``, exact but O(2**K) for it alone.
 
@@ -28,11 +30,10 @@ from itertools import product
 
 import numpy as np
 
-from dualad import rules  # noqa: F401  (fills the registry before rules are attached)
 from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import Level, new_level, persistent_level
-from dualad.core.registry import bind, registry, shape_of
+from dualad.core.levels import Level, is_traced, level_of, new_level, persistent_level
+from dualad.core.registry import Primitive, bind, shape_of
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.forward.api import jvp_flat
 from dualad.forward.taylor_series import (
@@ -58,6 +59,34 @@ from dualad.forward.taylor_series import (
     _unary,
     _weighted,
     _zeros_like,
+)
+from dualad.rules.joins import concatenate_p
+from dualad.rules.shape import where_p
+from dualad.rules.ufuncs import (
+    add_p,
+    cbrt_p,
+    cos_p,
+    cosh_p,
+    exp2_p,
+    exp_p,
+    expm1_p,
+    log1p_p,
+    log2_p,
+    log10_p,
+    log_p,
+    multiply_p,
+    negative_p,
+    pow_p,
+    power_p,
+    reciprocal_p,
+    sin_p,
+    sinh_p,
+    sqrt_p,
+    square_p,
+    subtract_p,
+    tan_p,
+    tanh_p,
+    true_divide_p,
 )
 
 __all__ = ["Taylor", "derivative"]
@@ -147,6 +176,8 @@ class TaylorLevel(Level):
 def _default_rule(prim) -> Callable:
     if prim.linear:
         return _linear_rule
+    if prim.multilinear:
+        return _multilinear_rule
     if prim.partials is not None and prim.n_outputs == 1:
         return _generic_rule
     if prim.jvp is not None:
@@ -203,17 +234,18 @@ def _multilinear_rule(prim, level, xs, n, params):
 # ============================================================================
 # the generic elementwise rule, from the registered partials
 # ============================================================================
-class _UsesOut(Exception):
-    pass
-
-
-class _OutProbe:
-    """Passed as ``out`` to a partial to find out whether it reads ``out``."""
+class _Undeclared:
+    """Passed as ``out`` to partials declared not to read it
+    (``partials_use_out=False``): reading it anyway is a wrong declaration,
+    and must raise rather than give wrong coefficients."""
 
     __array_priority__ = 10**9
 
+    def __init__(self, prim):
+        self.prim = prim
+
     def _touch(self, *a, **k):
-        raise _UsesOut
+        raise _misdeclared(self.prim)
 
     __array_ufunc__ = __array_function__ = __array__ = _touch
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _touch
@@ -222,8 +254,10 @@ class _OutProbe:
     __hash__ = object.__hash__
 
 
-_PROBE = _OutProbe()
-_USES_OUT: dict = {}      # (primitive name, which inputs are series) -> bool
+def _misdeclared(prim) -> TypeError:
+    return TypeError(f"the partials of primitive {prim.name!r} read `out`, but it is declared "
+                     "with partials_use_out=False: declare partials_use_out=True where "
+                     "it is defined")
 
 
 def _as_coeffs(g, level, n: int):
@@ -250,19 +284,15 @@ def _generic_rule(prim, level, xs, n, params):
         return [y0]
     series = [i for i, a in enumerate(xs) if _is_series(a)]
     xd = {i: _weighted(xs[i], n) for i in series}
-    key = (prim.name, tuple(series))
     gs = None
-    if not _USES_OUT.get(key, False):
-        # One evaluation of the partials at degree n-2 gives every g_m needed,
-        # unless they read out (the probe tells, once per primitive).
-        try:
-            parts = _partials_at(prim, level, xs, n - 1, _PROBE, params)
-            if any(p is _PROBE for p in parts):
-                raise _UsesOut
-            gs = [_as_coeffs(p, level, n - 1) for p in parts]
-            _USES_OUT[key] = False
-        except _UsesOut:
-            _USES_OUT[key] = True
+    if not prim.partials_use_out:
+        # One evaluation of the partials at degree n-2 gives every g_m needed
+        # (a primitive whose partials read out is evaluated degree by degree).
+        guard = _Undeclared(prim)
+        parts = _partials_at(prim, level, xs, n - 1, guard, params)
+        if any(p is guard for p in parts):
+            raise _misdeclared(prim)
+        gs = [_as_coeffs(p, level, n - 1) for p in parts]
     y = [y0]
     for k in range(1, n):
         if gs is None:
@@ -326,33 +356,33 @@ def _jvp_rule(prim, level, xs, n, params):
 # ============================================================================
 # the rule table
 # ============================================================================
-_SC, _SCH = ("sin", "cos"), ("sinh", "cosh")
-_RULES = {
-    "add": _add, "subtract": _subtract, "multiply": _multiply, "true_divide": _divide,
-    "negative": _unary(lambda x, n: [-c for c in x]),
-    "reciprocal": _unary(lambda x, n: _divide_series(1.0, x, n)),
-    "square": _unary(lambda x, n: _cauchy(x, x, n)), "sqrt": _unary(_sqrt_series),
-    "power": lambda prim, level, xs, n, params: _power_const(xs[0], params["exponent"], n),
-    "pow": _pow,
-    "cbrt": _unary(lambda x, n: _power_const(x, 1.0 / 3.0, n, y0=_f0("cbrt", x[0]))),
-    "exp": _unary(_exp_series),
-    "expm1": _unary(lambda x, n: [_f0("expm1", x[0])] + _exp_series(x, n)[1:]),
-    "exp2": _unary(lambda x, n: _exp_series([c * math.log(2.0) for c in x], n,
-                                            y0=registry["exp2"](x[0]))),
-    "log": _unary(_log_series),
-    "log1p": _unary(lambda x, n: _log_series(x, n, u0=1.0 + x[0], y0=_f0("log1p", x[0]))),
-    "log2": _log_base("log2", 2.0), "log10": _log_base("log10", 10.0),
-    "sin": _unary(lambda x, n: _paired(x, n, _SC, -1.0)[0]),
-    "cos": _unary(lambda x, n: _paired(x, n, _SC, -1.0)[1]),
-    "sinh": _unary(lambda x, n: _paired(x, n, _SCH, 1.0)[0]),
-    "cosh": _unary(lambda x, n: _paired(x, n, _SCH, 1.0)[1]),
-    "tan": _unary(_tan_series("tan", 1.0)), "tanh": _unary(_tan_series("tanh", -1.0)),
-    "where": _where, "concatenate": _joint_linear_rule,
-    "matmul": _multilinear_rule, "einsum": _multilinear_rule,
+_SC, _SCH = (sin_p, cos_p), (sinh_p, cosh_p)
+TAYLOR_RULES: dict[Primitive, Callable] = {
+    add_p: _add, subtract_p: _subtract, multiply_p: _multiply, true_divide_p: _divide,
+    negative_p: _unary(lambda x, n: [-c for c in x]),
+    reciprocal_p: _unary(lambda x, n: _divide_series(1.0, x, n)),
+    square_p: _unary(lambda x, n: _cauchy(x, x, n)), sqrt_p: _unary(_sqrt_series),
+    power_p: lambda prim, level, xs, n, params: _power_const(xs[0], params["exponent"], n),
+    pow_p: _pow,
+    cbrt_p: _unary(lambda x, n: _power_const(x, 1.0 / 3.0, n, y0=_f0(cbrt_p, x[0]))),
+    exp_p: _unary(_exp_series),
+    expm1_p: _unary(lambda x, n: [_f0(expm1_p, x[0])] + _exp_series(x, n)[1:]),
+    exp2_p: _unary(lambda x, n: _exp_series([c * math.log(2.0) for c in x], n,
+                                            y0=exp2_p(x[0]))),
+    log_p: _unary(_log_series),
+    log1p_p: _unary(lambda x, n: _log_series(x, n, u0=1.0 + x[0], y0=_f0(log1p_p, x[0]))),
+    log2_p: _log_base(log2_p, 2.0), log10_p: _log_base(log10_p, 10.0),
+    sin_p: _unary(lambda x, n: _paired(x, n, _SC, -1.0)[0]),
+    cos_p: _unary(lambda x, n: _paired(x, n, _SC, -1.0)[1]),
+    sinh_p: _unary(lambda x, n: _paired(x, n, _SCH, 1.0)[0]),
+    cosh_p: _unary(lambda x, n: _paired(x, n, _SCH, 1.0)[1]),
+    tan_p: _unary(_tan_series(tan_p, 1.0)), tanh_p: _unary(_tan_series(tanh_p, -1.0)),
+    where_p: _where, concatenate_p: _joint_linear_rule,
 }
-for _name, _rule in _RULES.items():
-    if _name in registry and registry[_name].taylor is None:
-        registry[_name].taylor = _rule
+"""The series recurrences and structural rules, by primitive (matmul and
+einsum need none: their ``multilinear`` flag selects :func:`_multilinear_rule`)."""
+for _prim, _rule in TAYLOR_RULES.items():
+    _prim.taylor = _rule
 
 
 # ============================================================================
@@ -381,7 +411,7 @@ def derivative(fn: Callable, x, order: int = 1):
     coeffs = [x, 1.0] + [0.0] * (order - 1)
     with new_level(TaylorLevel()) as level:
         out = fn(Taylor._make(coeffs, level))
-        if getattr(out, "_level", None) is level:      # the common case: one output
+        if level_of(out) is level:      # the common case: one output
             return _plain(_extract(out, level, order))
         leaves, td = tree_flatten(out)
         res = [_plain(_extract(o, level, order)) for o in leaves]
@@ -396,13 +426,13 @@ def _scalar_arg(x):
     if shape_of(x) != ():
         raise ValueError(f"derivative needs a scalar x, got shape {shape_of(x)}")
     check_differentiable(x, "x")
-    if not hasattr(x, "_level") and result_float_dtype(x) == np.float64:
+    if not is_traced(x) and result_float_dtype(x) == np.float64:
         return float(x)          # the Python-float fast path
     return x
 
 
 def _extract(o, level, order: int):
-    if getattr(o, "_level", None) is not level:
+    if level_of(o) is not level:
         v = peel(o)
         xp = namespace_of(v)
         return xp.zeros(shape_of(v), dtype=result_float_dtype(v))
@@ -413,7 +443,7 @@ def _extract(o, level, order: int):
 
 
 def _plain(v):
-    if hasattr(v, "_level"):
+    if is_traced(v):
         return v
     if isinstance(v, np.ndarray):
         return v if v.flags.writeable else v.copy()

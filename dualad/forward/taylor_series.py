@@ -10,28 +10,44 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.backend import namespace_of, peel, result_float_dtype
-from dualad.core.registry import registry, shape_of
+from dualad.core.levels import is_traced
+from dualad.core.registry import Primitive, shape_of
+from dualad.rules.ufuncs import (
+    cbrt_p,
+    cos_p,
+    cosh_p,
+    exp_p,
+    expm1_p,
+    log1p_p,
+    log_p,
+    power_p,
+    sin_p,
+    sinh_p,
+    sqrt_p,
+    tan_p,
+    tanh_p,
+)
 
 # ============================================================================
 # helpers on coefficients
 # ============================================================================
-_MATH = {"exp": math.exp, "log": math.log, "sin": math.sin, "cos": math.cos,
-         "sinh": math.sinh, "cosh": math.cosh, "tan": math.tan, "tanh": math.tanh,
-         "sqrt": math.sqrt, "expm1": math.expm1, "log1p": math.log1p,
-         "cbrt": getattr(math, "cbrt", None)}
+_MATH = {exp_p: math.exp, log_p: math.log, sin_p: math.sin, cos_p: math.cos,
+         sinh_p: math.sinh, cosh_p: math.cosh, tan_p: math.tan, tanh_p: math.tanh,
+         sqrt_p: math.sqrt, expm1_p: math.expm1, log1p_p: math.log1p,
+         cbrt_p: getattr(math, "cbrt", None)}
 
 
-def _f0(name: str, x0):
-    """``name(x0)`` for the zeroth coefficient: :mod:`math` on Python floats
-    (the scalar fast path), the registered primitive otherwise."""
+def _f0(prim: Primitive, x0):
+    """``prim(x0)`` for the zeroth coefficient: :mod:`math` on Python floats
+    (the scalar fast path), the primitive otherwise."""
     if type(x0) is float:
-        f = _MATH.get(name)
+        f = _MATH.get(prim)
         if f is not None:
             try:
                 return f(x0)
             except (ValueError, OverflowError):
                 pass            # outside math's domain: NumPy's nan/inf semantics
-    return registry[name](x0)
+    return prim(x0)
 
 
 def _pow0(x0, p):
@@ -40,7 +56,7 @@ def _pow0(x0, p):
             return math.pow(x0, p)
         except (ValueError, OverflowError, ZeroDivisionError):
             pass
-    return registry["power"](x0, exponent=p)
+    return power_p(x0, exponent=p)
 
 
 def _nz(d):
@@ -151,7 +167,7 @@ def _divide(prim, level, xs, n, params):
 
 def _sqrt_series(x: list, n: int) -> list:
     # y y = x  =>  y_k = (x_k - sum_{j=1..k-1} y_j y_{k-j}) / (2 y_0)
-    y = [_f0("sqrt", x[0])]
+    y = [_f0(sqrt_p, x[0])]
     d = _nz(2.0 * y[0])
     for k in range(1, n):
         s = x[k]
@@ -163,7 +179,7 @@ def _sqrt_series(x: list, n: int) -> list:
 
 def _small_int(p):
     """``p`` as an int when it is a constant whole number in [0, 64]."""
-    if hasattr(p, "_level") or isinstance(p, bool) or np.ndim(p):
+    if is_traced(p) or isinstance(p, bool) or np.ndim(p):
         return None
     p = p.item() if isinstance(p, (np.ndarray, np.generic)) else p
     if isinstance(p, int) or (isinstance(p, float) and p.is_integer()):
@@ -201,7 +217,7 @@ def _pow(prim, level, xs, n, params):
     if not _is_series(p):
         return _power_const(x, p, n)
     # Traced exponent: x**p = exp(p log x).
-    logx = _log_series(x, n) if _is_series(x) else _f0("log", x)
+    logx = _log_series(x, n) if _is_series(x) else _f0(log_p, x)
     return _exp_series(_multiply(None, level, [p, logx], n, params), n)
 
 
@@ -219,7 +235,7 @@ def _ode_term(xd: list, g: list, k: int):
 
 def _exp_series(x: list, n: int, y0=None) -> list:
     # y' = y x'  =>  y_k = (1/k) sum_{j=1..k} j x_j y_{k-j}
-    y = [_f0("exp", x[0]) if y0 is None else y0]
+    y = [_f0(exp_p, x[0]) if y0 is None else y0]
     xd = _weighted(x, n)
     for k in range(1, n):
         y.append(_ode_term(xd, y, k) / k)
@@ -230,7 +246,7 @@ def _log_series(x: list, n: int, u0=None, y0=None) -> list:
     # u y' = u'  (u = x, or 1 + x for log1p)
     #   =>  y_k = (u_k - (1/k) sum_{j=1..k-1} j y_j u_{k-j}) / u_0
     u0 = x[0] if u0 is None else u0
-    y = [_f0("log", u0) if y0 is None else y0]
+    y = [_f0(log_p, u0) if y0 is None else y0]
     d = _nz(u0)
     for k in range(1, n):
         s = 0.0
@@ -240,18 +256,18 @@ def _log_series(x: list, n: int, u0=None, y0=None) -> list:
     return y
 
 
-def _log_base(name: str, base: float) -> Callable:
+def _log_base(prim: Primitive, base: float) -> Callable:
     scale = 1.0 / math.log(base)
-    return _unary(lambda x, n: [registry[name](x[0])]
+    return _unary(lambda x, n: [prim(x[0])]
                   + [c * scale for c in _log_series(x, n)[1:]])
 
 
 # ============================================================================
 # trigonometric and hyperbolic: paired recurrences
 # ============================================================================
-def _paired(x: list, n: int, names: tuple, sign: float) -> tuple[list, list]:
+def _paired(x: list, n: int, prims: tuple, sign: float) -> tuple[list, list]:
     # s' = c x', c' = sign s x'  (sin/cos: sign -1; sinh/cosh: sign +1)
-    s, c = [_f0(names[0], x[0])], [_f0(names[1], x[0])]
+    s, c = [_f0(prims[0], x[0])], [_f0(prims[1], x[0])]
     xd = _weighted(x, n)
     for k in range(1, n):
         ss, cc = _ode_term(xd, c, k), _ode_term(xd, s, k)
@@ -260,10 +276,10 @@ def _paired(x: list, n: int, names: tuple, sign: float) -> tuple[list, list]:
     return s, c
 
 
-def _tan_series(name: str, sign: float) -> Callable:
+def _tan_series(prim: Primitive, sign: float) -> Callable:
     # y' = (1 + sign y^2) x'; g = 1 + sign y^2 is built as y grows.
     def series(x: list, n: int) -> list:
-        y = [_f0(name, x[0])]
+        y = [_f0(prim, x[0])]
         g = [1.0 + sign * (y[0] * y[0])]
         xd = _weighted(x, n)
         for k in range(1, n):

@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 
-from dualad.core.registry import install_fused_kernel, registry
+from dualad.core.registry import Primitive, install_fused_kernel
 from dualad.kernels.table import EXPRESSIONS
 
 _MODES = ("auto", "numpy", "numba")
@@ -93,38 +93,35 @@ def kernel_mode() -> str:
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 
-def value_and_partial(name: str, x):
-    """``(f(x), f'(x))`` from one fused kernel, or ``None`` when none applies
-    (unknown primitive, non-float or small input, ``set_kernels("numpy")``)."""
+def value_and_partial(prim: Primitive, x):
+    """``(f(x), f'(x))`` of ``prim`` from one fused kernel, or ``None`` when none
+    applies (no kernel for ``prim``, non-float or small input,
+    ``set_kernels("numpy")``). Also the evaluate-with-partials hook."""
     mode = _settings.get("mode")
-    if mode == "numpy" or name not in EXPRESSIONS:
+    if mode == "numpy" or prim not in EXPRESSIONS:
         return None
     if type(x) is np.ndarray:
         if x.dtype not in _FLOATS or (mode == "auto" and x.size < _settings.get("min_size")):
             return None
         from dualad.kernels import cpu
-        return cpu.value_and_partial(name, x)
+        return cpu.value_and_partial(prim, x)
     cp = sys.modules.get("cupy")
     if cp is not None and isinstance(x, cp.ndarray) and x.dtype in _FLOATS and _gpu_ok():
         from dualad.kernels import gpu
         try:
-            return gpu.value_and_partial(name, x)
+            return gpu.value_and_partial(prim, x)
         except Exception as err:   # a numba.cuda that cannot compile here: use CuPy ops
             _disable_gpu(err)
     return None
-
-
-def _fused_hook(prim, x):
-    return value_and_partial(prim.name, x)
 
 
 def register() -> None:
     """Mark the primitives that have a fused kernel and install the
     evaluate-with-partials hook into the registry (called once, by
     ``import dualad``; the rules never import this package)."""
-    for name in EXPRESSIONS:
-        registry[name].fused = True
-    install_fused_kernel(_fused_hook)
+    for prim in EXPRESSIONS:
+        prim.fused = True
+    install_fused_kernel(value_and_partial)
 
 
 def _gpu_ok() -> bool:

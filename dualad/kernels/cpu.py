@@ -6,6 +6,7 @@ import math  # noqa: F401  (used by the generated kernels)
 
 import numpy as np
 
+from dualad.core.registry import Primitive
 from dualad.kernels.table import render
 
 _TEMPLATE = """
@@ -19,20 +20,20 @@ def kernel(x, out, d):
 _compiled: dict = {}
 
 
-def build(name: str):
-    """Compile (once per process) the fused kernel of primitive ``name``."""
-    kern = _compiled.get(name)
+def build(prim: Primitive):
+    """Compile (once per process) the fused kernel of ``prim``."""
+    kern = _compiled.get(prim)
     if kern is None:
         from numba import njit
         namespace = {"math": math}
-        exec(render(_TEMPLATE, name), namespace)       # generated from the table, nothing else
-        kern = _compiled[name] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
+        exec(render(_TEMPLATE, prim), namespace)       # generated from the table, nothing else
+        kern = _compiled[prim] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
     return kern
 
 
-def value_and_partial(name: str, x: np.ndarray):
+def value_and_partial(prim: Primitive, x: np.ndarray):
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty_like(flat)
     d = np.empty_like(flat)
-    build(name)(flat, out, d)
+    build(prim)(flat, out, d)
     return out.reshape(x.shape), d.reshape(x.shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math  # noqa: F401  (used by the generated kernels)
 
+from dualad.core.registry import Primitive
 from dualad.kernels.table import render
 
 _TEMPLATE = """
@@ -22,33 +23,33 @@ THREADS = 256
 MAX_BLOCKS = 1024
 
 
-def python_kernel(name: str):
+def python_kernel(prim: Primitive):
     """The kernel as a plain Python function (for ``cuda.jit`` or ``compile_ptx``)."""
     from numba import cuda
     namespace = {"math": math, "cuda": cuda}
-    exec(render(_TEMPLATE, name), namespace)
+    exec(render(_TEMPLATE, prim), namespace)
     return namespace["kernel"]
 
 
-def build(name: str):
-    kern = _compiled.get(name)
+def build(prim: Primitive):
+    kern = _compiled.get(prim)
     if kern is None:
         from numba import cuda
-        kern = _compiled[name] = cuda.jit(python_kernel(name))
+        kern = _compiled[prim] = cuda.jit(python_kernel(prim))
     return kern
 
 
-def launch(name: str, x, out, d) -> None:
+def launch(prim: Primitive, x, out, d) -> None:
     """Run the fused kernel on 1-D device (or simulator) arrays."""
     n = x.size
     blocks = max(1, min(MAX_BLOCKS, (n + THREADS - 1) // THREADS))
-    build(name)[blocks, THREADS](x, out, d)
+    build(prim)[blocks, THREADS](x, out, d)
 
 
-def value_and_partial(name: str, x):
+def value_and_partial(prim: Primitive, x):
     import cupy as cp
     flat = cp.ascontiguousarray(x).reshape(-1)
     out = cp.empty_like(flat)
     d = cp.empty_like(flat)
-    launch(name, flat, out, d)
+    launch(prim, flat, out, d)
     return out.reshape(x.shape), d.reshape(x.shape)

@@ -2,24 +2,28 @@
 the value ``y = f(x)`` and the partial ``dy/dx`` as expressions in ``x`` and
 ``y`` (Numba-compilable ``math`` calls). ``tests/test_kernels.py`` checks every
 partial against the primitive registry's own ``partials``, so the two cannot
-drift apart."""
+drift apart. Keyed by the primitive objects (kernels may import rules)."""
+from __future__ import annotations
 
-EXPRESSIONS: dict[str, tuple[str, str]] = {
+from dualad.core.registry import Primitive
+from dualad.rules.ufuncs import cos_p, sin_p, sqrt_p, square_p
+
+EXPRESSIONS: dict[Primitive, tuple[str, str]] = {
     # Only entries measured faster than NumPy's value + partial (bench/NOTES.md,
     # 2.6e5 float64 elements): NumPy 2's SIMD exp/log/tanh/arctan... beat Numba's
     # scalar libm calls 3-12x, so those stay in NumPy; sin/cos have no SIMD
     # float64 path in NumPy, and one fused pass reads x once.
-    "sin": ("math.sin(x)", "math.cos(x)"),      # 0.62x NumPy's time
-    "cos": ("math.cos(x)", "-math.sin(x)"),     # 0.59x
-    "sqrt": ("math.sqrt(x)", "0.5 / y"),        # 0.31x
-    "square": ("x * x", "2.0 * x"),             # 0.72x
+    sin_p: ("math.sin(x)", "math.cos(x)"),      # 0.62x NumPy's time
+    cos_p: ("math.cos(x)", "-math.sin(x)"),     # 0.59x
+    sqrt_p: ("math.sqrt(x)", "0.5 / y"),        # 0.31x
+    square_p: ("x * x", "2.0 * x"),             # 0.72x
 }
 
 
-def render(template: str, name: str) -> str:
-    """Fill a kernel template's ``{value}``/``{partial}`` for primitive ``name``
-    (the loop variable is ``x_i``)."""
+def render(template: str, prim: Primitive) -> str:
+    """Fill a kernel template's ``{value}``/``{partial}`` for ``prim`` (the
+    loop variable is ``x_i``)."""
     import re
-    value, partial = EXPRESSIONS[name]
+    value, partial = EXPRESSIONS[prim]
     sub = lambda e: re.sub(r"\bx\b", "x_i", e)
     return template.format(value=sub(value), partial=sub(partial))

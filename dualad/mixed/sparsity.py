@@ -47,10 +47,24 @@ import numpy as np
 
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import Level, new_level, split_at
-from dualad.core.registry import Primitive, align, bind, ndim_of, registry, shape_of
+from dualad.core.levels import Level, level_of, new_level, split_at
+from dualad.core.registry import Primitive, align, bind, ndim_of, shape_of
 from dualad.core.tree import tree_flatten
 from dualad.mixed.fingerprint import fingerprint, self_contained
+from dualad.rules.contractions import einsum_p, matmul_p
+from dualad.rules.indexing import getitem_p, key_info, scatter_add_p
+from dualad.rules.joins import concatenate_p
+from dualad.rules.reductions import (
+    cumsum_p,
+    lane_shift_p,
+    norm2_p,
+    prod_p,
+    reduce_max_p,
+    reduce_min_p,
+    sum_p,
+)
+from dualad.rules.shape import broadcast_to_p, reshape_p, transpose_p, where_p
+from dualad.rules.ufuncs import astype_p, multiply_p
 
 __all__ = ["Pattern", "sparsity", "jacobian_pattern", "hessian_pattern", "clear_cache",
            "pattern_key", "coloring_for", "cache_for", "volatile_reads"]
@@ -230,7 +244,6 @@ def _structural_rule(prim: Primitive) -> Callable:
 def _scatter_rule(pats, primals, out, key, in_shape, lead=0):
     """scatter_add on packed bits: an OR-scatter (``bitwise_or.at``), as
     ``rules.indexing._scatter_add`` with one more lead axis."""
-    from dualad.rules.indexing import key_info
     if any(p is not None for p in pats[1:]):
         return _conservative_rule(pats, primals, out)
     ct, lead = pats[0], lead + 1
@@ -323,24 +336,19 @@ def _conservative_rule(pats, primals, out, **params):
     return res if isinstance(out, tuple) else res[0]
 
 
-def _register_rules() -> None:
-    """Fill ``Primitive.sparsity`` for the primitives with a sharper rule than
-    the default (elementwise OR, generic linear, conservative)."""
-    structural = ("getitem", "reshape", "transpose", "broadcast_to", "lane_shift")
-    rules = {name: None for name in structural}
-    rules.update({"multiply": _multiply_rule, "astype": _identity_rule,
-                  "sum": _reduce_rule, "prod": _reduce_rule, "reduce_max": _reduce_rule,
-                  "reduce_min": _reduce_rule, "norm2": _reduce_rule,
-                  "cumsum": _cumsum_rule, "where": _where_rule, "scatter_add": _scatter_rule,
-                  "concatenate": _concatenate_rule, "matmul": _matmul_rule,
-                  "einsum": _einsum_rule})
-    for name, rule in rules.items():
-        prim = registry.get(name)
-        if prim is not None and prim.sparsity is None:
-            prim.sparsity = rule if rule is not None else _structural_rule(prim)
-
-
-_register_rules()
+SPARSITY_RULES: dict[Primitive, Callable] = {
+    **{p: _structural_rule(p) for p in (getitem_p, reshape_p, transpose_p, broadcast_to_p,
+                                        lane_shift_p)},
+    multiply_p: _multiply_rule, astype_p: _identity_rule,
+    sum_p: _reduce_rule, prod_p: _reduce_rule, reduce_max_p: _reduce_rule,
+    reduce_min_p: _reduce_rule, norm2_p: _reduce_rule,
+    cumsum_p: _cumsum_rule, where_p: _where_rule, scatter_add_p: _scatter_rule,
+    concatenate_p: _concatenate_rule, matmul_p: _matmul_rule, einsum_p: _einsum_rule,
+}
+"""The primitives with a sharper rule than the default (elementwise OR,
+generic linear, conservative), by primitive object."""
+for _prim, _rule in SPARSITY_RULES.items():
+    _prim.sparsity = _rule
 
 
 # ============================================================================
@@ -358,7 +366,7 @@ def _out_bits(out, level, n: int) -> np.ndarray:
     rows = []
     for leaf in tree_flatten(out)[0]:
         m = int(np.prod(shape_of(leaf), dtype=np.int64))
-        if getattr(leaf, "_level", None) is level:
+        if level_of(leaf) is level:
             bits = _unpack(np.ascontiguousarray(leaf.pattern), n).reshape(n, m)
             rows.append(bits.T)
         else:

@@ -15,6 +15,7 @@ from dualad.core.args import (
     zeros_like,
 )
 from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.levels import is_traced
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_leaves, tree_unflatten
 from dualad.forward.api import pick_chunk
@@ -22,7 +23,7 @@ from dualad.reverse.tape import trace_vjp
 
 
 def _result(x):
-    if hasattr(x, "_level") or not isinstance(x, (float, int, np.generic)):
+    if is_traced(x) or not isinstance(x, (float, int, np.generic)):
         return x
     return np.asarray(x)
 
@@ -81,7 +82,7 @@ def _map_leaves(f, tree):
 
 
 def _cast(ct, like):
-    if hasattr(ct, "_level"):
+    if is_traced(ct):
         return ct
     pv = peel(like)
     dtype = getattr(pv, "dtype", np.dtype(np.float64))
@@ -97,7 +98,7 @@ def _split_aux(res):
 
 
 def _strip_all(x):
-    return _map_leaves(lambda v: _result(peel(v)) if hasattr(v, "_level") else v, x)
+    return _map_leaves(lambda v: _result(peel(v)) if is_traced(v) else v, x)
 
 
 def _ones_like(x):

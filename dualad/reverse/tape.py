@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 from dualad.core.dispatch import Tracer
-from dualad.core.levels import Level, lower_to, new_level
+from dualad.core.levels import Level, level_of, lower_to, new_level
 from dualad.core.registry import eval_with_partials, shape_of
 from dualad.core.tree import tree_flatten
 from dualad.core.zero import Zero, add_any, safe_mul
@@ -206,13 +206,13 @@ def trace_vjp(fn, primals: list):
         out = fn(*inputs)
     flat, treedef = tree_flatten(out)
     flat = [lower_to(o, level) for o in flat]
-    out_primal = [o.primal if getattr(o, "_level", None) is level else o for o in flat]
+    out_primal = [o.primal if level_of(o) is level else o for o in flat]
 
     def pullback(cts, retain_graph: bool = True):
         ct_leaves = cts if isinstance(cts, list) else [cts]
         roots = []
         for o, ct in zip(flat, ct_leaves):
-            if getattr(o, "_level", None) is level and o.node is not None and ct is not Zero:
+            if level_of(o) is level and o.node is not None and ct is not Zero:
                 _check_ct_shape(ct, o.primal)
                 roots.append((o.node, o.index, ct))
         got = backward(roots, retain_graph=retain_graph) if roots else {}

@@ -34,7 +34,7 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel
 from dualad.core.dispatch import _lost
-from dualad.core.levels import Level, active_levels
+from dualad.core.levels import Level, active_levels, is_traced
 from dualad.core.registry import bind, shape_of
 from dualad.core.zero import Zero
 from dualad.reverse.tape import Node, TapeLevel, Var, backward, record, toposort
@@ -204,7 +204,7 @@ class Tensor(Var):
         # PyTorch does for .item()/float()). Inside one it is a lower-level
         # tracer, and converting it would drop that derivative.
         v = self.primal
-        if hasattr(v, "_level"):
+        if is_traced(v):
             raise _lost(what)
         return v
 
@@ -247,7 +247,7 @@ class Tensor(Var):
         return self
 
     def __repr__(self) -> str:
-        value = self.primal if hasattr(self.primal, "_level") else peel(self.primal)
+        value = self.primal if is_traced(self.primal) else peel(self.primal)
         body = np.array2string(np.asarray(value), separator=", ") if isinstance(
             value, (np.ndarray, np.generic, float, int)) else repr(value)
         if self.is_leaf and self.requires_grad:
@@ -295,7 +295,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype=None) -> Tensor:
     level = tensor_level()
     if isinstance(data, Tensor):
         data = data.primal              # a copy of the value, never the graph
-    if hasattr(data, "_level"):
+    if is_traced(data):
         # A value traced by an enclosing transform: keep it, so the outer
         # transform still sees the dependence (tensors inside grad).
         value = data if dtype is None else data.astype(dtype)
@@ -344,7 +344,7 @@ def _seed(y: Tensor, g, create_graph: bool, i: int):
         return namespace_of(v).ones(y.shape, dtype=dtype)
     if isinstance(g, Tensor) and g._level is y._level:
         ct = g if create_graph else g.primal
-    elif hasattr(g, "_level"):
+    elif is_traced(g):
         ct = g
     else:
         ct = namespace_of(v).asarray(g, dtype=dtype)

@@ -22,30 +22,26 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import implements
+from dualad.core.levels import is_traced
 from dualad.core.registry import (
     align,
     defprimitive,
     lead_of,
     ndim_of,
-    registry,
     shape_of,
     unbroadcast,
 )
 from dualad.core.zero import Zero, add_any
 
 
-def _is_traced(x) -> bool:
-    return hasattr(x, "_level")
-
-
 def _operands(*args):
     """Traced values as they are; the rest as arrays. Python scalars take the
     dtype of the traced operands, so float32 stays float32."""
-    traced = [peel(a) for a in args if _is_traced(a)]
+    traced = [peel(a) for a in args if is_traced(a)]
     dtype = np.result_type(*traced) if traced else np.float64
     out = []
     for a in args:
-        if _is_traced(a) or hasattr(a, "shape"):
+        if is_traced(a) or hasattr(a, "shape"):
             out.append(a)
         elif isinstance(a, (float, int)):
             out.append(np.asarray(a, dtype=dtype))
@@ -73,22 +69,22 @@ def _matmul_jvp(primals, tangents, out):
     res = Zero
     if ta is not Zero:
         # Unit axes after the lead keep the lead out of matmul's batch broadcasting.
-        res = registry["matmul"](align(ta, ndim_of(a), nd), b)
+        res = matmul_p(align(ta, ndim_of(a), nd), b)
     if tb is not Zero:
-        res = add_any(res, registry["matmul"](a, align(tb, ndim_of(b), nd)))
+        res = add_any(res, matmul_p(a, align(tb, ndim_of(b), nd)))
     return res
 
 
 def _matmul_vjp(ct, primals, out, needs):
     a, b = primals
     lead = lead_of(ct, out)
-    ca = unbroadcast(registry["matmul"](ct, _swap(b)), shape_of(a), lead) if needs[0] else Zero
-    cb = unbroadcast(registry["matmul"](_swap(a), ct), shape_of(b), lead) if needs[1] else Zero
+    ca = unbroadcast(matmul_p(ct, _swap(b)), shape_of(a), lead) if needs[0] else Zero
+    cb = unbroadcast(matmul_p(_swap(a), ct), shape_of(b), lead) if needs[1] else Zero
     return ca, cb
 
 
-defprimitive("matmul", lambda a, b: namespace_of(a, b).matmul(a, b),
-             jvp=_matmul_jvp, vjp=_matmul_vjp)
+matmul_p = defprimitive("matmul", lambda a, b: namespace_of(a, b).matmul(a, b),
+                        jvp=_matmul_jvp, vjp=_matmul_vjp, multilinear=True)
 
 
 @implements(np.matmul)
@@ -104,7 +100,7 @@ def matmul(a, b, **kwargs):
         a = np.reshape(a, (1,) + shape_of(a))
     if nb == 1:
         b = np.reshape(b, shape_of(b) + (1,))
-    out = registry["matmul"](a, b)
+    out = matmul_p(a, b)
     if na == 1 or nb == 1:
         s = shape_of(out)
         out = np.reshape(out, s[:-2] + (() if na == 1 else s[-2:-1]) + (() if nb == 1 else s[-1:]))
@@ -241,7 +237,8 @@ def _diagonal_embed(r, uniq, sub, sizes, used):
     return np.einsum(spec, r, *[m for _, m in eyes])
 
 
-defprimitive("einsum", _einsum_impl, jvp=_einsum_jvp, vjp=_einsum_vjp)
+einsum_p = defprimitive("einsum", _einsum_impl, jvp=_einsum_jvp, vjp=_einsum_vjp,
+                        multilinear=True)
 
 
 @implements(np.einsum)
@@ -254,7 +251,7 @@ def einsum(*args, out=None, optimize=False, dtype=None, order="K", casting="safe
         subscripts, ops = _from_sublists(args)
     ops = _operands(*ops)
     ins, rhs = parse_subscripts(subscripts, [shape_of(o) for o in ops])
-    return registry["einsum"](*ops, subscripts=",".join(ins) + "->" + rhs)
+    return einsum_p(*ops, subscripts=",".join(ins) + "->" + rhs)
 
 
 # ============================================================================

@@ -30,7 +30,7 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel
 from dualad.core.dispatch import FUNCTIONS, implements
-from dualad.core.registry import defprimitive, ndim_of, registry, shape_of
+from dualad.core.registry import defprimitive, ndim_of, shape_of
 
 
 # ============================================================================
@@ -205,13 +205,13 @@ def _getitem_T(ct, primals, lead, key):
     # axes the primal itself carries.
     nd = _core_ndim(key)
     shape = shape_of(primals[0])
-    return registry["scatter_add"](ct, key=key, in_shape=shape[len(shape) - nd:], lead=lead)
+    return scatter_add_p(ct, key=key, in_shape=shape[len(shape) - nd:], lead=lead)
 
 
-defprimitive("getitem", _getitem, transpose=_getitem_T)
-defprimitive("scatter_add", _scatter_add,
-             transpose=lambda ct, primals, lead, key, in_shape: registry["getitem"](
-                 ct, key=key, lead=lead))
+getitem_p = defprimitive("getitem", _getitem, transpose=_getitem_T)
+scatter_add_p = defprimitive("scatter_add", _scatter_add,
+                             transpose=lambda ct, primals, lead, key, in_shape: getitem_p(
+                                 ct, key=key, lead=lead))
 
 
 def getitem(x, key):
@@ -220,13 +220,13 @@ def getitem(x, key):
     key = canonical_key(key, shape, namespace_of(x))
     if _is_identity(key, shape):
         return x
-    return registry["getitem"](x, key=key)
+    return getitem_p(x, key=key)
 
 
 def scatter_add(values, key, shape: tuple):
     """Zeros of ``shape`` with ``values`` added at ``key`` (repeats accumulate)."""
     key = canonical_key(key, shape, namespace_of(values))
-    return registry["scatter_add"](values, key=key, in_shape=tuple(shape))
+    return scatter_add_p(values, key=key, in_shape=tuple(shape))
 
 
 FUNCTIONS["getitem"] = getitem
@@ -409,7 +409,7 @@ def diag(v, k=0):
     m = shape_of(v)[0]
     n = m + abs(int(k))
     rows, cols = _diag_index(n, n, int(k), namespace_of(v))
-    return registry["scatter_add"](v, key=(rows, cols), in_shape=(n, n))
+    return scatter_add_p(v, key=(rows, cols), in_shape=(n, n))
 
 
 @implements(np.diagflat)

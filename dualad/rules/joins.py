@@ -21,9 +21,10 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import implements
-from dualad.core.registry import defprimitive, ndim_of, registry, shape_of
+from dualad.core.levels import is_traced
+from dualad.core.registry import defprimitive, ndim_of, shape_of
 from dualad.core.zero import Zero
-from dualad.rules.indexing import getitem, take
+from dualad.rules.indexing import getitem, getitem_p, take
 
 
 # ============================================================================
@@ -51,7 +52,7 @@ def _concat_jvp(primals, tangents, out, axis):
             parts.append(xp.zeros(full, dtype=dtype))
         else:
             parts.append(t if shape_of(t) == full else np.broadcast_to(t, full))
-    return registry["concatenate"](*parts, axis=axis + lead)
+    return concatenate_p(*parts, axis=axis + lead)
 
 
 def _concat_vjp(ct, primals, out, needs, axis):
@@ -63,14 +64,14 @@ def _concat_vjp(ct, primals, out, needs, axis):
         if need:
             key = tuple(slice(start, start + n, 1) if i == axis else slice(0, s, 1)
                         for i, s in enumerate(core))
-            cts.append(registry["getitem"](ct, key=key, lead=lead))
+            cts.append(getitem_p(ct, key=key, lead=lead))
         else:
             cts.append(Zero)
         start += n
     return tuple(cts)
 
 
-defprimitive("concatenate", _concatenate, jvp=_concat_jvp, vjp=_concat_vjp)
+concatenate_p = defprimitive("concatenate", _concatenate, jvp=_concat_jvp, vjp=_concat_vjp)
 
 
 # ============================================================================
@@ -79,12 +80,12 @@ defprimitive("concatenate", _concatenate, jvp=_concat_jvp, vjp=_concat_vjp)
 def _constants(arrays) -> list:
     """Python scalars take the traced inputs' float dtype (float32 stays
     float32); other constants become arrays as NumPy would make them."""
-    traced = [a for a in arrays if hasattr(a, "_level")]
+    traced = [a for a in arrays if is_traced(a)]
     dtype = np.result_type(*[result_float_dtype(a) for a in traced]) if traced else None
     xp = namespace_of(*arrays)
     out = []
     for a in arrays:
-        if hasattr(a, "_level") or hasattr(a, "shape") and hasattr(a, "dtype"):
+        if is_traced(a) or hasattr(a, "shape") and hasattr(a, "dtype"):
             out.append(a)
         elif isinstance(a, (float, int)) and dtype is not None:
             out.append(xp.asarray(a, dtype=dtype))
@@ -125,7 +126,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     if len(arrays) == 1:
         res = arrays[0]
     else:
-        res = registry["concatenate"](*arrays, axis=axis)
+        res = concatenate_p(*arrays, axis=axis)
     if dtype is not None and np.dtype(dtype) != np.dtype(result_float_dtype(res)):
         res = res.astype(dtype)
     return res
@@ -290,7 +291,7 @@ def roll(a, shift, axis=None):
             continue
         head = getitem(a, (slice(None),) * ax + (slice(n - s, n),))
         tail = getitem(a, (slice(None),) * ax + (slice(0, n - s),))
-        a = registry["concatenate"](head, tail, axis=ax)
+        a = concatenate_p(head, tail, axis=ax)
     return a
 
 

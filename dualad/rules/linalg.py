@@ -37,7 +37,6 @@ from dualad.core.registry import (
     defprimitive,
     lead_of,
     ndim_of,
-    registry,
     shape_of,
     unbroadcast,
 )
@@ -139,8 +138,8 @@ def _solve_vjp(ct, primals, out, needs):
     return abar, unbroadcast(bbar, shape_of(b), lead) if needs[1] else Zero
 
 
-defprimitive("solve", lambda a, b: namespace_of(a, b).linalg.solve(a, b),
-             jvp=_solve_jvp, vjp=_solve_vjp)
+solve_p = defprimitive("solve", lambda a, b: namespace_of(a, b).linalg.solve(a, b),
+                       jvp=_solve_jvp, vjp=_solve_vjp)
 
 
 @implements(np.linalg.solve)
@@ -151,9 +150,9 @@ def solve(a, b):
     if ndim_of(b) == 1:
         # Why: the primitive only sees matrix right-hand sides, so one rule
         # (and one lead-axis convention) covers both cases.
-        x = registry["solve"](a, b.reshape(shape_of(b) + (1,)))
+        x = solve_p(a, b.reshape(shape_of(b) + (1,)))
         return x.reshape(shape_of(x)[:-1])
-    return registry["solve"](a, b)
+    return solve_p(a, b)
 
 
 # ============================================================================
@@ -168,13 +167,14 @@ def _inv_vjp(ct, primals, out, needs):
     return (-(mT(out) @ ct @ mT(out)),)
 
 
-defprimitive("inv", lambda a: namespace_of(a).linalg.inv(a), jvp=_inv_jvp, vjp=_inv_vjp)
+inv_p = defprimitive("inv", lambda a: namespace_of(a).linalg.inv(a),
+                     jvp=_inv_jvp, vjp=_inv_vjp)
 
 
 @implements(np.linalg.inv)
 def inv(a):
     _square(a, "inv")
-    return registry["inv"](a)
+    return inv_p(a)
 
 
 # ============================================================================
@@ -199,7 +199,8 @@ def _det_vjp(ct, primals, out, needs):
     return (_grad_scale(ct * out, primals[0]),)
 
 
-defprimitive("det", lambda a: namespace_of(a).linalg.det(a), jvp=_det_jvp, vjp=_det_vjp)
+det_p = defprimitive("det", lambda a: namespace_of(a).linalg.det(a),
+                     jvp=_det_jvp, vjp=_det_vjp)
 
 
 def _slogdet_impl(a):
@@ -218,20 +219,21 @@ def _slogdet_vjp(cts, primals, out, needs):
     return (Zero if ct is Zero else _grad_scale(ct, primals[0]),)
 
 
-defprimitive("slogdet", _slogdet_impl, jvp=_slogdet_jvp, vjp=_slogdet_vjp, n_outputs=2)
+slogdet_p = defprimitive("slogdet", _slogdet_impl, jvp=_slogdet_jvp, vjp=_slogdet_vjp,
+                         n_outputs=2)
 
 
 @implements(np.linalg.det)
 def det(a):
     _square(a, "det")
-    return registry["det"](a)
+    return det_p(a)
 
 
 @implements(np.linalg.slogdet)
 def slogdet(a):
     """``(sign, logabsdet)``; only ``logabsdet`` has a derivative."""
     _square(a, "slogdet")
-    return SlogdetResult(*registry["slogdet"](a))
+    return SlogdetResult(*slogdet_p(a))
 
 
 # ============================================================================
@@ -266,14 +268,14 @@ def _pinv_vjp(ct, primals, out, needs, **params):
     return (-(mT(x) @ ct @ mT(x)) + (left - a @ (x @ left)) + (right - (right @ x) @ a),)
 
 
-defprimitive("pinv", _pinv_impl, jvp=_pinv_jvp, vjp=_pinv_vjp)
+pinv_p = defprimitive("pinv", _pinv_impl, jvp=_pinv_jvp, vjp=_pinv_vjp)
 
 
 @implements(np.linalg.pinv)
 def pinv(a, rcond=None, hermitian=False, *, rtol=None):
     """``np.linalg.pinv``; the derivative holds where the rank is locally constant
     (singular values at the cutoff make it jump)."""
-    return registry["pinv"](a, rcond=rcond, rtol=rtol, hermitian=bool(hermitian))
+    return pinv_p(a, rcond=rcond, rtol=rtol, hermitian=bool(hermitian))
 
 
 # ============================================================================

@@ -54,7 +54,7 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel
 from dualad.core.dispatch import implements
-from dualad.core.registry import defprimitive, registry, shape_of
+from dualad.core.registry import defprimitive, shape_of
 from dualad.core.zero import Zero, add_any
 from dualad.rules.linalg import col, const_like, diag_embed, diag_part, dtype_of, mT, row, sym
 
@@ -120,15 +120,15 @@ def _chol_vjp(ct, primals, out, needs):
     return (sym(mT(np.linalg.solve(mT(L), mT(x)))),)   # ... L^{-1}
 
 
-defprimitive("cholesky", lambda a: namespace_of(a).linalg.cholesky(a),
-             jvp=_chol_jvp, vjp=_chol_vjp)
+cholesky_p = defprimitive("cholesky", lambda a: namespace_of(a).linalg.cholesky(a),
+                          jvp=_chol_jvp, vjp=_chol_vjp)
 
 
 @implements(np.linalg.cholesky)
 def cholesky(a, /, *, upper=False):
     """Lower factor ``L`` (``upper=True``: ``L^T``); see the module docstring
     for the symmetric-input convention."""
-    L = registry["cholesky"](a)
+    L = cholesky_p(a)
     return mT(L) if upper else L
 
 
@@ -159,7 +159,7 @@ def _eigh_vjp(cts, primals, out, needs, UPLO="L"):
     return (sym(v @ m @ mT(v)),)
 
 
-defprimitive("eigh", _eigh_impl, jvp=_eigh_jvp, vjp=_eigh_vjp, n_outputs=2)
+eigh_p = defprimitive("eigh", _eigh_impl, jvp=_eigh_jvp, vjp=_eigh_vjp, n_outputs=2)
 
 
 def _uplo(UPLO) -> str:
@@ -172,14 +172,14 @@ def _uplo(UPLO) -> str:
 @implements(np.linalg.eigh)
 def eigh(a, UPLO="L"):
     """``(eigenvalues, eigenvectors)`` of a symmetric matrix (stack)."""
-    return EighResult(*registry["eigh"](a, UPLO=_uplo(UPLO)))
+    return EighResult(*eigh_p(a, UPLO=_uplo(UPLO)))
 
 
 @implements(np.linalg.eigvalsh)
 def eigvalsh(a, UPLO="L"):
     """Eigenvalues through the ``eigh`` primitive: their second derivatives
     need the eigenvectors' first ones."""
-    return registry["eigh"](a, UPLO=_uplo(UPLO))[0]
+    return eigh_p(a, UPLO=_uplo(UPLO))[0]
 
 
 # ============================================================================
@@ -256,7 +256,7 @@ def _qr_vjp(cts, primals, out, needs):
     return (add_any(a1bar @ mT(e1), Zero if a2bar is Zero else a2bar @ mT(e2)),)
 
 
-defprimitive("qr", _qr_impl, jvp=_qr_jvp, vjp=_qr_vjp, n_outputs=2)
+qr_p = defprimitive("qr", _qr_impl, jvp=_qr_jvp, vjp=_qr_vjp, n_outputs=2)
 
 
 @implements(np.linalg.qr)
@@ -272,7 +272,7 @@ def qr(a, mode="reduced"):
     if mode not in ("reduced", "complete", "r"):
         raise ValueError(f"Unrecognized mode '{mode}' for differentiable numpy.linalg.qr; "
                          "use 'reduced', 'complete' or 'r'")
-    q, r = registry["qr"](a)
+    q, r = qr_p(a)
     return r if mode == "r" else QRResult(q, r)
 
 
@@ -332,7 +332,7 @@ def _svd_vjp(cts, primals, out, needs, hermitian=False):
     return (abar,)
 
 
-defprimitive("svd", _svd_impl, jvp=_svd_jvp, vjp=_svd_vjp, n_outputs=3)
+svd_p = defprimitive("svd", _svd_impl, jvp=_svd_jvp, vjp=_svd_vjp, n_outputs=3)
 
 
 @implements(np.linalg.svd)
@@ -346,7 +346,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
             "dualad cannot differentiate numpy.linalg.svd(a, full_matrices=True) for a "
             "non-square matrix: the extra singular vectors are arbitrary. Pass "
             "full_matrices=False (or compute_uv=False for the values only).")
-    out = registry["svd"](a, hermitian=bool(hermitian))
+    out = svd_p(a, hermitian=bool(hermitian))
     return SVDResult(*out) if compute_uv else out[1]
 
 
@@ -354,5 +354,5 @@ if hasattr(np.linalg, "svdvals"):
     @implements(np.linalg.svdvals)
     def svdvals(x, /):
         """Singular values (through the ``svd`` primitive, for higher orders)."""
-        return registry["svd"](x, hermitian=False)[1]
+        return svd_p(x, hermitian=False)[1]
 

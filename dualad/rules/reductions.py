@@ -16,8 +16,8 @@ import numpy as np
 
 from dualad.core.backend import namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import REDUCERS, implements
-from dualad.core.registry import defprimitive, lead_of, ndim_of, registry, shape_of
-from dualad.rules.shape import normalize_axes
+from dualad.core.registry import defprimitive, lead_of, ndim_of, shape_of
+from dualad.rules.shape import broadcast_to_p, normalize_axes, reshape_p
 
 
 def _shifted(axis, lead: int) -> tuple:
@@ -43,23 +43,23 @@ def _keep(ct, lead, axis, keepdims):
     kept = list(shape_of(ct)[lead:])
     for a in axis:
         kept.insert(a, 1)
-    return registry["reshape"](ct, shape=tuple(kept), lead=lead)
+    return reshape_p(ct, shape=tuple(kept), lead=lead)
 
 
 def _expand_back(ct, in_shape, lead, axis, keepdims):
     """Broadcast a reduced cotangent/tangent back to ``lead + in_shape``."""
     ct = _keep(ct, lead, axis, keepdims)
-    return registry["broadcast_to"](ct, shape=tuple(in_shape), lead=lead)
+    return broadcast_to_p(ct, shape=tuple(in_shape), lead=lead)
 
 
-defprimitive("sum", _sum, transpose=lambda ct, primals, lead, axis, keepdims: _expand_back(
+sum_p = defprimitive("sum", _sum, transpose=lambda ct, primals, lead, axis, keepdims: _expand_back(
     ct, shape_of(primals[0]), lead, axis, keepdims))
 
 
 @implements(np.sum)
 def sum_(x, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     axes = normalize_axes(axis, len(shape_of(x)))
-    return registry["sum"](x, axis=axes, keepdims=bool(keepdims))
+    return sum_p(x, axis=axes, keepdims=bool(keepdims))
 
 
 REDUCERS[(np.add, "reduce")] = lambda x, axis=0, **k: sum_(x, axis=axis, **k)
@@ -82,8 +82,8 @@ def _cumsum(x, axis, reverse=False, lead=0):
     return xp.cumsum(x, axis=ax)
 
 
-defprimitive("cumsum", _cumsum, transpose=lambda ct, primals, lead, axis, reverse: registry[
-    "cumsum"](ct, axis=axis, reverse=not reverse, lead=lead))
+cumsum_p = defprimitive("cumsum", _cumsum, transpose=lambda ct, primals, lead, axis, reverse: (
+    cumsum_p(ct, axis=axis, reverse=not reverse, lead=lead)))
 
 
 @implements(np.cumsum)
@@ -91,7 +91,7 @@ def cumsum(a, axis=None, dtype=None, out=None):
     """np.cumsum; ``axis=None`` scans the flattened array, as NumPy does."""
     if axis is None:
         a, axis = np.ravel(a), 0
-    return registry["cumsum"](a, axis=normalize_axes(axis, ndim_of(a))[0], reverse=False)
+    return cumsum_p(a, axis=normalize_axes(axis, ndim_of(a))[0], reverse=False)
 
 
 REDUCERS[(np.add, "accumulate")] = lambda x, axis=0, **k: cumsum(x, axis=axis)
@@ -118,8 +118,8 @@ def _lane_shift(x, shift, lead=0):
     return out
 
 
-defprimitive("lane_shift", _lane_shift, transpose=lambda ct, primals, lead, shift: registry[
-    "lane_shift"](ct, shift=-shift, lead=lead))
+lane_shift_p = defprimitive("lane_shift", _lane_shift, transpose=lambda ct, primals, lead, shift: (
+    lane_shift_p(ct, shift=-shift, lead=lead)))
 
 
 def _lane_mask(x, keep):
@@ -132,7 +132,7 @@ def _scan_prod(x, reverse=False):
     """Inclusive cumulative product along the last axis (``reverse``: from the end)."""
     n, s = shape_of(x)[-1], 1
     while s < n:
-        shifted = registry["lane_shift"](x, shift=-s if reverse else s)
+        shifted = lane_shift_p(x, shift=-s if reverse else s)
         # The lanes the shift left empty get a factor 1 (they have nothing to multiply).
         ones = _lane_mask(x, (lambda i, s=s: i >= n - s) if reverse else (lambda i, s=s: i < s))
         x = x * (shifted + ones)
@@ -145,7 +145,7 @@ def _excl_prod(x, reverse=False):
     (``reverse``: after) i along the last axis."""
     n = shape_of(x)[-1]
     first = _lane_mask(x, (lambda i: i == n - 1) if reverse else (lambda i: i == 0))
-    return _scan_prod(registry["lane_shift"](x, shift=-1 if reverse else 1) + first, reverse)
+    return _scan_prod(lane_shift_p(x, shift=-1 if reverse else 1) + first, reverse)
 
 
 def _prod_others(x, axis):
@@ -172,7 +172,7 @@ def _prod_vjp(ct, primals, out, needs, axis, keepdims):
     return (_keep(ct, lead_of(ct, out), axis, keepdims) * _prod_others(x, axis),)
 
 
-defprimitive("prod", lambda x, axis, keepdims: namespace_of(x).prod(
+prod_p = defprimitive("prod", lambda x, axis, keepdims: namespace_of(x).prod(
     x, axis=axis, keepdims=keepdims), jvp=_prod_jvp, vjp=_prod_vjp)
 
 
@@ -181,7 +181,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     """np.prod; its derivative is the product of the other factors (no division)."""
     _no_where(where, "prod")
     axes = normalize_axes(axis, ndim_of(a))
-    r = registry["prod"](a, axis=axes, keepdims=bool(keepdims)) if axes else a
+    r = prod_p(a, axis=axes, keepdims=bool(keepdims)) if axes else a
     return r if initial is None else r * initial
 
 
@@ -233,20 +233,20 @@ def _def_extremum(name, reduce_name):
         w = _tie_weights(primals[0], out, axis, keepdims)
         return (_keep(ct, lead_of(ct, out), axis, keepdims) * w,)
 
-    defprimitive(name, impl, jvp=jvp, vjp=vjp)
+    prim = defprimitive(name, impl, jvp=jvp, vjp=vjp)
 
     def handler(a, axis=None, out=None, keepdims=False, initial=None, where=None):
         _no_where(where, reduce_name)
         axes = normalize_axes(axis, ndim_of(a))
         if not axes and initial is None:
             return a
-        return registry[name](a, axis=axes, keepdims=bool(keepdims), initial=initial)
+        return prim(a, axis=axes, keepdims=bool(keepdims), initial=initial)
     handler.__name__ = reduce_name
-    return handler
+    return prim, handler
 
 
-amax = _def_extremum("reduce_max", "max")
-amin = _def_extremum("reduce_min", "min")
+reduce_max_p, amax = _def_extremum("reduce_max", "max")
+reduce_min_p, amin = _def_extremum("reduce_min", "min")
 implements(np.max, np.amax)(amax)
 implements(np.min, np.amin)(amin)
 
@@ -379,7 +379,7 @@ def _norm2_vjp(ct, primals, out, needs, axis, keepdims):
     return (_keep(scale, lead_of(ct, out), axis, keepdims) * primals[0],)
 
 
-defprimitive("norm2", _norm2, jvp=_norm2_jvp, vjp=_norm2_vjp)
+norm2_p = defprimitive("norm2", _norm2, jvp=_norm2_jvp, vjp=_norm2_vjp)
 
 
 # ============================================================================
@@ -399,8 +399,9 @@ def _svals_vjp(ct, primals, out, needs):
     return (np.matmul(u * np.expand_dims(ct, -2), vh),)
 
 
-defprimitive("norm_svals", lambda x: namespace_of(x).linalg.svd(x, compute_uv=False),
-             jvp=_svals_jvp, vjp=_svals_vjp)
+norm_svals_p = defprimitive("norm_svals",
+                            lambda x: namespace_of(x).linalg.svd(x, compute_uv=False),
+                            jvp=_svals_jvp, vjp=_svals_vjp)
 
 
 # ============================================================================
@@ -408,7 +409,7 @@ defprimitive("norm_svals", lambda x: namespace_of(x).linalg.svd(x, compute_uv=Fa
 # ============================================================================
 def _vector_norm(x, ord, axes, keepdims):
     if ord is None or ord == 2:
-        return registry["norm2"](x, axis=axes, keepdims=bool(keepdims))
+        return norm2_p(x, axis=axes, keepdims=bool(keepdims))
     if ord == np.inf:
         return amax(np.abs(x), axis=axes, keepdims=keepdims)
     if ord == -np.inf:
@@ -432,13 +433,13 @@ def _matrix_norm(x, ord, axes, keepdims):
     if r == c:
         raise ValueError("Duplicate axes given.")
     if ord in (None, "fro", "f"):
-        return registry["norm2"](x, axis=tuple(sorted(axes)), keepdims=bool(keepdims))
+        return norm2_p(x, axis=tuple(sorted(axes)), keepdims=bool(keepdims))
     if ord in (1, -1, np.inf, -np.inf):
         inner, outer = (r, c) if ord in (1, -1) else (c, r)
         pick = amax if ord > 0 else amin
         res = pick(sum_(np.abs(x), axis=inner, keepdims=True), axis=outer, keepdims=True)
     elif ord in (2, -2, "nuc"):
-        s = registry["norm_svals"](np.moveaxis(x, (r, c), (-2, -1)))
+        s = norm_svals_p(np.moveaxis(x, (r, c), (-2, -1)))
         res = sum_(s, axis=-1) if ord == "nuc" else (amax if ord == 2 else amin)(s, axis=-1)
         res = np.reshape(res, tuple(1 if a in axes else n for a, n in enumerate(shape_of(x))))
     else:
@@ -455,7 +456,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     nd = ndim_of(x)
     if axis is None:
         if ord is None:
-            return registry["norm2"](x, axis=tuple(range(nd)), keepdims=bool(keepdims))
+            return norm2_p(x, axis=tuple(range(nd)), keepdims=bool(keepdims))
         if nd not in (1, 2):
             raise ValueError("Improper number of dimensions to norm.")
         axis = tuple(range(nd))

@@ -11,7 +11,7 @@ import numpy as np
 
 from dualad.core.backend import namespace_of
 from dualad.core.dispatch import implements
-from dualad.core.registry import align, defprimitive, ndim_of, registry, shape_of, unbroadcast
+from dualad.core.registry import align, defprimitive, ndim_of, provided, shape_of, unbroadcast
 from dualad.core.zero import Zero
 
 
@@ -40,9 +40,9 @@ def _reshape(x, shape, lead=0):
     return namespace_of(x).reshape(x, _lead_shape(x, lead) + tuple(shape))
 
 
-defprimitive("reshape", _reshape,
-             transpose=lambda ct, primals, lead, shape: registry["reshape"](
-                 ct, shape=shape_of(primals[0]), lead=lead))
+reshape_p = defprimitive("reshape", _reshape,
+                         transpose=lambda ct, primals, lead, shape: reshape_p(
+                             ct, shape=shape_of(primals[0]), lead=lead))
 
 
 @implements(np.reshape)
@@ -61,7 +61,7 @@ def reshape(x, shape=None, order="C", **kwargs):
         raise ValueError(f"cannot reshape array of shape {shape_of(x)} into shape {shape}")
     if shape == shape_of(x):
         return x
-    return registry["reshape"](x, shape=shape)
+    return reshape_p(x, shape=shape)
 
 
 @implements(np.ravel)
@@ -107,10 +107,10 @@ def _transpose(x, axes, lead=0):
 def _transpose_T(ct, primals, lead, axes):
     # Bind the primitive (never call the impl on a possibly traced ct: for a
     # CuPy-backed tracer the impl's cupy.transpose would not dispatch back).
-    return registry["transpose"](ct, axes=tuple(int(a) for a in np.argsort(axes)), lead=lead)
+    return transpose_p(ct, axes=tuple(int(a) for a in np.argsort(axes)), lead=lead)
 
 
-defprimitive("transpose", _transpose, transpose=_transpose_T)
+transpose_p = defprimitive("transpose", _transpose, transpose=_transpose_T)
 
 
 @implements(np.transpose)
@@ -121,7 +121,7 @@ def transpose(x, axes=None):
         raise ValueError(f"axes {axes} don't match an array of dimension {nd}")
     if axes == tuple(range(nd)):
         return x
-    return registry["transpose"](x, axes=axes)
+    return transpose_p(x, axes=axes)
 
 
 @implements(np.swapaxes)
@@ -155,9 +155,10 @@ def _broadcast_to(x, shape, lead=0):
     return namespace_of(x).broadcast_to(x, _lead_shape(x, lead) + tuple(shape))
 
 
-defprimitive("broadcast_to", _broadcast_to,
-             transpose=lambda ct, primals, lead, shape: unbroadcast(
-                 ct, shape_of(primals[0]), lead))
+broadcast_to_p = defprimitive("broadcast_to", _broadcast_to,
+                              transpose=lambda ct, primals, lead, shape: unbroadcast(
+                                  ct, shape_of(primals[0]), lead))
+provided.broadcast_to = broadcast_to_p      # the derived elementwise jvp (core) binds it
 
 
 @implements(np.broadcast_to)
@@ -165,7 +166,7 @@ def broadcast_to(x, shape, subok=False):
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if shape == shape_of(x):
         return x
-    return registry["broadcast_to"](x, shape=shape)
+    return broadcast_to_p(x, shape=shape)
 
 
 @implements(np.broadcast_arrays)
@@ -185,7 +186,7 @@ def _where_jvp(primals, tangents, out, **params):
     nd = ndim_of(out)
     tx = 0.0 if tx is Zero else align(tx, ndim_of(x), nd)
     ty = 0.0 if ty is Zero else align(ty, ndim_of(y), nd)
-    return registry["where"](cond, tx, ty)
+    return where_p(cond, tx, ty)
 
 
 def _where_vjp(ct, primals, out, needs, **params):
@@ -193,12 +194,12 @@ def _where_vjp(ct, primals, out, needs, **params):
     lead = ndim_of(ct) - ndim_of(out)
     zero = np.zeros((), dtype=getattr(ct, "dtype", None) or np.float64)
     return (Zero,
-            unbroadcast(registry["where"](cond, ct, zero), shape_of(x), lead) if needs[1] else Zero,
-            unbroadcast(registry["where"](cond, zero, ct), shape_of(y), lead) if needs[2] else Zero)
+            unbroadcast(where_p(cond, ct, zero), shape_of(x), lead) if needs[1] else Zero,
+            unbroadcast(where_p(cond, zero, ct), shape_of(y), lead) if needs[2] else Zero)
 
 
-defprimitive("where", lambda cond, x, y: namespace_of(x, y).where(cond, x, y),
-             jvp=_where_jvp, vjp=_where_vjp)
+where_p = defprimitive("where", lambda cond, x, y: namespace_of(x, y).where(cond, x, y),
+                       jvp=_where_jvp, vjp=_where_vjp)
 
 
 @implements(np.where)
@@ -206,4 +207,4 @@ def where(cond, x=None, y=None):
     from dualad.core.backend import peel
     if x is None and y is None:
         return np.nonzero(peel(cond))
-    return registry["where"](peel(cond), x, y)
+    return where_p(peel(cond), x, y)

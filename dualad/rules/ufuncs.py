@@ -10,20 +10,26 @@ import numpy as np
 
 from dualad.core.backend import result_float_dtype
 from dualad.core.dispatch import implements, prim_caller, register_nondiff
-from dualad.core.registry import defprimitive, registry
+from dualad.core.levels import is_traced
+from dualad.core.registry import Primitive, defprimitive, provided
 
 
-def _elementwise(name, impl, partials, ufunc=None, singular=False):
-    defprimitive(name, impl, partials=partials, singular=singular)
+def _elementwise(name, impl, partials, ufunc=None, singular=False, uses_out=False,
+                 multilinear=False) -> Primitive:
+    """Declare an elementwise primitive (``uses_out``: its partials read ``out``)
+    and route ``ufunc`` on traced values to it."""
+    prim = defprimitive(name, impl, partials=partials, singular=singular,
+                        partials_use_out=uses_out, multilinear=multilinear)
     if ufunc is not None:
-        implements(ufunc)(prim_caller(name))
+        implements(ufunc)(prim_caller(prim))
+    return prim
 
 
 def _power_partials(out, x, exponent):
     # A constant exponent is a parameter, not an input: no log(x) pass for x**2.
     if isinstance(exponent, (int, float)) and exponent == 2:
         return (2.0 * x,)
-    return (exponent * registry["power"](x, exponent=exponent - 1),)
+    return (exponent * power_p(x, exponent=exponent - 1),)
 
 
 _MAX_INT_POWER = 32
@@ -72,73 +78,84 @@ def _tie_half(a, b):
 # ============================================================================
 # arithmetic
 # ============================================================================
-_elementwise("add", np.add, lambda out, x, y: (1.0, 1.0), np.add)
-_elementwise("subtract", np.subtract, lambda out, x, y: (1.0, -1.0), np.subtract)
+add_p = _elementwise("add", np.add, lambda out, x, y: (1.0, 1.0), np.add)
+subtract_p = _elementwise("subtract", np.subtract, lambda out, x, y: (1.0, -1.0), np.subtract)
 # singular: a factor may be inf where the cotangent/tangent is exactly 0 (the
 # unselected branch of a np.where), and inf * 0 must stay 0, not NaN. The
 # partials are the factors, finite exactly where x * y is: test the output once.
-_elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply, singular="out")
-_elementwise("true_divide", np.true_divide,
-             lambda out, x, y: (1.0 / y, -out / y), np.true_divide, singular=True)
-_elementwise("negative", np.negative, lambda out, x: (-1.0,), np.negative)
-_elementwise("power", _power, _power_partials, singular=True)
-_elementwise("pow", np.power, _pow_partials, singular=True)
+multiply_p = _elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply,
+                          singular="out", multilinear=True)
+true_divide_p = _elementwise("true_divide", np.true_divide,
+                             lambda out, x, y: (1.0 / y, -out / y), np.true_divide,
+                             singular=True, uses_out=True)
+negative_p = _elementwise("negative", np.negative, lambda out, x: (-1.0,), np.negative)
+power_p = _elementwise("power", _power, _power_partials, singular=True)
+pow_p = _elementwise("pow", np.power, _pow_partials, singular=True, uses_out=True)
 
 
 @implements(np.power)
 def power(x, p):
     """x ** p: ``power`` for a constant exponent, ``pow`` for a traced one."""
-    if hasattr(p, "_level"):
-        return registry["pow"](x, p)
-    return registry["power"](x, exponent=p)
+    if is_traced(p):
+        return pow_p(x, p)
+    return power_p(x, exponent=p)
 
 
 implements(np.float_power)(power)
-_elementwise("square", np.square, lambda out, x: (2.0 * x,), np.square)
-_elementwise("sqrt", np.sqrt, lambda out, x: (0.5 / out,), np.sqrt, singular=True)
-_elementwise("cbrt", np.cbrt, lambda out, x: (1.0 / (3.0 * out * out),), np.cbrt, singular=True)
-_elementwise("reciprocal", np.reciprocal, lambda out, x: (-out * out,), np.reciprocal)
-_elementwise("absolute", np.absolute, lambda out, x: (np.sign(x),), np.absolute)
+square_p = _elementwise("square", np.square, lambda out, x: (2.0 * x,), np.square)
+sqrt_p = _elementwise("sqrt", np.sqrt, lambda out, x: (0.5 / out,), np.sqrt,
+                      singular=True, uses_out=True)
+cbrt_p = _elementwise("cbrt", np.cbrt, lambda out, x: (1.0 / (3.0 * out * out),), np.cbrt,
+                      singular=True, uses_out=True)
+reciprocal_p = _elementwise("reciprocal", np.reciprocal, lambda out, x: (-out * out,),
+                            np.reciprocal, uses_out=True)
+absolute_p = _elementwise("absolute", np.absolute, lambda out, x: (np.sign(x),), np.absolute)
 implements(np.positive)(lambda x: x)
-implements(np.divide)(prim_caller("true_divide"))
+implements(np.divide)(prim_caller(true_divide_p))
 
 # ============================================================================
 # exponentials and logarithms
 # ============================================================================
 _LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))  # Python floats keep float32
-_elementwise("exp", np.exp, lambda out, x: (out,), np.exp)
-_elementwise("exp2", np.exp2, lambda out, x: (out * _LN2,), np.exp2)
-_elementwise("expm1", np.expm1, lambda out, x: (out + 1.0,), np.expm1)
-_elementwise("log", np.log, lambda out, x: (1.0 / x,), np.log, singular=True)
-_elementwise("log2", np.log2, lambda out, x: (1.0 / (x * _LN2),), np.log2, singular=True)
-_elementwise("log10", np.log10, lambda out, x: (1.0 / (x * _LN10),), np.log10, singular=True)
-_elementwise("log1p", np.log1p, lambda out, x: (1.0 / (1.0 + x),), np.log1p, singular=True)
-_elementwise("logaddexp", np.logaddexp,
-             lambda out, x, y: (np.exp(x - out), np.exp(y - out)), np.logaddexp)
+exp_p = _elementwise("exp", np.exp, lambda out, x: (out,), np.exp, uses_out=True)
+exp2_p = _elementwise("exp2", np.exp2, lambda out, x: (out * _LN2,), np.exp2, uses_out=True)
+expm1_p = _elementwise("expm1", np.expm1, lambda out, x: (out + 1.0,), np.expm1, uses_out=True)
+log_p = _elementwise("log", np.log, lambda out, x: (1.0 / x,), np.log, singular=True)
+log2_p = _elementwise("log2", np.log2, lambda out, x: (1.0 / (x * _LN2),), np.log2,
+                      singular=True)
+log10_p = _elementwise("log10", np.log10, lambda out, x: (1.0 / (x * _LN10),), np.log10,
+                       singular=True)
+log1p_p = _elementwise("log1p", np.log1p, lambda out, x: (1.0 / (1.0 + x),), np.log1p,
+                       singular=True)
+logaddexp_p = _elementwise("logaddexp", np.logaddexp,
+                           lambda out, x, y: (np.exp(x - out), np.exp(y - out)), np.logaddexp,
+                           uses_out=True)
 
 # ============================================================================
 # trigonometric and hyperbolic
 # ============================================================================
-_elementwise("sin", np.sin, lambda out, x: (np.cos(x),), np.sin)
-_elementwise("cos", np.cos, lambda out, x: (-np.sin(x),), np.cos)
-_elementwise("tan", np.tan, lambda out, x: (1.0 + out * out,), np.tan)
-_elementwise("arcsin", np.arcsin, lambda out, x: (1.0 / np.sqrt(1.0 - x * x),), np.arcsin,
-             singular=True)
-_elementwise("arccos", np.arccos, lambda out, x: (-1.0 / np.sqrt(1.0 - x * x),), np.arccos,
-             singular=True)
-_elementwise("arctan", np.arctan, lambda out, x: (1.0 / (1.0 + x * x),), np.arctan)
-_elementwise("arctan2", np.arctan2,
-             lambda out, y, x: (x / (x * x + y * y), -y / (x * x + y * y)), np.arctan2,
-             singular=True)
-_elementwise("hypot", np.hypot, lambda out, x, y: (x / out, y / out), np.hypot, singular=True)
-_elementwise("sinh", np.sinh, lambda out, x: (np.cosh(x),), np.sinh)
-_elementwise("cosh", np.cosh, lambda out, x: (np.sinh(x),), np.cosh)
-_elementwise("tanh", np.tanh, lambda out, x: (1.0 - out * out,), np.tanh)
-_elementwise("arcsinh", np.arcsinh, lambda out, x: (1.0 / np.sqrt(x * x + 1.0),), np.arcsinh)
-_elementwise("arccosh", np.arccosh, lambda out, x: (1.0 / np.sqrt(x * x - 1.0),), np.arccosh,
-             singular=True)
-_elementwise("arctanh", np.arctanh, lambda out, x: (1.0 / (1.0 - x * x),), np.arctanh,
-             singular=True)
+sin_p = _elementwise("sin", np.sin, lambda out, x: (np.cos(x),), np.sin)
+cos_p = _elementwise("cos", np.cos, lambda out, x: (-np.sin(x),), np.cos)
+tan_p = _elementwise("tan", np.tan, lambda out, x: (1.0 + out * out,), np.tan, uses_out=True)
+arcsin_p = _elementwise("arcsin", np.arcsin, lambda out, x: (1.0 / np.sqrt(1.0 - x * x),),
+                        np.arcsin, singular=True)
+arccos_p = _elementwise("arccos", np.arccos, lambda out, x: (-1.0 / np.sqrt(1.0 - x * x),),
+                        np.arccos, singular=True)
+arctan_p = _elementwise("arctan", np.arctan, lambda out, x: (1.0 / (1.0 + x * x),), np.arctan)
+arctan2_p = _elementwise("arctan2", np.arctan2,
+                         lambda out, y, x: (x / (x * x + y * y), -y / (x * x + y * y)),
+                         np.arctan2, singular=True)
+hypot_p = _elementwise("hypot", np.hypot, lambda out, x, y: (x / out, y / out), np.hypot,
+                       singular=True, uses_out=True)
+sinh_p = _elementwise("sinh", np.sinh, lambda out, x: (np.cosh(x),), np.sinh)
+cosh_p = _elementwise("cosh", np.cosh, lambda out, x: (np.sinh(x),), np.cosh)
+tanh_p = _elementwise("tanh", np.tanh, lambda out, x: (1.0 - out * out,), np.tanh, uses_out=True)
+arcsinh_p = _elementwise("arcsinh", np.arcsinh, lambda out, x: (1.0 / np.sqrt(x * x + 1.0),),
+                         np.arcsinh)
+arccosh_p = _elementwise("arccosh", np.arccosh, lambda out, x: (1.0 / np.sqrt(x * x - 1.0),),
+                         np.arccosh, singular=True)
+arctanh_p = _elementwise("arctanh", np.arctanh, lambda out, x: (1.0 / (1.0 - x * x),),
+                         np.arctanh, singular=True)
 
 # ============================================================================
 # piecewise: maximum/minimum (ties split evenly), fmax/fmin (NaN-ignoring)
@@ -165,10 +182,10 @@ def _fmin_partials(out, x, y):
     return px, np.where(np.isnan(x), 1.0, _tie_half(x, y) * (y <= x))
 
 
-_elementwise("maximum", np.maximum, _max_partials, np.maximum)
-_elementwise("minimum", np.minimum, _min_partials, np.minimum)
-_elementwise("fmax", np.fmax, _fmax_partials, np.fmax)
-_elementwise("fmin", np.fmin, _fmin_partials, np.fmin)
+maximum_p = _elementwise("maximum", np.maximum, _max_partials, np.maximum)
+minimum_p = _elementwise("minimum", np.minimum, _min_partials, np.minimum)
+fmax_p = _elementwise("fmax", np.fmax, _fmax_partials, np.fmax)
+fmin_p = _elementwise("fmin", np.fmin, _fmin_partials, np.fmin)
 
 
 @implements(np.clip)
@@ -177,9 +194,9 @@ def clip(x, a_min=None, a_max=None, **kwargs):
     a_min = kwargs.pop("min", a_min)
     a_max = kwargs.pop("max", a_max)
     if a_min is not None:
-        x = registry["maximum"](x, a_min)
+        x = maximum_p(x, a_min)
     if a_max is not None:
-        x = registry["minimum"](x, a_max)
+        x = minimum_p(x, a_max)
     return x
 
 
@@ -190,9 +207,10 @@ def _astype(x, dtype, lead=0):
     return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x, dtype=dtype)
 
 
-defprimitive("astype", _astype,
-             transpose=lambda ct, primals, lead, dtype: registry["astype"](
-                 ct, dtype=result_float_dtype(primals[0]), lead=lead))
+astype_p = defprimitive("astype", _astype,
+                        transpose=lambda ct, primals, lead, dtype: astype_p(
+                            ct, dtype=result_float_dtype(primals[0]), lead=lead))
+provided.astype = astype_p          # Tracer.astype (core) binds it
 
 # ============================================================================
 # non-differentiable: the result is piecewise constant or not a float

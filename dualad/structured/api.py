@@ -26,7 +26,7 @@ import numpy as np
 
 from dualad.core.args import as_array
 from dualad.core.backend import check_differentiable, result_float_dtype
-from dualad.core.levels import lower_to, new_level
+from dualad.core.levels import is_traced, level_of, lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.zero import Zero
 from dualad.reverse.api import grad
@@ -67,7 +67,7 @@ def _run(fn: Callable, x, local: Stats | None):
                                    np.ones((1,) * (len(shape) + 1), dtype=ctx.dtype))])
         g = grad(_scalar(fn))(StructuredDual._make(x, seed, level))
         g = lower_to(g, level)
-        tangent = g.tangent if getattr(g, "_level", None) is level else Zero
+        tangent = g.tangent if level_of(g) is level else Zero
     return tangent, ctx
 
 
@@ -137,7 +137,7 @@ def hessian_structured(fn: Callable, x, sparse: bool = False):
     """
     x = as_array(x)
     check_differentiable(x, "x")
-    if hasattr(x, "_level") or not isinstance(x, np.ndarray):
+    if is_traced(x) or not isinstance(x, np.ndarray):
         # Nested inside another transform (or a CuPy array): the structured
         # maps need plain NumPy primals, so use the dense composition.
         from dualad.mixed.transforms import hessian
@@ -180,7 +180,7 @@ def structured_fits(fn: Callable, x) -> tuple[bool, str]:
     """
     x = as_array(x)
     check_differentiable(x, "x")
-    if hasattr(x, "_level") or not isinstance(x, np.ndarray):
+    if is_traced(x) or not isinstance(x, np.ndarray):
         return False, "structured: needs a plain NumPy input"
     local = Stats()
     _run(fn, x, local)

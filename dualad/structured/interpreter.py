@@ -28,6 +28,8 @@ from dualad.core.levels import Level, split_at
 from dualad.core.registry import bind, eval_with_partials, shape_of
 from dualad.core.zero import Zero
 from dualad.forward.dual import TangentTracer
+from dualad.rules.joins import concatenate_p
+from dualad.rules.shape import where_p
 from dualad.structured.rules import RULES
 from dualad.structured.tangents import (
     Context,
@@ -79,7 +81,7 @@ class StructuredLevel(Level):
             # elementwise calls (by argument identity; tracers are immutable, so
             # plain arrays, which could be changed in place, are left out) does
             # that work once.
-            key = (prim.name,) + tuple(map(id, args))
+            key = (prim,) + tuple(map(id, args))
             for k, keep, res in ctx.recent:
                 if k == key and all(a is b for a, b in zip(keep, args)):
                     return res
@@ -87,7 +89,7 @@ class StructuredLevel(Level):
         sparse = any(isinstance(t, _SPARSE) for t in tangents)
         out = t_out = None
         if sparse:
-            rule = _RULES.get(prim.name)
+            rule = STRUCTURED_RULES.get(prim)
             if rule is None and prim.elementwise:
                 rule = _elementwise
             if rule is None:
@@ -273,4 +275,6 @@ def _concatenate_coo(ctx, primals, tangents, out_shape, axis):
     return Coo(out_shape, chunks)
 
 
-_RULES = dict(RULES, where=_where, concatenate=_concatenate)
+STRUCTURED_RULES = {**RULES, where_p: _where, concatenate_p: _concatenate}
+"""Every structural rule by primitive object; elementwise primitives without
+one use :func:`_elementwise`, anything else densifies."""

@@ -33,7 +33,19 @@ import math
 import numpy as np
 
 from dualad.core.registry import bind, shape_of
-from dualad.rules.indexing import key_info
+from dualad.rules.indexing import getitem_p, key_info, scatter_add_p
+from dualad.rules.reductions import (
+    _prod_others,
+    _tie_weights,
+    lane_shift_p,
+    norm2_p,
+    prod_p,
+    reduce_max_p,
+    reduce_min_p,
+    sum_p,
+)
+from dualad.rules.shape import broadcast_to_p, reshape_p, transpose_p
+from dualad.rules.ufuncs import astype_p
 from dualad.structured.tangents import (
     Coo,
     Structured,
@@ -339,13 +351,7 @@ def _norm2_weights(x, out, axes, keepdims):
     return np.where(zero, 0.0, x / np.where(zero, 1.0, o))
 
 
-def _tie(x, out, axes, keepdims):
-    from dualad.rules.reductions import _tie_weights
-    return _tie_weights(x, out, axes, keepdims)
-
-
 def _prod_weights(x, out, axes, keepdims):
-    from dualad.rules.reductions import _prod_others
     return _prod_others(x, axes)
 
 
@@ -386,16 +392,17 @@ def _lane_src(ctx, shape, shift):
 
 
 RULES = {
-    "reshape": _reshape,
-    "transpose": _transpose,
-    "broadcast_to": _broadcast_to,
-    "astype": _astype,
-    "getitem": _getitem,
-    "scatter_add": _scatter_add,
-    "sum": _sum,
-    "norm2": _weighted_sum(_norm2_weights),
-    "reduce_max": _weighted_sum(_tie),
-    "reduce_min": _weighted_sum(_tie),
-    "prod": _weighted_sum(_prod_weights),
-    "lane_shift": _lane_shift,
+    reshape_p: _reshape,
+    transpose_p: _transpose,
+    broadcast_to_p: _broadcast_to,
+    astype_p: _astype,
+    getitem_p: _getitem,
+    scatter_add_p: _scatter_add,
+    sum_p: _sum,
+    norm2_p: _weighted_sum(_norm2_weights),
+    reduce_max_p: _weighted_sum(_tie_weights),
+    reduce_min_p: _weighted_sum(_tie_weights),
+    prod_p: _weighted_sum(_prod_weights),
+    lane_shift_p: _lane_shift,
 }
+"""The one-input structural rules, by primitive object."""
