@@ -18,8 +18,8 @@ def _load():
 
 def test_pinn_loss_decreases(tmp_path):
     mod = _load()
-    history = mod.main(["--steps", "30", "--hidden", "8", "--points", "48", "--log-every", "10", "--lr", "1e-2",
-                        "--out", str(tmp_path / "fig.png")])
+    history = mod.main(["--steps", "30", "--hidden", "8", "--points", "48", "--log-every", "10",
+                        "--lr", "1e-2", "--out", str(tmp_path / "fig.png")])
     losses = [loss for _, loss in history]
     assert len(losses) == 4 and all(np.isfinite(losses))
     assert all(b < a for a, b in zip(losses, losses[1:]))   # falls steadily
