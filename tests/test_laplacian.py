@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import dualad as da
+from dualad.core.tree import tree_flatten
 from dualad.forward.laplacian import hessian_diag, laplacian
 
 X = np.array([0.3, -0.7, 1.1, 0.45])
@@ -129,3 +130,36 @@ def test_rows_interacting_is_not_per_point():
 def test_scalar_batch_error():
     with pytest.raises(ValueError, match="batch_axis"):
         laplacian(np.sin, batch_axis=0)(1.0)
+
+
+# ----------------------------------------------------------------------------
+# every op-table row (first shape family): against the dense Hessian
+# ----------------------------------------------------------------------------
+def _op_cases():
+    import test_op_table as table
+    seen, out = set(), []
+    for spec, family in table.CASES:
+        if spec.name not in seen:
+            seen.add(spec.name)
+            out.append((spec, family))
+    return out
+
+
+_OPS = _op_cases()
+
+
+@pytest.mark.parametrize("spec, family", _OPS, ids=[s.name for s, _ in _OPS])
+def test_op_table_rows(spec, family):
+    args = spec.args(family)
+
+    def f(x):
+        leaves = [leaf for leaf in tree_flatten(spec.fn(x, *args[1:]))[0]
+                  if hasattr(leaf, "_level") or np.asarray(leaf).dtype.kind == "f"]
+        return sum(np.sum(np.sin(leaf) + leaf ** 2) for leaf in leaves)
+
+    x = args[0]
+    n = max(x.size, 1)
+    h = np.asarray(da.hessian(f, mode="fwd-rev")(x)).reshape(n, n)
+    np.testing.assert_allclose(laplacian(f)(x), np.trace(h), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(np.reshape(hessian_diag(f)(x), -1), np.diag(h),
+                               rtol=1e-8, atol=1e-9)
