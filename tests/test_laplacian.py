@@ -163,3 +163,28 @@ def test_op_table_rows(spec, family):
     np.testing.assert_allclose(laplacian(f)(x), np.trace(h), rtol=1e-8, atol=1e-9)
     np.testing.assert_allclose(np.reshape(hessian_diag(f)(x), -1), np.diag(h),
                                rtol=1e-8, atol=1e-9)
+
+
+def test_pytree_output_and_int_input():
+    f = lambda x: {"a": np.sum(x ** 3), "b": (np.sin(x), 2.0)}   # noqa: E731
+    x = np.array([1, 2])
+    lap = laplacian(f)(x)
+    np.testing.assert_allclose(lap["a"], 6.0 * 3.0)
+    np.testing.assert_allclose(lap["b"][0], -np.sin(x.astype(float)))
+    assert float(lap["b"][1]) == 0.0
+    diag = hessian_diag(f)(x.astype(float))
+    np.testing.assert_allclose(diag["a"], [6.0, 12.0])
+    assert diag["b"][0].shape == (2, 2)
+
+
+def test_float32_and_forward_over_laplacian():
+    x = np.array([0.3, 0.6], dtype=np.float32)
+    lap = laplacian(lambda v: np.sum(np.exp(v)))(x)
+    assert lap.dtype == np.float32
+    np.testing.assert_allclose(lap, np.sum(np.exp(x)), rtol=1e-6)
+    # d/dt of the Laplacian along x + t*v, by jvp over laplacian
+    f = lambda v: np.sum(np.sin(v) * v)   # noqa: E731
+    v = np.array([1.0, -0.5])
+    _, t = da.jvp(laplacian(f), (x.astype(float),), (v,))
+    third = lambda a: -3 * np.sin(a) - a * np.cos(a)   # noqa: E731  (d3/da3 of a sin a)
+    np.testing.assert_allclose(t, np.sum(third(x.astype(float)) * v), rtol=1e-10)

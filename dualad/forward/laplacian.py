@@ -47,6 +47,7 @@ from dualad.core.registry import (
     registry,
     shape_of,
 )
+from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.core.zero import Zero, add_any
 from dualad.forward.dual import Dual, DualLevel
 from dualad.forward.hyperdual import HyperDual, hyperdual_level
@@ -288,7 +289,8 @@ def _run(fn: Callable, diag: bool, batch_axis, argnums: int, name: str) -> Calla
             raise TypeError(f"{name}: argnums={argnums} but the function got {len(args)} "
                             "argument(s)")
         x = args[argnums]
-        if not hasattr(x, "shape"):
+        if not hasattr(x, "shape") or (not hasattr(x, "_level")
+                                       and np.asarray(x).dtype.kind in "biu"):
             x = np.asarray(x, dtype=np.float64)
         if batch_axis is not None and ndim_of(x) == 0:
             raise ValueError(f"{name}(batch_axis={batch_axis}) needs an array input with "
@@ -298,21 +300,30 @@ def _run(fn: Callable, diag: bool, batch_axis, argnums: int, name: str) -> Calla
             xs = list(args)
             xs[argnums] = LapTracer._make(x, seeds, Zero, level)
             y = fn(*xs)
-            if getattr(y, "_level", None) is level:
-                out, lap = y.primal, y.lap
-            else:
-                out, lap = y, Zero
-        if lap is Zero:
-            v = peel(out)
-            lead = (seeds.shape[0],) if diag else ()
-            lap = namespace_of(v).zeros(lead + shape_of(v), dtype=result_float_dtype(v))
-        if diag:
-            # coordinates last: out.shape + the point's shape
-            lap = np.moveaxis(lap, 0, -1).reshape(shape_of(out) + point)
-        return lap
+            if getattr(y, "_level", None) is level:      # the common case: one array
+                return _result(y, level, diag, seeds.shape[0], point)
+            leaves, td = tree_flatten(y)
+            res = [_result(leaf, level, diag, seeds.shape[0], point) for leaf in leaves]
+        return tree_unflatten(td, res)
     transformed.__name__ = f"{name}_{getattr(fn, '__name__', 'fn')}"
     transformed.__doc__ = fn.__doc__
     return transformed
+
+
+def _result(y, level, diag: bool, d: int, point: tuple):
+    """One output leaf's Laplacian (or Hessian diagonal, coordinates last)."""
+    if getattr(y, "_level", None) is level:
+        out, lap = y.primal, y.lap
+    else:
+        out, lap = y, Zero            # does not depend on the input
+    if lap is Zero:
+        v = peel(out)
+        lap = namespace_of(v).zeros(((d,) if diag else ()) + shape_of(v),
+                                    dtype=result_float_dtype(v))
+    if diag:
+        # coordinates last: out.shape + the point's shape
+        lap = np.moveaxis(lap, 0, -1).reshape(shape_of(out) + point)
+    return lap
 
 
 def laplacian(fn: Callable, argnums: int = 0, *, batch_axis: int | None = None) -> Callable:
