@@ -188,3 +188,11 @@ def test_float32_and_forward_over_laplacian():
     _, t = da.jvp(laplacian(f), (x.astype(float),), (v,))
     third = lambda a: -3 * np.sin(a) - a * np.cos(a)   # noqa: E731  (d3/da3 of a sin a)
     np.testing.assert_allclose(t, np.sum(third(x.astype(float)) * v), rtol=1e-10)
+
+
+def test_grad_inside_fn():
+    x = np.array([0.3, -0.4, 0.9])
+    f = lambda x: np.sum(da.grad(lambda y: np.sum(np.sin(y) ** 2 * y[0]))(x) ** 2)  # noqa: E731
+    h = np.asarray(da.hessian(f, mode="fwd-fwd")(x))
+    np.testing.assert_allclose(laplacian(f)(x), np.trace(h), rtol=1e-12)
+    np.testing.assert_allclose(hessian_diag(f)(x), np.diag(h), rtol=1e-12)
