@@ -142,6 +142,19 @@ def jax_rows(task: str, data: dict) -> list:
             return lambda: jax.block_until_ready(fj(*args))
 
         rows += [Row("jax jet", "peer", jet_eager), Row("jax jit(jet)", "peer", jet_jit)]
+    if task == "W5.lap":
+        def vmap_trace_hessian():
+            # the idiomatic JAX route (issue 13's target): per point, the
+            # trace of the dense 3x3 Hessian, vmapped over the points, jitted
+            jax = _jax()
+            jnp = jax.numpy
+            u1 = lambda q, x: wl.mlp(q, x[None, :], jnp)[0, 0]
+            lap = jax.jit(jax.vmap(lambda q, x: jnp.trace(jax.hessian(u1, argnums=1)(q, x)),
+                                   in_axes=(None, 0)))
+            q = tuple(jnp.asarray(w) for w in data["params"])
+            x = jnp.asarray(data["pts"])
+            return lambda: jax.block_until_ready(lap(q, x))
+        rows.append(Row("jax jit vmap(trace(hessian))", "peer", vmap_trace_hessian))
     return rows
 
 

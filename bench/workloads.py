@@ -333,6 +333,24 @@ def laplacian_dual_batch_grad(params, pts):
     return np.einsum("kmk->m", np.asarray(out.tangent))
 
 
+def laplacian_forward(params, pts):
+    """da.laplacian: one forward-Laplacian pass, each row of pts a point."""
+    import dualad as da
+    return da.laplacian(lambda p: pinn_u(params, p), batch_axis=0)(pts)
+
+
+def laplacian_vmap_hessian(params, pts):
+    """trace of vmap(hessian) over the points. HOOK: needs ``da.vmap`` (issue
+    13 item 1, another branch); raises NotImplementedError until it exists,
+    which the suite records as a missing row."""
+    import dualad as da
+    vmap = getattr(da, "vmap", None)
+    if vmap is None:
+        raise NotImplementedError("da.vmap is not on this branch")
+    u1 = lambda x: pinn_u(params, x[None, :])[0]   # noqa: E731
+    return np.trace(vmap(da.hessian(u1))(pts), axis1=1, axis2=2)
+
+
 def laplacian_ref(params, pts):
     """Hand-written NumPy forward Laplacian: propagate value, Jacobian (M, 3, w)
     and Laplacian (M, w) through the layers in one pass."""

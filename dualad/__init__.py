@@ -48,6 +48,9 @@ _LAZY = {
     "sparsity": "dualad.mixed.sparsity",
     "set_kernels": "dualad.kernels",
     "check_grads": "dualad.testing",
+    "laplacian": "dualad.forward.laplacian",
+    "hessian_diag": "dualad.forward.laplacian",
+    "jet": "dualad.forward.jet",
 }
 # Public submodules: name -> module path (``da.planner`` and ``da.nn`` name
 # rooms that now live in the layered folders).

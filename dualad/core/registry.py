@@ -199,23 +199,29 @@ def _elementwise_jvp(prim):
 
     def jvp(primals, tangents, out, **params):
         parts = prim.partials(out, *primals, **params)
-        out_shape = shape_of(out)
-        out_nd = len(out_shape)
-        check = _needs_guard(singular, out)
-        total = Zero
-        for p, x, t in zip(parts, primals, tangents):
-            if t is Zero or p is None:
-                continue
-            total = add_any(total, safe_mul(p, align(t, ndim_of(x), out_nd), check))
-        if total is not Zero:
-            shape = shape_of(total)
-            lead = len(shape) - out_nd
-            if lead < 0 or shape[lead:] != out_shape:
-                # x + c with c larger than x: the tangent must take the
-                # output's shape, or its entries would be counted once.
-                total = _broadcast_tangent(total, out_nd, out_shape)
-        return total
+        return push_partials(parts, primals, tangents, out, _needs_guard(singular, out))
     return jvp
+
+
+def push_partials(parts, primals, tangents, out, check: bool = True):
+    """``sum_i parts[i] * tangents[i]`` with each tangent (``lead`` batch axes
+    + its primal's shape) aligned to ``out`` and the sum given ``lead +
+    out.shape``: the JVP of an elementwise primitive from its partials."""
+    out_shape = shape_of(out)
+    out_nd = len(out_shape)
+    total = Zero
+    for p, x, t in zip(parts, primals, tangents):
+        if t is Zero or p is None:
+            continue
+        total = add_any(total, safe_mul(p, align(t, ndim_of(x), out_nd), check))
+    if total is not Zero:
+        shape = shape_of(total)
+        lead = len(shape) - out_nd
+        if lead < 0 or shape[lead:] != out_shape:
+            # x + c with c larger than x: the tangent must take the
+            # output's shape, or its entries would be counted once.
+            total = _broadcast_tangent(total, out_nd, out_shape)
+    return total
 
 
 def _needs_guard(singular, out) -> bool:
