@@ -44,13 +44,13 @@ from dualad.core.registry import (
     eval_with_partials,
     ndim_of,
     push_partials,
-    registry,
     shape_of,
 )
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.core.zero import Zero, add_any
 from dualad.forward.dual import Dual, DualLevel
 from dualad.forward.hyperdual import HyperDual, hyperdual_level
+from dualad.rules.contractions import matmul_p
 
 __all__ = ["LapTracer", "LaplacianLevel", "laplacian", "hessian_diag"]
 
@@ -102,7 +102,7 @@ class LaplacianLevel(Level):
             out = bind(prim, *primals, **params)
             res = (out, _apply_linear(prim, primals, grads, out, params),
                    _apply_linear(prim, primals, laps, out, params))
-        elif prim in _MULTILINEAR:
+        elif prim.multilinear:
             res = _multilinear(self, prim, primals, grads, laps, traced, params)
         else:
             return _fallback(self, prim, primals, grads, laps, params)
@@ -190,7 +190,7 @@ def _multilinear(level, prim, primals, grads, laps, traced, params):
     nd = ndim_of(out)
     for n, i in enumerate(traced):
         for j in traced[n + 1:]:
-            if prim is registry["matmul"]:
+            if prim is matmul_p:
                 # The coordinate axis rides as a matmul batch axis: (d,) + out.
                 cross = bind(prim, align(grads[i], ndim_of(primals[i]), nd),
                              align(grads[j], ndim_of(primals[j]), nd))
@@ -204,9 +204,6 @@ def _multilinear(level, prim, primals, grads, laps, traced, params):
 
 def _with(prim, primals, swap: dict, params):
     return bind(prim, *[swap.get(k, x) for k, x in enumerate(primals)], **params)
-
-
-_MULTILINEAR = (registry["matmul"], registry["einsum"])
 
 
 # ----------------------------------------------------------------------------
