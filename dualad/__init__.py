@@ -45,7 +45,8 @@ _LAZY = {
     "plan": "dualad.mixed.planner",
     "Plan": "dualad.mixed.planner",
     "set_memory_budget": "dualad.mixed.planner",
-    "sparsity": "dualad.mixed.sparsity",
+    "memory_budget": "dualad.mixed.budget",
+    "sparsity": "dualad.mixed.patterns",
     "set_kernels": "dualad.kernels",
     "check_grads": "dualad.testing",
 }

@@ -7,24 +7,20 @@ import numpy as np
 
 from dualad.core.args import (
     as_array,
+    as_result,
     as_tuple_positions,
+    at_positions,
     check_float_args,
     check_positions,
     identity_rows,
     materialize,
     zeros_like,
 )
-from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.backend import check_differentiable, dtype_of, namespace_of, peel, value_type
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_leaves, tree_unflatten
 from dualad.forward.api import pick_chunk
 from dualad.reverse.tape import trace_vjp
-
-
-def _result(x):
-    if hasattr(x, "_level") or not isinstance(x, (float, int, np.generic)):
-        return x
-    return np.asarray(x)
 
 
 def vjp(fn: Callable, *primals, has_aux: bool = False):
@@ -50,7 +46,7 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
         return res
 
     out, out_td, pullback = trace_vjp(flat_fn, flat_in)
-    out_value = tree_unflatten(out_td, [_result(o) for o in out])
+    out_value = tree_unflatten(out_td, [as_result(o) for o in out])
 
     def vjp_fn(cotangent):
         ct_leaves, ct_td = tree_flatten(cotangent)
@@ -63,7 +59,7 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
                 raise ValueError(f"cotangent shape {cs} does not match the output shape {os_}")
             lead = cs[:len(cs) - len(os_)]
         cts = pullback([_cast(c, o) for c, o in zip(ct_leaves, out)])
-        grads = [_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
+        grads = [as_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
         return tuple(tree_unflatten(in_td, grads))
 
     if has_aux:
@@ -83,9 +79,8 @@ def _map_leaves(f, tree):
 def _cast(ct, like):
     if hasattr(ct, "_level"):
         return ct
-    pv = peel(like)
-    dtype = getattr(pv, "dtype", np.dtype(np.float64))
-    return namespace_of(pv).asarray(ct, dtype=dtype if dtype.kind in "fc" else None)
+    dtype = dtype_of(like)
+    return namespace_of(like).asarray(ct, dtype=dtype if dtype.kind in "fc" else None)
 
 
 def _split_aux(res):
@@ -97,17 +92,16 @@ def _split_aux(res):
 
 
 def _strip_all(x):
-    return _map_leaves(lambda v: _result(peel(v)) if hasattr(v, "_level") else v, x)
+    return _map_leaves(lambda v: as_result(peel(v)) if hasattr(v, "_level") else v, x)
 
 
 def _ones_like(x):
     """The output sensitivity: ones of ``x``'s shape and float dtype."""
-    v = peel(x)
-    if type(v) is np.float64 or type(v) is np.float32:
-        return v.dtype.type(1.0)        # scalar output: no array allocation
-    xp = namespace_of(v)
-    dtype = getattr(v, "dtype", np.dtype(np.float64))
-    return xp.ones(shape_of(x), dtype=dtype if dtype.kind in "fc" else np.float64)
+    t = value_type(x)
+    if t is np.float64 or t is np.float32:
+        return t(1.0)                   # scalar output: no array allocation
+    dtype = dtype_of(x)
+    return namespace_of(x).ones(shape_of(x), dtype=dtype if dtype.kind in "fc" else np.float64)
 
 
 # ============================================================================
@@ -170,7 +164,7 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
-        grads = tree_unflatten(in_td, [_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
+        grads = tree_unflatten(in_td, [as_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
         grads_in = grads[:len(positions)]
         grads_w = tuple(g if pr.requires_grad else zeros_like(g)
                         for g, pr in zip(grads[len(positions):], params))
@@ -179,7 +173,7 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         else:
             gi = tuple(grads_in) if tuple_pos else grads_in[0]
             result = gi if weights is None else (gi, grads_w)
-        value = tree_unflatten(out_td, [_result(o) for o in out])
+        value = tree_unflatten(out_td, [as_result(o) for o in out])
         if has_aux:
             return (value,) + aux_box[0], result
         return value, result
@@ -266,13 +260,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         check_float_args(args, positions)
         diff = [as_array(args[p]) for p in positions]
 
-        def inner(*d):
-            call = list(args)
-            for p, v in zip(positions, d):
-                call[p] = v
-            return fn(*call)
-
-        out, out_td, pullback = trace_vjp(inner, diff)
+        out, out_td, pullback = trace_vjp(at_positions(fn, args, positions), diff)
         if out_td.num_leaves != 1:
             raise ValueError("jacrev needs a function with a single array output")
         o = out[0]
@@ -287,7 +275,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         res = []
         for i, x in enumerate(diff):
             full = rows[i][0] if len(rows[i]) == 1 else np.concatenate(rows[i], axis=0)
-            res.append(_result(full.reshape(shape_of(o) + shape_of(x))))
+            res.append(as_result(full.reshape(shape_of(o) + shape_of(x))))
         return tuple(res) if tuple_out else res[0]
 
     return jac
