@@ -14,7 +14,6 @@ from dualad.core.args import (
     check_positions,
     identity_rows,
     materialize,
-    zeros_like,
 )
 from dualad.core.backend import check_differentiable, dtype_of, namespace_of, peel, value_type
 from dualad.core.registry import shape_of
@@ -91,6 +90,15 @@ def _split_aux(res):
     return res[0], tuple(_strip_all(a) for a in res[1:])
 
 
+def _collect_aux(f: Callable, box: list) -> Callable:
+    """``f`` returning only its output; its aux values go into ``box``."""
+    def main(*args):
+        res, aux = _split_aux(f(*args))
+        box.append(aux)
+        return res
+    return main
+
+
 def _strip_all(x):
     return _map_leaves(lambda v: as_result(peel(v)) if hasattr(v, "_level") else v, x)
 
@@ -107,25 +115,17 @@ def _ones_like(x):
 # ============================================================================
 # grad and value_and_grad (MindSpore-style return structures)
 # ============================================================================
-def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-                   *, argnums=None) -> Callable:
+def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
     """A function returning ``(value, grads)``; see :func:`grad` for ``grads``.
+    (Positions only: ``dualad.value_and_grad`` adds MindSpore's ``weights=``,
+    see :mod:`dualad.compat.weights`.)
 
-    >>> import numpy as np, dualad as da
-    >>> v, g = da.value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
+    >>> import numpy as np
+    >>> v, g = value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
     >>> float(v), g
     (5.0, array([2., 4.]))
     """
-    if argnums is not None:
-        grad_position = argnums
-    if grad_position is None and weights is None:
-        raise ValueError("grad_position and weights cannot both be None: "
-                         "nothing to differentiate with respect to")
-    if grad_position is not None:
-        positions, tuple_pos = as_tuple_positions(grad_position)
-    else:
-        positions, tuple_pos = (), False
-    params = _weights_list(weights)
+    positions, tuple_pos = as_tuple_positions(argnums)
 
     def wrapper(*args):
         check_positions(positions, len(args))
@@ -139,69 +139,38 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
             else:                       # the common case: one array or float
                 check_differentiable(arg, f"argument {p} (grad_position={p})")
                 diff_args.append(as_array(arg))
-        # The current value: a traced one when an enclosing grad is already
-        # differentiating this Parameter (nested weights grads).
-        diff_w = [pr._current() for pr in params]
-        aux_box = []
-        n_pos = len(positions)
+        aux_box: list = []               # per call: wrappers may run in several threads
+        inner = at_positions(fn, args, positions)
+        if has_aux:
+            inner = _collect_aux(inner, aux_box)
 
-        def inner(*diff):
-            call = list(args)
-            for p, d in zip(positions, diff[:n_pos]):
-                call[p] = d
-            if params:
-                with _bind_weights(params, diff[n_pos:]):
-                    res = fn(*call)
-            else:
-                res = fn(*call)
-            if has_aux:
-                res, aux = _split_aux(res)
-                aux_box.append(aux)
-            return res
-
-        flat_in, in_td = tree_flatten(tuple(diff_args) + tuple(diff_w))
+        flat_in, in_td = tree_flatten(tuple(diff_args))
         flat_tree = all(c.kind == "leaf" for c in in_td.children)
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
         grads = tree_unflatten(in_td, [as_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
-        grads_in = grads[:len(positions)]
-        grads_w = tuple(g if pr.requires_grad else zeros_like(g)
-                        for g, pr in zip(grads[len(positions):], params))
-        if grad_position is None:
-            result = grads_w
-        else:
-            gi = tuple(grads_in) if tuple_pos else grads_in[0]
-            result = gi if weights is None else (gi, grads_w)
+        result = tuple(grads) if tuple_pos else grads[0]
         value = tree_unflatten(out_td, [as_result(o) for o in out])
         if has_aux:
-            return (value,) + aux_box[0], result
+            return (value,) + aux_box.pop(), result
         return value, result
 
     return wrapper
 
 
-def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-         *, argnums=None) -> Callable:
-    """Gradient of ``fn`` (non-scalar outputs are summed; a tuple output is the
-    sum of its outputs unless ``has_aux``).
+def grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
+    """Gradient of ``fn`` with respect to the arguments at ``argnums``
+    (non-scalar outputs are summed; a tuple output is the sum of its outputs
+    unless ``has_aux``, which returns ``(grads, aux)`` with ``aux`` a tuple).
+    Positions only: ``dualad.grad`` adds MindSpore's ``weights=`` (see
+    :mod:`dualad.compat.weights`).
 
-    ===============  =========  =========================================
-    grad_position    weights    returns
-    ===============  =========  =========================================
-    0                None       gradient of the first input
-    (0, 1)           None       (grad_in0, grad_in1)
-    None             weights    (grad_w0, grad_w1, ...)
-    0                weights    (grad_in0, (grad_w0, ...))
-    ===============  =========  =========================================
-
-    With ``has_aux=True`` it returns ``(grads, aux)`` with ``aux`` a tuple.
-
-    >>> import numpy as np, dualad as da
-    >>> float(da.grad(np.sin)(0.0))
+    >>> import numpy as np
+    >>> float(grad(np.sin)(0.0))
     1.0
     """
-    vg = value_and_grad(fn, grad_position, weights, has_aux, argnums=argnums)
+    vg = value_and_grad(fn, argnums, has_aux)
 
     def wrapper(*args):
         value, grads = vg(*args)
@@ -210,35 +179,6 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
         return grads
 
     return wrapper
-
-
-def _weights_list(weights) -> list:
-    if weights is None:
-        return []
-    from dualad.compat.nn import Parameter
-    if isinstance(weights, Parameter):
-        return [weights]
-    ws = list(weights)
-    for w in ws:
-        if not isinstance(w, Parameter):
-            raise TypeError(f"weights must be Parameters (got {type(w).__name__}); "
-                            "pass module.trainable_params() or a list of da.Parameter")
-    return ws
-
-
-class _bind_weights:
-    """Point each Parameter at its traced value for the duration of a call."""
-
-    def __init__(self, params, values):
-        self.params, self.values = params, values
-
-    def __enter__(self):
-        self.saved = [p._push(v) for p, v in zip(self.params, self.values)]
-
-    def __exit__(self, *exc):
-        for p in reversed(self.params):
-            p._pop()
-        return False
 
 
 # ============================================================================
