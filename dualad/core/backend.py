@@ -79,6 +79,8 @@ def all_finite_value(x) -> bool:
     tracer on the way down is told the answer (``level.observe_finite``), and
     the staging level keeps it as a guard re-checked on replay.
     """
+    if not hasattr(x, "_level"):
+        return finite_value(x)
     ok = finite_value(_peek(x))
     while hasattr(x, "_level"):
         if x._observing:

@@ -129,7 +129,7 @@ class StagingLevel(Level):
                            f"{shape_of(staged._value)}) was read")
 
     def process(self, prim, args, params):
-        level = rec = self
+        level = self
         vals, spec, foreign = [], [], False
         for a in args:
             lv = getattr(a, "_level", None)
@@ -141,13 +141,13 @@ class StagingLevel(Level):
                 vals.append(a)
                 spec.append(_Const(a))
         if foreign:                      # a tracer of a lower, persistent level
-            rec.impure = rec.impure or f"{prim.name} met a tracer of another level"
+            level.impure = level.impure or f"{prim.name} met a tracer of another level"
             out = bind(prim, *vals, **params)
         else:
             out = prim.impl(*vals, **params)
         outs = out if prim.n_outputs > 1 else (out,)
-        slots = tuple(rec.new_slot(o) for o in outs)
-        rec.ops.append((prim.impl, tuple(spec), params, slots, prim.n_outputs > 1))
+        slots = tuple(level.new_slot(o) for o in outs)
+        level.ops.append((prim.impl, tuple(spec), params, slots, prim.n_outputs > 1))
         wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
         return wrapped if prim.n_outputs > 1 else wrapped[0]
 
@@ -224,26 +224,25 @@ def record(fn: Callable, inputs: tuple) -> tuple:
     >>> rep is None
     True
     """
-    with new_level(StagingLevel()) as rec:
-        level = rec
-        staged = [Staged(v, level, rec.new_slot(v)) for v in inputs]
+    with new_level(StagingLevel()) as level:
+        staged = [Staged(v, level, level.new_slot(v)) for v in inputs]
         out = fn(*staged)
         leaves = tree_flatten(out)[0]
         values = [leaf._value if getattr(leaf, "_level", None) is level else leaf
                   for leaf in leaves]
         outputs = [_leaf_spec(leaf, level) for leaf in leaves]
-    if rec.impure is not None:
+    if level.impure is not None:
         return values, None
-    ops, canon = _simplify(rec.ops, rec.meta)
+    ops, canon = _simplify(level.ops, level.meta)
     outputs = [canon.get(o, o) if o.__class__ is int else o for o in outputs]
-    guards = {canon.get(slot, slot): ok for slot, ok in rec.guards.items()}
+    guards = {canon.get(slot, slot): ok for slot, ok in level.guards.items()}
     kept = tuple((impl, spec, params, slots, multi,
                   tuple((s, guards[s]) for s in slots if s in guards))
                  for impl, spec, params, slots, multi in _live(ops, outputs, guards))
     input_slots = tuple(st.slot for st in staged)
     entry = tuple((s, guards[s]) for s in input_slots if s in guards)
-    program = Replay(input_slots, kept, tuple(outputs), rec.n_slots,
-                     tuple(rec.meta[st.slot] for st in staged), entry)
+    program = Replay(input_slots, kept, tuple(outputs), level.n_slots,
+                     tuple(level.meta[st.slot] for st in staged), entry)
     return values, program
 
 
