@@ -197,6 +197,9 @@ def signature_key(kind: str, args: tuple, positions: tuple) -> tuple:
     """
     parts = []
     for a in args:
+        if type(a) is np.ndarray:               # the common case, without a flatten
+            parts.append(("array", a.shape, a.dtype.str))
+            continue
         leaves, td = tree_flatten(a)
         parts.append((str(td), tuple(_leaf_signature(v) for v in leaves)))
     return (kind, tuple(positions), tuple(parts))

@@ -24,7 +24,7 @@ import pickle
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ExecOptions", "run_chunks", "chunk_ranges", "Progress"]
@@ -60,7 +60,10 @@ class ExecOptions:
 
     def with_chunk(self, chunk: int | None) -> ExecOptions:
         """These options with ``chunk`` filled in where the caller left it."""
-        return self if self.chunk is not None or chunk is None else replace(self, chunk=chunk)
+        if self.chunk is not None or chunk is None:
+            return self
+        # (the constructor, not dataclasses.replace: this runs on every call)
+        return ExecOptions(chunk, self.progress, self.executor, self.memory_budget)
 
     def run(self, task: Callable, n: int, desc: str, default_chunk: int | None = None) -> list:
         """:func:`run_chunks` under these options (``chunk``, else
