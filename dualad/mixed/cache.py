@@ -11,6 +11,9 @@ store         size   holds
 ``plans``     32     the planner's plans
 ============  =====  ===========================================================
 
+and, process-wide, :data:`CODE_GLOBALS` (1024 code objects: the global
+names a function's code reads, for the fingerprint's self-containment test).
+
 Each store is a least-recently-used map (:class:`LRU`): a function called
 with ever new held-fixed values (``da.hessian(f)(x, t)`` with a new float
 ``t`` per call) reuses at most that many entries, it never grows without
@@ -20,12 +23,11 @@ builtins) are held strongly in a bounded LRU of :data:`MAX_STRONG`
 functions, keyed by the object itself, never by a bare ``id()`` that a
 later object could reuse.
 
-Keys (:func:`signature_key`, :func:`pattern_key`): differentiated
-arguments by shape and dtype; held-fixed arguments by type and shape where
-their value cannot change the result (plans), by a content digest where it
-can (patterns: their zero structure, integer/bool arrays in full, scalars by
-value), plus the function's structure fingerprint
-(:mod:`dualad.mixed.fingerprint`) unless it is self-contained.
+Keys: :func:`signature_key` (types and shapes only) where a held-fixed
+value cannot change the result (plans); :func:`content_key` digests where it
+can (their zero structure, integer/bool arrays in full, scalars by value),
+used with the function's structure fingerprint by
+:func:`dualad.mixed.patterns.pattern_key`.
 
 Example::
 
@@ -48,15 +50,15 @@ import numpy as np
 from dualad.core.backend import dtype_of
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten
-from dualad.mixed.fingerprint import fingerprint, self_contained
 
-__all__ = ["LRU", "FunctionCache", "cache_for", "clear_cache", "pattern_key",
-           "signature_key", "MAX_STRONG"]
+__all__ = ["LRU", "FunctionCache", "cache_for", "clear_cache", "content_key",
+           "signature_key", "MAX_STRONG", "CODE_GLOBALS"]
 
 MAX_PATTERNS = 64
 MAX_COLORINGS = 64
 MAX_PLANS = 32
 MAX_STRONG = 64        # functions that cannot be weakly referenced
+MAX_CODE = 1024        # code objects whose global names are remembered
 
 
 class LRU:
@@ -133,6 +135,9 @@ class _Held:
 
 _WEAK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _STRONG = LRU(MAX_STRONG)
+# code object -> the global names it (and its nested code) uses: what
+# dualad.mixed.fingerprint.self_contained reads (a code object never changes).
+CODE_GLOBALS = LRU(MAX_CODE)
 
 
 def cache_for(fn) -> FunctionCache:
@@ -158,6 +163,7 @@ def clear_cache() -> None:
     """
     _WEAK.clear()
     _STRONG.clear()
+    CODE_GLOBALS.clear()
 
 
 # ============================================================================
@@ -170,7 +176,7 @@ def _leaf_signature(v) -> tuple:
     return (type(v).__name__,)
 
 
-def _digest(value) -> object:
+def content_key(value) -> object:
     """A content key for a held-fixed argument, what a pattern can depend on:
     float arrays through their zeros, integer and boolean arrays (indices,
     masks) in full, scalars by value, other objects by identity (held)."""
@@ -185,7 +191,7 @@ def _digest(value) -> object:
     leaves, td = tree_flatten(v)
     if len(leaves) == 1 and leaves[0] is v:
         return _Held(v)
-    return (str(td), tuple(_digest(leaf) for leaf in leaves))
+    return (str(td), tuple(content_key(leaf) for leaf in leaves))
 
 
 def signature_key(kind: str, args: tuple, positions: tuple) -> tuple:
@@ -203,17 +209,3 @@ def signature_key(kind: str, args: tuple, positions: tuple) -> tuple:
         leaves, td = tree_flatten(a)
         parts.append((str(td), tuple(_leaf_signature(v) for v in leaves)))
     return (kind, tuple(positions), tuple(parts))
-
-
-def pattern_key(kind: str, args: tuple, positions: tuple, fn=None) -> tuple:
-    """Cache key for what the values may change (patterns, colorings,
-    recorded passes): the kind, each differentiated argument's shape and
-    dtype, a digest of the others; with ``fn``, also ``fn``'s structure
-    fingerprint, so a changed closure or global never reuses a stale entry."""
-    parts = tuple(_leaf_signature(a) if i in positions else _digest(a)
-                  for i, a in enumerate(args))
-    key = (kind, tuple(positions), parts)
-    if fn is None:
-        return key
-    # A function that can only see its arguments needs no fingerprint.
-    return key + (("self-contained",) if self_contained(fn) else fingerprint(fn, args, positions),)

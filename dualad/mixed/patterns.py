@@ -24,14 +24,29 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.args import at_positions
-from dualad.mixed.cache import cache_for, pattern_key
+from dualad.mixed.cache import cache_for, content_key, signature_key
 from dualad.mixed.coloring import Coloring, column_coloring, row_coloring, star_coloring
+from dualad.mixed.fingerprint import fingerprint, self_contained
 from dualad.mixed.sparsity import hessian_pattern, jacobian_pattern
 
-__all__ = ["sparsity", "pattern", "volatile_reads", "coloring_for"]
+__all__ = ["sparsity", "pattern", "volatile_reads", "coloring_for", "pattern_key"]
 
 _COLORINGS = {"hessian": star_coloring, "jacobian-fwd": column_coloring,
               "jacobian-rev": row_coloring}
+
+
+def pattern_key(kind: str, args: tuple, positions: tuple, fn=None) -> tuple:
+    """Cache key for what the values may change (patterns, colorings,
+    recorded passes): the kind, each differentiated argument's shape and
+    dtype, a digest of the others; with ``fn``, also ``fn``'s structure
+    fingerprint, so a changed closure or global never reuses a stale entry."""
+    sig = signature_key(kind, args, positions)[2]
+    parts = tuple(sig[i] if i in positions else content_key(a) for i, a in enumerate(args))
+    key = (kind, tuple(positions), parts)
+    if fn is None:
+        return key
+    # A function that can only see its arguments needs no fingerprint.
+    return key + (("self-contained",) if self_contained(fn) else fingerprint(fn, args, positions),)
 
 
 def sparsity(fn: Callable, x, kind: str = "jacobian", *, cache: bool = True):

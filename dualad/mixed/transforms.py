@@ -34,7 +34,7 @@ from dualad.core.args import (
     scalar_checked,
     size_of,
 )
-from dualad.core.backend import namespace_of, peel
+from dualad.core.backend import dtype_of, namespace_of, peel
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_leaves
 from dualad.forward.api import DEFAULT_CHUNK_THRESHOLD, jacfwd, jvp, pick_chunk
@@ -148,7 +148,7 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
         return jvp(grad(f, positions), primals, tangents)
     opts = _options(chunk, progress, executor, memory_budget)
     primals = tuple(as_array(p) for p in primals)
-    tangents = tuple(namespace_of(p).asarray(t, dtype=peel(p).dtype)
+    tangents = tuple(namespace_of(p).asarray(t, dtype=dtype_of(p))
                      for p, t in zip(primals, tangents))
     if opts.chunk is None:
         opts = opts.with_chunk(planner.plan(fn, *primals, kind="hessian", argnums=positions,
