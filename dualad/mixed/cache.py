@@ -42,6 +42,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from collections import OrderedDict
 
@@ -62,7 +63,8 @@ MAX_CODE = 1024        # code objects whose global names are remembered
 
 
 class LRU:
-    """A bounded map that forgets its least recently used entry.
+    """A bounded map that forgets its least recently used entry; safe to
+    share between threads (one lock per store).
 
     >>> c = LRU(2)
     >>> c.put("a", 1); c.put("b", 2); _ = c.get("a"); c.put("c", 3)
@@ -70,34 +72,39 @@ class LRU:
     ['a', 'c']
     """
 
-    __slots__ = ("maxsize", "_data")
+    __slots__ = ("maxsize", "_data", "_lock")
 
     def __init__(self, maxsize: int):
         self.maxsize = maxsize
         self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key, default=None):
-        try:
-            value = self._data[key]
-        except KeyError:
-            return default
-        self._data.move_to_end(key)
-        return value
+        with self._lock:
+            try:
+                self._data.move_to_end(key)
+            except KeyError:
+                return default
+            return self._data[key]
 
     def put(self, key, value) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
 
     def pop(self, key, default=None):
-        return self._data.pop(key, default)
+        with self._lock:
+            return self._data.pop(key, default)
 
-    def keys(self):
-        return self._data.keys()
+    def keys(self) -> list:
+        with self._lock:
+            return list(self._data.keys())
 
     def clear(self) -> None:
-        self._data.clear()
+        with self._lock:
+            self._data.clear()
 
     def __len__(self) -> int:
         return len(self._data)
