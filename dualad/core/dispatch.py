@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.backend import peel
+from dualad.core.backend import dtype_of, peel
 from dualad.core.registry import Primitive, bind, provided, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
@@ -85,6 +85,10 @@ class Tracer:
 
     __slots__ = ()
     __array_priority__ = 1000
+    # True for tracers whose value reads are observed (staging, sparsity):
+    # they keep the value one level down in ``_value`` and their level has
+    # ``observe_finite`` (see dualad.mixed.replay for the contract).
+    _observing = False
 
     # -- array protocol ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -153,8 +157,7 @@ class Tracer:
 
     @property
     def dtype(self):
-        v = peel(self)
-        return getattr(v, "dtype", None) or np.result_type(v)
+        return dtype_of(self)
 
     @property
     def T(self):
