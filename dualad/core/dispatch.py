@@ -19,6 +19,7 @@ from dualad.core.registry import bind, registry, shape_of
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
 REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce
 FUNCTIONS: dict = {}     # numpy function -> handler(*args, **kwargs)
+LIKE: dict = {}          # creation function -> handler(like, *args, **kwargs), for like=x
 
 
 def implements(*numpy_functions) -> Callable:
@@ -84,6 +85,58 @@ def _apply(ufunc, *inputs, **kwargs):
     return handler(*inputs, **kwargs)
 
 
+_SLOTS: dict = {}
+
+
+def _slots_of(cls) -> tuple:
+    slots = _SLOTS.get(cls)
+    if slots is None:
+        slots = _SLOTS[cls] = tuple(dict.fromkeys(
+            s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ())
+            if s not in ("__weakref__", "__dict__")))
+    return slots
+
+
+def clone(t):
+    """A new tracer object with ``t``'s state: a copy (values underneath are
+    never mutated, so sharing them is safe)."""
+    cls = type(t)
+    new = cls.__new__(cls)
+    for s in _slots_of(cls):
+        if hasattr(t, s):
+            setattr(new, s, getattr(t, s))
+    return new
+
+
+def become(t, new):
+    """Make tracer ``t`` hold ``new``'s value (``x[i] = v``, ``x += v``,
+    ``np.add.at``): only the tracer object changes; the arrays and graph nodes
+    it held before stay as they were for every earlier operation."""
+    if new is t:
+        return t
+    if type(new) is not type(t) or new._level is not t._level:
+        lv = getattr(new, "_level", None)
+        if lv is not None and lv.order > t._level.order:
+            raise TypeError(
+                "in-place update of a traced array with a value traced by a transform "
+                "started inside the one that made the array; build a new array instead "
+                "(e.g. collect the values and np.stack them).")
+        new = _apply(np.add, new, traced_zero(t))
+        if type(new) is not type(t) or new._level is not t._level:
+            raise TypeError(f"cannot write a {type(new).__name__} into a traced "
+                            f"{type(t).__name__} in place; build a new array instead.")
+    for s in _slots_of(type(t)):
+        if hasattr(new, s):
+            setattr(t, s, getattr(new, s))
+    return t
+
+
+def traced_zero(t):
+    """A 0-d zero at ``t``'s level with a zero derivative (the sum of an empty
+    slice of ``t``: NaN-free whatever ``t`` holds), to lift constants there."""
+    return np.sum(np.ravel(t)[0:0])
+
+
 class Tracer:
     """Array-like base of every traced value. Subclasses set ``primal`` (the
     value one level down) and ``_level``."""
@@ -108,6 +161,8 @@ class Tracer:
 
     def __array_function__(self, func, types, args, kwargs):
         handler = FUNCTIONS.get(func)
+        if func in LIKE and not any(a is self for a in args):
+            return LIKE[func](self, *args, **kwargs)      # np.zeros(n, like=x)
         if handler is None:
             mod = func.__module__ or "numpy"
             prefix = mod.replace("numpy", "", 1).lstrip(".")
@@ -133,12 +188,22 @@ class Tracer:
         raise _lost(".item()")
 
     def __setitem__(self, key, value):
-        raise TypeError(
-            "in-place assignment x[...] = v into a traced array is not differentiable; "
-            "build a new array instead, e.g. np.where(mask, v, x) or np.concatenate.")
+        # Functional update (dualad/rules/inplace.py): this tracer takes the new value.
+        become(self, FUNCTIONS["setitem"](self, key, value))
 
-    def __iadd__(self, other):            # no in-place update: rebind to a new value
-        return self + other
+    def __format__(self, spec: str) -> str:
+        return format(peel(self), spec)
+
+    def __array_namespace__(self, *, api_version=None):
+        import dualad.core.array_api as xp     # loaded on first use only
+        return xp
+
+    # -- augmented assignment updates this tracer (NumPy aliasing semantics) --
+    def __iadd__(self, o): return become(self, _apply(np.add, self, o))
+    def __isub__(self, o): return become(self, _apply(np.subtract, self, o))
+    def __imul__(self, o): return become(self, _apply(np.multiply, self, o))
+    def __itruediv__(self, o): return become(self, _apply(np.true_divide, self, o))
+    def __ipow__(self, o): return become(self, _apply(np.power, self, o))
 
     # -- array-like attributes ---------------------------------------------
     @property
@@ -237,7 +302,7 @@ class Tracer:
     def ravel(self): return np.ravel(self)
     def flatten(self): return np.ravel(self)
     def conj(self): return self
-    def copy(self): return self
+    def copy(self, order="K"): return clone(self)
     def argmax(self, *a, **k): return np.argmax(self, *a, **k)
     def argmin(self, *a, **k): return np.argmin(self, *a, **k)
     def argsort(self, *a, **k): return np.argsort(self, *a, **k)

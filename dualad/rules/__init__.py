@@ -7,9 +7,11 @@ Importing this package fills the registry and the dispatch tables.
 
 May import: core.
 """
+from dualad.core import convert  # noqa: F401  (conversions keep traced values in transforms)
 from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     contractions,
     indexing,
+    inplace,
     joins,
     linalg,
     linalg_decomp,
