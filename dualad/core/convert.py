@@ -71,7 +71,7 @@ def to_traced(obj, dtype=None, copy=None, ndmin: int = 0, what: str = "np.asarra
             out = out.astype(dt)
     if ndmin and out.ndim < ndmin:
         out = np.reshape(out, (1,) * (ndmin - out.ndim) + out.shape)
-    if copy and out is obj:
+    if out is obj and (copy is True or str(copy) == "_CopyMode.ALWAYS"):
         out = clone(out)       # a later x[i] = v on the copy must not reach obj
     return out
 
