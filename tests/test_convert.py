@@ -133,3 +133,73 @@ def test_other_threads_see_the_same_numpy() -> None:
         t.join()
     np.testing.assert_allclose(results[0], 2 * X)
     assert np.asarray is convert._orig["asarray"]
+
+
+# ============================================================================
+# small fixes: output checks, nested lists, refusals that name the function,
+# custom_jvp rules calling their own function
+# ============================================================================
+def test_grad_of_bool_or_int_function_raises() -> None:
+    for f in (lambda v: v[0] > 0, lambda v: 3, lambda v: np.sum(np.floor(v)).astype(int)):
+        with pytest.raises(TypeError, match="float-valued"):
+            da.grad(f)(X)
+
+
+def test_grad_of_nested_list_is_an_array_as_in_hessian() -> None:
+    arg = [[1.0, 2.0], [3.0, 4.0]]
+    f = lambda v: np.sum(np.asarray(v) ** 3)                     # noqa: E731
+    g = da.grad(f)(arg)
+    assert isinstance(g, np.ndarray) and g.shape == (2, 2)
+    np.testing.assert_allclose(g, 3 * np.asarray(arg) ** 2)
+    assert da.hessian(f)(arg).shape == (2, 2, 2, 2)
+
+
+def test_refusals_name_the_function() -> None:
+    import math
+    with pytest.raises(TypeError, match=r"math\.sin"):
+        da.grad(lambda v: math.sin(v[0]))(X)
+    with pytest.raises(TypeError, match=r"numpy\.vectorize"):
+        da.grad(lambda v: np.sum(np.vectorize(lambda a: 2 * a)(v)))(X)
+
+
+def test_traced_values_are_not_ndarrays() -> None:
+    """Documented: a traced value is not an ndarray (isinstance is False)."""
+    seen = []
+    da.grad(lambda v: seen.append(isinstance(v, np.ndarray)) or np.sum(v))(X)
+    assert seen == [False]
+
+
+@da.custom_jvp
+def _sin_self(v):
+    return np.sin(v)
+
+
+@_sin_self.defjvp
+def _sin_self_jvp(primals, tangents):
+    (v,), (t,) = primals, tangents
+    # calls its own function on the tangent (a zero term, but a real call)
+    return _sin_self(v), np.cos(v) * t + 0.0 * _sin_self(t)
+
+
+def test_custom_jvp_calling_itself_on_the_tangent_terminates() -> None:
+    f = lambda v: np.sum(_sin_self(v))                           # noqa: E731
+    np.testing.assert_allclose(da.grad(f)(X), np.cos(X), rtol=1e-12)
+    np.testing.assert_allclose(da.jacfwd(f)(X), np.cos(X), rtol=1e-12)
+    for mode in ("fwd-rev", "rev-rev", "structured"):
+        np.testing.assert_allclose(da.hessian(f, mode=mode)(X), np.diag(-np.sin(X)),
+                                   rtol=1e-10, atol=1e-12, err_msg=mode)
+
+
+def test_structured_hessian_with_custom_jvp_inside() -> None:
+    @da.custom_jvp
+    def cube(v):
+        return np.sum(v ** 3)
+
+    @cube.defjvp
+    def _(primals, tangents):
+        (v,), (t,) = primals, tangents
+        return cube(v), np.sum(3 * v ** 2 * t)
+
+    f = lambda v: cube(v) + np.sum(v ** 2)                       # noqa: E731
+    np.testing.assert_allclose(da.hessian(f, mode="structured")(X), np.diag(6 * X + 2),
+                               rtol=1e-12)

@@ -65,7 +65,52 @@ def _unsupported(name: str) -> TypeError:
         f"dualad.custom_jvp / dualad.custom_vjp to supply the rule.")
 
 
+def _caller() -> str | None:
+    """The library function that asked for the conversion, for the message:
+    ``math.sin`` (a C function seen in the caller's source line) or the
+    outermost NumPy/SciPy frame (``numpy.vectorize``). Error path only."""
+    import linecache
+    import re
+    import sys
+    f = sys._getframe(2)
+    while f is not None and f.f_globals.get("__name__", "").startswith("dualad."):
+        f = f.f_back
+    entry = None
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if not mod.split(".")[0] in ("numpy", "scipy"):
+            break
+        entry, f = f, f.f_back
+    if entry is not None:
+        mod = entry.f_globals["__name__"]
+        name = entry.f_code.co_qualname.split(".")[0]
+        top = mod.split(".")[0]
+        if hasattr(sys.modules.get(top), name):
+            return f"{top}.{name}"
+        return ".".join([p for p in mod.split(".") if not p.startswith("_")] + [name])
+    if f is None:
+        return None
+    line = linecache.getline(f.f_code.co_filename, f.f_lineno)
+    for name in re.findall(r"([A-Za-z_][\w.]*)\s*\(", line):
+        head, *rest = name.split(".")
+        obj = f.f_locals.get(head, f.f_globals.get(head))
+        for part in rest:
+            obj = getattr(obj, part, None)
+        if getattr(obj, "__module__", None) in ("math", "cmath") or (
+                type(obj).__name__ == "builtin_function_or_method"
+                and getattr(getattr(obj, "__self__", None), "__name__", None) in ("math", "cmath")):
+            return f"{obj.__self__.__name__}.{obj.__name__}"
+    return None
+
+
 def _lost(what: str) -> TypeError:
+    site = _caller()
+    if site is not None and site.startswith(("math.", "cmath.")):
+        return TypeError(
+            f"{site}() on a traced value: {site.split('.')[0]} functions take Python floats "
+            f"and would drop the derivative; use numpy.{site.split('.')[1]} instead.")
+    if site is not None:
+        what = f"{site} (through {what})"
     return TypeError(
         f"{what} on a traced value would drop its derivative. Keep using NumPy "
         "functions on it (e.g. np.stack instead of np.array([...])), or cut it "

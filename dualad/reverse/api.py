@@ -100,6 +100,23 @@ def _strip_all(x):
     return _map_leaves(lambda v: _result(peel(v)) if hasattr(v, "_level") else v, x)
 
 
+def _all_numbers(tree) -> bool:
+    leaves = tree_leaves(tree)
+    return bool(leaves) and all(isinstance(v, (int, float, np.number)) for v in leaves)
+
+
+def _check_float_output(out: list) -> None:
+    """grad of a bool- or int-valued function is a mistake (a comparison or a
+    count returned by accident), not a zero gradient."""
+    for o in out:
+        kind = np.result_type(peel(o)).kind
+        if kind in "biu":
+            raise TypeError(
+                f"grad needs a float-valued function, but it returned "
+                f"{'a bool' if kind == 'b' else 'an int'} value; return a float (e.g. cast "
+                "with 1.0 * ...) or differentiate the float quantity it depends on.")
+
+
 def _ones_like(x):
     """The output sensitivity: ones of ``x``'s shape and float dtype."""
     v = peel(x)
@@ -138,6 +155,8 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         diff_args = []
         for p in positions:
             arg = args[p]
+            if isinstance(arg, (tuple, list)) and _all_numbers(arg):
+                arg = as_array(arg)         # a nested list of numbers: one array, as hessian
             if isinstance(arg, (tuple, list, dict)):
                 for leaf in tree_leaves(arg):
                     check_differentiable(leaf, f"argument {p} (grad_position={p})")
@@ -169,6 +188,7 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         flat_tree = all(c.kind == "leaf" for c in in_td.children)
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
+        _check_float_output(out)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
         grads = tree_unflatten(in_td, [_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
         grads_in = grads[:len(positions)]
