@@ -18,9 +18,12 @@ Example::
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from dualad.core.convert import has_tracer, to_traced
+from dualad.core.dispatch import ARRAY_API
 
 __array_api_version__ = "2023.12"
 linalg = np.linalg
@@ -74,3 +77,6 @@ def __getattr__(name: str):
         return getattr(np, name)
     except AttributeError:
         raise AttributeError(f"dualad's array API namespace has no {name!r}") from None
+
+
+ARRAY_API[:] = [sys.modules[__name__]]

@@ -9,6 +9,9 @@ silently drop a derivative (``np.asarray``, ``float``, ``tolist``) raise too.
 """
 from __future__ import annotations
 
+import linecache
+import re
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -19,6 +22,7 @@ from dualad.core.registry import bind, registry, shape_of
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
 REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce
 FUNCTIONS: dict = {}     # numpy function -> handler(*args, **kwargs)
+ARRAY_API: list = []     # [the array API namespace module], see core/array_api.py
 LIKE: dict = {}          # creation function -> handler(like, *args, **kwargs), for like=x
 
 
@@ -69,16 +73,13 @@ def _caller() -> str | None:
     """The library function that asked for the conversion, for the message:
     ``math.sin`` (a C function seen in the caller's source line) or the
     outermost NumPy/SciPy frame (``numpy.vectorize``). Error path only."""
-    import linecache
-    import re
-    import sys
     f = sys._getframe(2)
     while f is not None and f.f_globals.get("__name__", "").startswith("dualad."):
         f = f.f_back
     entry = None
     while f is not None:
         mod = f.f_globals.get("__name__", "")
-        if not mod.split(".")[0] in ("numpy", "scipy"):
+        if mod.split(".")[0] not in ("numpy", "scipy"):
             break
         entry, f = f, f.f_back
     if entry is not None:
@@ -240,8 +241,7 @@ class Tracer:
         return format(peel(self), spec)
 
     def __array_namespace__(self, *, api_version=None):
-        import dualad.core.array_api as xp     # loaded on first use only
-        return xp
+        return ARRAY_API[0]          # dualad.core.array_api, registered on import
 
     # -- augmented assignment updates this tracer (NumPy aliasing semantics) --
     def __iadd__(self, o): return become(self, _apply(np.add, self, o))

@@ -14,7 +14,7 @@ from dualad.core.args import (
     materialize,
     zeros_like,
 )
-from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.backend import check_differentiable, is_float_value, namespace_of, peel
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_leaves, tree_unflatten
 from dualad.forward.api import pick_chunk
@@ -109,12 +109,11 @@ def _check_float_output(out: list) -> None:
     """grad of a bool- or int-valued function is a mistake (a comparison or a
     count returned by accident), not a zero gradient."""
     for o in out:
-        kind = np.result_type(peel(o)).kind
-        if kind in "biu":
+        if not is_float_value(o):
             raise TypeError(
-                f"grad needs a float-valued function, but it returned "
-                f"{'a bool' if kind == 'b' else 'an int'} value; return a float (e.g. cast "
-                "with 1.0 * ...) or differentiate the float quantity it depends on.")
+                "grad needs a float-valued function, but it returned "
+                f"{np.result_type(o if not hasattr(o, '_level') else o.dtype)} values; return "
+                "a float (e.g. 1.0 * ...) or differentiate the float quantity it depends on.")
 
 
 def _ones_like(x):

@@ -7,7 +7,10 @@ Importing this package fills the registry and the dispatch tables.
 
 May import: core.
 """
-from dualad.core import convert  # noqa: F401  (conversions keep traced values in transforms)
+from dualad.core import (  # noqa: F401  (conversions keep traced values in transforms)
+    array_api,
+    convert,
+)
 from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     contractions,
     indexing,
