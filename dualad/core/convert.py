@@ -81,7 +81,10 @@ def _conversion(name: str, default_copy, min1d: bool = False):
 
     @functools.wraps(orig)
     def convert(a, *args, **kwargs):
-        if not has_tracer(a):
+        cls = a.__class__
+        # Fast path first: most calls convert an ndarray or a number.
+        if cls is _ndarray or (cls is not list and cls is not tuple
+                               and not isinstance(a, Tracer)) or not has_tracer(a):
             return orig(a, *args, **kwargs)
         dtype = args[0] if args else kwargs.get("dtype")
         copy = kwargs.get("copy", default_copy)
@@ -90,6 +93,9 @@ def _conversion(name: str, default_copy, min1d: bool = False):
             raise ValueError("array must not contain infs or NaNs")
         return out
     return convert
+
+
+_ndarray = np.ndarray
 
 
 def _lists_to_traced(fn):
@@ -143,12 +149,11 @@ class _Concat:
 _orig: dict = {n: getattr(np, n) for n in (
     "asarray", "array", "asanyarray", "ascontiguousarray", "asfortranarray",
     "asarray_chkfinite", "r_", "c_") if hasattr(np, n)}
-_LIST_TAKERS = ("mean", "sum", "prod", "max", "min", "amax", "amin", "average", "var",
-                "std", "append", "dot", "cumsum", "cumprod", "diff", "atleast_1d",
-                "atleast_2d", "atleast_3d", "ptp", "median", "nanmean", "nansum",
-                "transpose", "ravel", "reshape", "squeeze", "outer", "inner", "cross",
-                "matmul", "trace", "diag", "flip", "roll", "tile", "repeat", "where",
-                "clip")
+# NumPy functions often handed a list of traced scalars (np.mean([a, b])).
+# Kept short: each one costs a dict entry on every transform's entry and exit.
+_LIST_TAKERS = ("mean", "sum", "prod", "max", "min", "average", "var", "std", "append",
+                "dot", "cumsum", "diff", "atleast_1d", "atleast_2d", "atleast_3d", "outer",
+                "cross", "where", "clip", "ravel", "reshape", "transpose")
 
 
 def _patches() -> list:
@@ -161,12 +166,15 @@ def _patches() -> list:
     out += [(np, n, _lists_to_traced(getattr(np, n))) for n in _LIST_TAKERS
             if hasattr(np, n) and not isinstance(getattr(np, n), np.ufunc)]
     out += [(np.linalg, n, _lists_to_traced(getattr(np.linalg, n)))
-            for n in ("norm", "det", "inv", "solve", "eigh", "eigvalsh", "slogdet")]
+            for n in ("norm", "det", "solve")]
     return out
 
 
 PATCHED = _patches()
 _ORIGINALS = [(m, n, getattr(m, n)) for m, n, _ in PATCHED]
+# One dict update per module (cheaper than a setattr per name).
+_SWAP_IN = [(m.__dict__, {n: w for mm, n, w in PATCHED if mm is m}) for m in (np, np.linalg)]
+_SWAP_OUT = [(m.__dict__, {n: f for mm, n, f in _ORIGINALS if mm is m}) for m in (np, np.linalg)]
 _lock = threading.Lock()
 _active = [0]          # threads currently inside at least one transform
 
@@ -175,16 +183,16 @@ def _enter() -> None:
     with _lock:
         _active[0] += 1
         if _active[0] == 1:
-            for m, n, w in PATCHED:
-                setattr(m, n, w)
+            for d, new in _SWAP_IN:
+                d.update(new)
 
 
 def _exit() -> None:
     with _lock:
         _active[0] -= 1
         if _active[0] == 0:
-            for m, n, f in _ORIGINALS:
-                setattr(m, n, f)
+            for d, old in _SWAP_OUT:
+                d.update(old)
 
 
 levels.set_outermost_hooks(_enter, _exit)

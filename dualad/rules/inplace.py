@@ -62,9 +62,24 @@ def _set_flat(flat, dest: np.ndarray, values, n: int):
     return np.where(mask, values[np.where(mask, pos, 0)], flat)
 
 
+def _basic(key) -> bool:
+    keys = key if isinstance(key, tuple) else (key,)
+    return all(k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))
+               for k in keys)
+
+
 def setitem(x, key, value):
     """``x`` with ``x[key] = value`` applied (a new traced array)."""
     shape = shape_of(x)
+    if _basic(key):
+        # Ints and slices select each element once: a mask and a scatter of
+        # ``value`` into zeros (two primitives; the common E[i] += e style).
+        mask = np.zeros(shape, dtype=bool)
+        mask[key] = True
+        if not mask.any():
+            return x
+        sub = mask[key].shape
+        return np.where(mask, scatter_add(np.broadcast_to(value, sub), key, shape), x)
     dest = _dest(shape, key)
     if dest.size == 0:
         return x
