@@ -207,9 +207,10 @@ def test_aliasing_and_copies() -> None:
         alias = a                   # same object: sees the write, as in NumPy
         c = a.copy()                # a copy does not
         d = np.array(a)             # nor does np.array (copy=True)
+        e = np.copy(a)              # nor np.copy
         a[0] = 0.0
-        return alias[0] + c[0] + d[0]
-    np.testing.assert_allclose(da.grad(f)(V), np.r_[2.0, np.zeros(5)])
+        return alias[0] + c[0] + d[0] + e[0]
+    np.testing.assert_allclose(da.grad(f)(V), np.r_[3.0, np.zeros(5)])
 
 
 def test_like_buffers() -> None:

@@ -93,7 +93,11 @@ def test_logsumexp_axis_and_weights() -> None:
 
 _ARRAY_API_SCRIPT = textwrap.dedent("""
     import numpy as np, dualad as da
+    from scipy.optimize import rosen, rosen_der, rosen_hess
     from scipy.special import logsumexp, softmax
+    x = np.linspace(0.5, 1.5, 7)
+    np.testing.assert_allclose(da.grad(rosen)(x), rosen_der(x), rtol=1e-12)
+    np.testing.assert_allclose(da.hessian(rosen)(x), rosen_hess(x), rtol=1e-12)
     a = np.array([0.3, -1.2, 2.0, 0.5])
     s = np.exp(a) / np.exp(a).sum()
     J = np.diag(s) - np.outer(s, s)

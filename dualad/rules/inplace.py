@@ -33,7 +33,16 @@ from __future__ import annotations
 import numpy as np
 
 from dualad.core.backend import peel
-from dualad.core.dispatch import FUNCTIONS, LIKE, REDUCERS, Tracer, become, implements, traced_zero
+from dualad.core.dispatch import (
+    FUNCTIONS,
+    LIKE,
+    REDUCERS,
+    Tracer,
+    become,
+    clone,
+    implements,
+    traced_zero,
+)
 from dualad.core.registry import shape_of
 from dualad.rules.indexing import scatter_add
 
@@ -190,6 +199,11 @@ def _like_creation(kind):
 
 for _kind in ("zeros", "ones", "empty", "full"):
     LIKE[getattr(np, _kind)] = _like_creation(_kind)
+
+
+@implements(np.copy)
+def copy(a, order="K", subok=False):
+    return clone(a)          # a new tracer object: later updates of either stay apart
 
 
 @implements(np.bincount)
