@@ -261,3 +261,21 @@ def test_create_graph_sees_values_before_an_update() -> None:
     (h,) = da.autograd.grad(g.sum(), x)
     np.testing.assert_allclose(g.primal, [4.0, 6.0])
     np.testing.assert_allclose(h.primal, [2.0, 2.0])
+
+
+def test_updating_the_input_itself() -> None:
+    """The transform's own input tracer takes the update (as a NumPy input would)."""
+    def f(x):
+        x[0] = x[1] * x[2]
+        x[2:] += x[:-2] ** 2
+        return np.sum(x ** 2)
+
+    def twin(x):
+        x0 = x[1] * x[2]
+        y = np.concatenate([x0[None], x[1:]])
+        return np.sum(np.concatenate([y[:2], y[2:] + y[:-2] ** 2]) ** 2)
+
+    np.testing.assert_allclose(da.grad(f)(V), da.grad(twin)(V), rtol=1e-12)
+    for mode in HESSIAN_MODES:
+        np.testing.assert_allclose(da.hessian(f, mode=mode)(V), da.hessian(twin)(V),
+                                   rtol=1e-10, atol=1e-10, err_msg=mode)

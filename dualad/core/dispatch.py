@@ -316,7 +316,7 @@ class Tracer:
     def __matmul__(self, o): return np.matmul(self, o)
     def __rmatmul__(self, o): return np.matmul(o, self)
     def __neg__(self): return _apply(np.negative, self)
-    def __pos__(self): return self
+    def __pos__(self): return clone(self)      # +x is a copy in NumPy too
     def __abs__(self): return _apply(np.absolute, self)
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
