@@ -201,6 +201,19 @@ for _kind in ("zeros", "ones", "empty", "full"):
     LIKE[getattr(np, _kind)] = _like_creation(_kind)
 
 
+def _like_plain(fn):
+    # np.eye(n, like=x), np.arange(n, like=x): float results become traced
+    # buffers (zero derivative) that can receive traced values.
+    def create(like, *args, **kwargs):
+        out = fn(*args, **kwargs)
+        return out + traced_zero(like) if out.dtype.kind in "fc" else out
+    return create
+
+
+for _fn in (np.eye, np.identity, np.arange):
+    LIKE[_fn] = _like_plain(_fn)
+
+
 @implements(np.copy)
 def copy(a, order="K", subok=False):
     return clone(a)          # a new tracer object: later updates of either stay apart
