@@ -37,6 +37,8 @@ import numpy as np
 from dualad.core import levels
 from dualad.core.dispatch import LIKE, Tracer, _lost, clone
 
+_ndarray = np.ndarray
+
 
 def has_tracer(obj) -> bool:
     """Whether ``obj`` is traced or a (nested) list/tuple holding a traced value."""
@@ -44,6 +46,9 @@ def has_tracer(obj) -> bool:
         return True
     if obj.__class__ is list or obj.__class__ is tuple:
         for e in obj:
+            c = e.__class__
+            if c is float or c is int or c is _ndarray:     # the common leaves, inline
+                continue
             if has_tracer(e):
                 return True
     return False
@@ -93,9 +98,6 @@ def _conversion(name: str, default_copy, min1d: bool = False):
             raise ValueError("array must not contain infs or NaNs")
         return out
     return convert
-
-
-_ndarray = np.ndarray
 
 
 def _lists_to_traced(fn):
