@@ -15,7 +15,14 @@ from dualad.core.args import (
     identity_rows,
     materialize,
 )
-from dualad.core.backend import check_differentiable, dtype_of, namespace_of, peel, value_type
+from dualad.core.backend import (
+    check_differentiable,
+    dtype_of,
+    is_float_value,
+    namespace_of,
+    peel,
+    value_type,
+)
 from dualad.core.levels import is_traced
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_leaves, tree_unflatten
@@ -104,6 +111,22 @@ def _strip_all(x):
     return _map_leaves(lambda v: as_result(peel(v)) if is_traced(v) else v, x)
 
 
+def _all_numbers(tree) -> bool:
+    leaves = tree_leaves(tree)
+    return bool(leaves) and all(isinstance(v, (int, float, np.number)) for v in leaves)
+
+
+def _check_float_output(out: list) -> None:
+    """grad of a bool- or int-valued function is a mistake (a comparison or a
+    count returned by accident), not a zero gradient."""
+    for o in out:
+        if not is_float_value(o):
+            raise TypeError(
+                "grad needs a float-valued function, but it returned "
+                f"{np.result_type(o if not hasattr(o, '_level') else o.dtype)} values; return "
+                "a float (e.g. 1.0 * ...) or differentiate the float quantity it depends on.")
+
+
 def _ones_like(x):
     """The output sensitivity: ones of ``x``'s shape and float dtype."""
     t = value_type(x)
@@ -133,6 +156,8 @@ def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
         diff_args = []
         for p in positions:
             arg = args[p]
+            if isinstance(arg, (tuple, list)) and _all_numbers(arg):
+                arg = as_array(arg)         # a nested list of numbers: one array, as hessian
             if isinstance(arg, (tuple, list, dict)):
                 for leaf in tree_leaves(arg):
                     check_differentiable(leaf, f"argument {p} (grad_position={p})")
@@ -149,6 +174,7 @@ def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
         flat_tree = all(c.kind == "leaf" for c in in_td.children)
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
+        _check_float_output(out)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
         grads = tree_unflatten(in_td, [as_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
         result = tuple(grads) if tuple_pos else grads[0]
