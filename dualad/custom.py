@@ -43,7 +43,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.args import zeros_like
-from dualad.core.backend import is_float_value, peel
+from dualad.core.backend import is_float_value, peel, peel_keep_batch
 from dualad.core.levels import new_level
 from dualad.core.registry import bind, defprimitive, shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
@@ -387,4 +387,4 @@ def stop_gradient(x):
     """
     # Binding runs the primitive's zero rules at each level; the tape still
     # wraps the result in a (dead) node, so peel it to the plain value.
-    return tree_map(lambda v: peel(_stop(v)) if hasattr(v, "_level") else v, x)
+    return tree_map(lambda v: peel_keep_batch(_stop(v)) if hasattr(v, "_level") else v, x)

@@ -15,7 +15,7 @@ from dualad.core.args import (
     identity_rows,
     materialize,
 )
-from dualad.core.backend import namespace_of, peel
+from dualad.core.backend import namespace_of, peel, peel_keep_batch
 from dualad.core.levels import lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
@@ -129,7 +129,7 @@ def _cast_like(t, p):
 
 def _strip(x):
     """Aux outputs: remove every tracer level opened by the transform."""
-    return tree_map(lambda v: peel(v) if hasattr(v, "_level") else v, x)
+    return tree_map(lambda v: peel_keep_batch(v) if hasattr(v, "_level") else v, x)
 
 
 def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:

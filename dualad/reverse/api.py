@@ -14,7 +14,7 @@ from dualad.core.args import (
     materialize,
     zeros_like,
 )
-from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.backend import check_differentiable, namespace_of, peel, peel_keep_batch
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_leaves, tree_unflatten
 from dualad.forward.api import pick_chunk
@@ -97,7 +97,7 @@ def _split_aux(res):
 
 
 def _strip_all(x):
-    return _map_leaves(lambda v: _result(peel(v)) if hasattr(v, "_level") else v, x)
+    return _map_leaves(lambda v: _result(peel_keep_batch(v)) if hasattr(v, "_level") else v, x)
 
 
 def _ones_like(x):
