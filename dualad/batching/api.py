@@ -7,7 +7,7 @@
 True
 >>> da.vmap(da.grad(f))(xs).shape
 (3, 2)
->>> da.vmap(lambda x, w: x * w, in_axes=(1, None), out_axes=-1)(xs, 2.0).shape
+>>> da.vmap(lambda x, w: x * w, in_axes=(1, None), out_axes=0)(xs, 2.0).shape
 (2, 3)
 """
 from __future__ import annotations

@@ -75,3 +75,23 @@ def identity_rows(x, start: int, stop: int):
     seeds = xp.zeros((stop - start, n), dtype=result_float_dtype(v))
     seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
     return seeds.reshape((stop - start,) + tuple(shape_of(x)))
+
+
+def batch_lead(primal_leaves, leaves, what: str, call: str) -> tuple:
+    """``(k,)``: the common leading batch axis of batched tangents/cotangents,
+    each shaped ``(k,) + primal.shape``; a ``ValueError`` naming both shapes
+    otherwise.
+
+    >>> batch_lead([np.zeros(2)], [np.zeros((5, 2))], "tangent", "jvp(..., batched=True)")
+    (5,)
+    """
+    ks = set()
+    for p, t in zip(primal_leaves, leaves):
+        ps, ts = shape_of(p), shape_of(t)
+        if len(ts) != len(ps) + 1 or ts[1:] != ps:
+            raise ValueError(f"batched {what} shape {ts} must be (k,) + its primal's shape "
+                             f"{ps} ({call})")
+        ks.add(ts[0])
+    if len(ks) > 1:
+        raise ValueError(f"batched {what}s must share one batch size k, got {sorted(ks)}")
+    return (ks.pop(),) if ks else (0,)
