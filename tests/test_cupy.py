@@ -94,7 +94,7 @@ def test_batched_hvp_and_forward_values_on_gpu(cp):
     f = lambda x: np.sum(np.sin(x) * x ** 2)
     x = np.linspace(-1, 1, 6)
     g, hv = da.hvp(f, (cp.asarray(x),), (cp.asarray(np.eye(6)),))
-    np.testing.assert_allclose(hv[0].get(), da.hessian(f)(x), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hv.get(), da.hessian(f)(x), rtol=1e-12, atol=1e-14)
     hd = da.forward.HyperDual(cp.asarray(0.3), cp.asarray(1.0), cp.asarray(1.0),
                               cp.asarray(0.0))
     y = np.sin(hd)

@@ -221,7 +221,7 @@ def jacobian_rev_chunks(fn: Callable, args: tuple, pos: int, chunk: int, *,
 
     def task(start: int, stop: int):
         p = pull if local else vjp(_at(fn, args, pos), x)[1]
-        return p(identity_rows(out, start, stop))[0]
+        return p(identity_rows(out, start, stop), batched=True)[0]
 
     pieces = run_chunks(task, _size(out), chunk, progress=progress, executor=executor,
                         desc="jacobian rev")

@@ -6,9 +6,9 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.args import (
-    batch_lead,
     as_array,
     as_tuple_positions,
+    batch_lead,
     check_float_args,
     check_positions,
     identity_rows,
