@@ -205,3 +205,12 @@ def test_vmap_errors():
         da.vmap(lambda t: t[0], in_axes=((0, 0, 0),))((np.ones(3), np.ones(3)))
     with pytest.raises(ValueError, match="inconsistent sizes"):
         da.vmap(lambda x: x, axis_size=5)(np.ones(3))
+
+
+def test_every_builtin_primitive_has_a_batching_entry():
+    """Each primitive dualad registers (in a fresh interpreter: no custom ones)
+    has a batching rule or is named in FALLBACK; none is silently looped."""
+    from tests.test_op_table import _builtin_primitive_names
+    missing = [n for n in _builtin_primitive_names()
+               if uses_fallback(registry[n]) and n not in FALLBACK]
+    assert not missing, f"primitives without a batching rule: {missing}"

@@ -70,8 +70,8 @@ class BatchTracer(Tracer):
     def __array__(self, dtype=None, copy=None):
         raise TypeError(
             "vmap: a batched value cannot become a plain NumPy array (np.asarray, or "
-            "indexing a plain array with it: table[i]). Index a traced value instead, "
-            "e.g. pass the table through vmap with in_axes=None, or use np.where.")
+            "indexing a plain array with it: table[i]). For a lookup write "
+            "np.take_along_axis(table, i[None], 0)[0]; for a selection np.where.")
 
     def astype(self, dtype, copy=True):
         if np.dtype(dtype).kind in "fc":
