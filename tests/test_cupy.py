@@ -113,3 +113,15 @@ def test_forward_over_reverse_through_linear_transposes_on_gpu(cp):
                                rtol=1e-10, atol=1e-10)
     h_auto = da.hessian(flat_lj)(cp.asarray(x))
     np.testing.assert_allclose(h_auto.get(), h_gpu.get(), rtol=1e-10, atol=1e-10)
+
+
+def test_vmap_grad_and_batched_jvp_on_gpu(cp):
+    w = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    f = lambda x: np.sum(np.tanh(x @ cp.asarray(w)) ** 2) + np.max(x)
+    xs = np.random.default_rng(0).normal(size=(6, 3))
+    got = da.vmap(da.grad(f))(cp.asarray(xs))
+    assert isinstance(got, cp.ndarray)
+    want = np.stack([da.grad(f)(cp.asarray(x)).get() for x in xs])
+    np.testing.assert_allclose(got.get(), want, rtol=1e-12)
+    _, t = da.jvp(np.sin, (cp.asarray(xs[0]),), (cp.asarray(np.eye(3)),), batched=True)
+    np.testing.assert_allclose(t.get(), np.diag(np.cos(xs[0])), rtol=1e-14)
