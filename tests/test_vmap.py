@@ -215,3 +215,17 @@ def test_every_builtin_primitive_has_a_batching_entry():
     missing = [n for n in _builtin_primitive_names()
                if uses_fallback(registry[n]) and n not in FALLBACK]
     assert not missing, f"primitives without a batching rule: {missing}"
+
+
+def test_vmap_custom_vjp_whose_fwd_calls_itself():
+    @da.custom_vjp
+    def f(x):
+        return np.sin(x) * 2
+
+    f.defvjp(lambda x: (f(x), np.cos(x)), lambda c, g: (2 * c * g,))
+    g = da.grad(lambda x: f(x).sum())
+    np.testing.assert_allclose(da.vmap(g)(XS), 2 * np.cos(XS), rtol=1e-14)
+    total = lambda xs: da.vmap(lambda x: f(x).sum())(xs).sum()
+    np.testing.assert_allclose(da.grad(total)(XS), 2 * np.cos(XS), rtol=1e-14)
+    np.testing.assert_allclose(da.vmap(da.hessian(lambda x: f(x).sum()))(XS),
+                               [np.diag(-2 * np.sin(x)) for x in XS], rtol=1e-13)
