@@ -229,3 +229,32 @@ def test_vmap_custom_vjp_whose_fwd_calls_itself():
     np.testing.assert_allclose(da.grad(total)(XS), 2 * np.cos(XS), rtol=1e-14)
     np.testing.assert_allclose(da.vmap(da.hessian(lambda x: f(x).sum()))(XS),
                                [np.diag(-2 * np.sin(x)) for x in XS], rtol=1e-13)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda y: np.argmax(y), lambda y: np.argmin(y, axis=0), lambda y: np.argmax(y, axis=-1),
+    lambda y: np.argsort(y), lambda y: np.argsort(y, axis=0), lambda y: np.all(y > 0, axis=1),
+    lambda y: np.any(y > 0), lambda y: np.argmax(y, axis=1, keepdims=True),
+    lambda y: np.argmax(y, keepdims=True),
+], ids=["argmax", "argmin0", "argmax-1", "argsort", "argsort0", "all1", "any", "keep1", "keepN"])
+def test_vmap_axis_functions(fn):
+    ys = np.random.default_rng(3).normal(size=(6, 4, 5))
+    np.testing.assert_array_equal(da.vmap(fn)(ys), np.stack([fn(y) for y in ys]))
+
+
+def test_vmap_batched_gathers_and_lookups():
+    ys = np.random.default_rng(4).normal(size=(6, 4, 5))
+    g = lambda y: (np.sort(y, axis=0)[1:3].sum() + y[np.argmax(y[:, 0]), 1]
+                   + np.take_along_axis(y, np.argsort(y, axis=1), 1)[:, 0].sum())
+    np.testing.assert_allclose(da.vmap(da.grad(g))(ys), [da.grad(g)(y) for y in ys], rtol=1e-13)
+    np.testing.assert_allclose(da.grad(lambda y: da.vmap(g)(y).sum())(ys),
+                               [da.grad(g)(y) for y in ys], rtol=1e-13)
+    # a lookup in a table that is not mapped, differentiated w.r.t. the table
+    table = np.arange(10.0) * 2
+    lookup = lambda t, i: np.take_along_axis(t, i[None], 0)[0]
+    idx = np.array([1, 3, 3])
+    np.testing.assert_allclose(da.vmap(lookup, in_axes=(None, 0))(table, idx), [2.0, 6.0, 6.0])
+    got = da.grad(lambda t: da.vmap(lookup, in_axes=(None, 0))(t, idx).sum())(table)
+    np.testing.assert_allclose(got, np.bincount(idx, minlength=10))
+    with pytest.raises(TypeError, match="take_along_axis"):
+        da.vmap(lambda i: table[i])(idx)

@@ -82,6 +82,10 @@ class BatchTracer(Tracer):
         return f"BatchTracer(shape={self.shape}, batch={shape_of(self.primal)[self.bdim]})"
 
 
+def _shift_axis(axis, nd: int):
+    return tuple(a % nd + 1 for a in axis) if isinstance(axis, tuple) else axis % nd + 1
+
+
 def to_front(v, bdim: int):
     """``v`` with axis ``bdim`` moved to the front (a dispatched NumPy call)."""
     return v if bdim == 0 else np.moveaxis(v, bdim, 0)
@@ -108,6 +112,10 @@ class BatchLevel(Level):
         super().__init__()
         self.size = size
 
+    def broadcast(self, x) -> BatchTracer:
+        """``x`` (a value below this level) as the same value for every example."""
+        return BatchTracer._make(np.broadcast_to(x, (self.size,) + shape_of(x)), self)
+
     def split(self, args) -> tuple[list, list]:
         vals, batched = [], []
         for a in args:
@@ -127,6 +135,16 @@ class BatchLevel(Level):
             return BatchTracer._make(out, self)
         return tuple(BatchTracer._make(o, self) for o in out)
 
+    def _shifted_axis(self, fn, v, kwargs):
+        nd = ndim_of(v) - 1
+        axis = kwargs.get("axis", _AXIS_FUNCS[fn])
+        if axis is None or nd == 0:
+            if kwargs.get("keepdims"):
+                return fn(np.reshape(v, (self.size,) + (1,) * max(nd - 1, 0) + (-1,)),
+                          **dict(kwargs, axis=-1))
+            return fn(np.reshape(v, (self.size, -1)), **dict(kwargs, axis=1))
+        return fn(v, **dict(kwargs, axis=_shift_axis(axis, nd)))
+
     def nondiff(self, fn, args, kwargs):
         """Run a derivative-free NumPy callable (comparison, sign, argmax, ...)
         on batched arguments: ufuncs at once, anything else per example."""
@@ -135,6 +153,9 @@ class BatchLevel(Level):
             r = max(ndim_of(v) - b for v, b in zip(vals, batched))
             return BatchTracer._make(
                 fn(*[lift(v, r) if b else v for v, b in zip(vals, batched)], **kwargs), self)
+        if fn in _AXIS_FUNCS and len(vals) == 1 and batched[0] \
+                and set(kwargs) <= {"axis", "keepdims", "kind", "stable"}:
+            return BatchTracer._make(self._shifted_axis(fn, vals[0], kwargs), self)
         if fn in _METADATA:          # the same for every example: ask the first
             return fn(*[v[0] if b else v for v, b in zip(vals, batched)], **kwargs)
         outs = [fn(*[v[i] if b else v for v, b in zip(vals, batched)], **kwargs)
@@ -147,6 +168,11 @@ class BatchLevel(Level):
 # derivative-free functions whose answer (dtype, shape) is per-example metadata
 _METADATA = frozenset({np.result_type, np.shape, np.ndim, np.size, np.iscomplexobj,
                        np.isrealobj, np.can_cast, np.min_scalar_type})
+
+
+# derivative-free functions with an ``axis`` argument (its default): run on
+# the whole batch with the axis shifted past the batch axis
+_AXIS_FUNCS = {np.argmax: None, np.argmin: None, np.argsort: -1, np.all: None, np.any: None}
 
 
 def loop_rule(prim, level, vals, batched, params):

@@ -58,16 +58,36 @@ def _linear_lead(prim, level, vals, batched, params):
 
 def _indexing(prim, level, vals, batched, params):
     """getitem/scatter_add: a key batched by this vmap (an index computed from
-    mapped values) is applied per example; otherwise the batch is a lead axis."""
+    mapped values, e.g. by argmax or argsort) becomes one gather/scatter with
+    an ``arange`` over the batch when the key holds only integers and index
+    arrays; other batched keys are applied per example. An unbatched key: the
+    batch is one more lead axis."""
     key = params["key"]
     if not any(getattr(k, "_level", None) is level for k in key):
         return _linear_lead(prim, level, vals, batched, params)
+    if not params.get("lead", 0) and all(isinstance(k, int) or hasattr(k, "shape")
+                                         for k in key):
+        return _batched_gather(prim, level, vals, batched, params)
     outs = []
     for i in range(level.size):
         k_i = tuple(k.front()[i] if getattr(k, "_level", None) is level else k for k in key)
         outs.append(bind(prim, *[v[i] if b else v for v, b in zip(vals, batched)],
                          **dict(params, key=k_i)))
     return np.stack(outs)
+
+
+def _batched_gather(prim, level, vals, batched, params):
+    """x[i1, ..., ik] per example as X[arange(B), I1, ..., Ik] on the batch
+    (all indices advanced and adjacent: NumPy keeps their axes in front)."""
+    key = params["key"]
+    front = [k.front() if getattr(k, "_level", None) is level else k for k in key]
+    is_b = [getattr(k, "_level", None) is level for k in key]
+    m = max(ndim_of(k) - 1 if b else ndim_of(k) for k, b in zip(front, is_b))
+    new_key = (np.arange(level.size).reshape((level.size,) + (1,) * m),) + tuple(
+        lift(k, m) if b else k for k, b in zip(front, is_b))
+    v = vals[0] if batched[0] else np.broadcast_to(vals[0], (level.size,) + shape_of(vals[0]))
+    extra = {"in_shape": (level.size,) + tuple(params["in_shape"])} if "in_shape" in params else {}
+    return bind(prim, v, *vals[1:], **dict(params, key=new_key, **extra))
 
 
 def _reduction(prim, level, vals, batched, params):

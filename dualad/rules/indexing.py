@@ -160,11 +160,12 @@ def _is_identity(key: tuple, shape: tuple) -> bool:
 def _per_example_key(name, x, key, **params):
     """An untraced value indexed with a key batched by a vmap (a cotangent
     that does not depend on the batch, transposed through a batched gather):
-    the vmap runs the primitive once per example. ``None`` if no such key."""
+    the value is broadcast over that vmap's batch, whose batching rule then
+    runs the primitive. ``None`` if no such key."""
     top = batch_level_of_key(key)
     if top is None:
         return None
-    return top.nondiff(lambda a, *k: registry[name](a, key=k, **params), (x, *key), {})
+    return registry[name](top.broadcast(x), key=key, **params)
 
 
 def _getitem(x, key, lead=0):
@@ -250,8 +251,8 @@ def _levels_of(x) -> list:
 
 def _batched_key_call(fn, x, key: tuple):
     """``fn(x, key)`` for a key batched by a vmap that ``x`` is not mapped
-    over: one call per example (the vmap's per-example loop). ``None`` when
-    the primitive's batching rule will see the batched key itself."""
+    over: ``x`` is broadcast over that vmap's batch first. ``None`` when the
+    primitive's batching rule will see the batched key itself."""
     top = batch_level_of_key(key)
     if top is None:
         return None
@@ -263,7 +264,7 @@ def _batched_key_call(fn, x, key: tuple):
             "indexing a value differentiated inside a vmap with an index batched by that "
             "vmap is not supported; compute the index inside the transform, or index "
             "with np.take_along_axis on a batched value")
-    return top.nondiff(lambda a, *k: fn(a, k), (x, *key), {})
+    return fn(top.broadcast(x), key)
 
 
 def getitem(x, key):
