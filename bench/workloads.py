@@ -295,10 +295,6 @@ def laplacian_fwd_fwd(params, pts):
     return lap
 
 
-def _first(x):
-    return x[0] if isinstance(x, (tuple, list)) else x
-
-
 def laplacian_hvp(params, pts):
     """sum_k (H e_k)[:, k] with da.hvp of the summed u."""
     import dualad as da
@@ -309,7 +305,7 @@ def laplacian_hvp(params, pts):
     lap = 0.0
     for k, t in enumerate(_unit_tangents(pts)):
         _, hv = da.hvp(total, (pts,), (t,))
-        lap = lap + _first(hv)[:, k]
+        lap = lap + hv[:, k]
     return lap
 
 
@@ -409,7 +405,7 @@ def rosen_hessian_csr_dualad(x):
 
 def rosen_hvp_dualad(x, v):
     import dualad as da
-    return _first(da.hvp(rosenbrock, (x,), (v,))[1])
+    return da.hvp(rosenbrock, (x,), (v,))[1]
 
 
 def rosen_grad_ref(x):

@@ -43,8 +43,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dualad.batching.rules import broadcasting_rule, register_rule
 from dualad.core.args import zeros_like
-from dualad.core.backend import is_float_value, peel
+from dualad.core.backend import is_float_value, peel, peel_keep_batch
 from dualad.core.levels import is_traced, level_of, new_level
 from dualad.core.registry import bind, defprimitive, shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
@@ -399,6 +400,8 @@ stop_gradient_p = defprimitive("stop_gradient", lambda x: x,
                                jvp=lambda primals, tangents, out: Zero,
                                vjp=lambda ct, primals, out, needs: (Zero,),
                                taylor=_stop_taylor)
+# Per example and elementwise: under vmap it acts on the batched value as is.
+register_rule(stop_gradient_p, broadcasting_rule)
 
 
 def stop_gradient(x):
@@ -411,4 +414,4 @@ def stop_gradient(x):
     """
     # Binding runs the primitive's zero rules at each level; the tape still
     # wraps the result in a (dead) node, so peel it to the plain value.
-    return tree_map(lambda v: peel(stop_gradient_p(v)) if is_traced(v) else v, x)
+    return tree_map(lambda v: peel_keep_batch(stop_gradient_p(v)) if is_traced(v) else v, x)

@@ -132,7 +132,7 @@ ALLOWED: dict[str, set[str]] = {
     "reverse": {"core", "forward"},
     "batching": {"core", "rules", "forward"},
     "structured": {"core", "rules", "forward", "reverse"},
-    "custom": {"core", "forward", "reverse"},
+    "custom": {"core", "forward", "reverse", "batching"},
     "testing": {"core", "forward", "reverse"},
     # mixed/ may load the whole package in a fresh executor worker ("root").
     "mixed": {"core", "rules", "kernels", "forward", "reverse", "batching", "structured",

@@ -144,3 +144,21 @@ def scalar_checked(fn: Callable, what: str) -> Callable:
                              f"shape {shape}")
         return out
     return scalar_fn
+def batch_lead(primal_leaves, leaves, what: str, call: str) -> tuple:
+    """``(k,)``: the common leading batch axis of batched tangents/cotangents,
+    each shaped ``(k,) + primal.shape``; a ``ValueError`` naming both shapes
+    otherwise.
+
+    >>> batch_lead([np.zeros(2)], [np.zeros((5, 2))], "tangent", "jvp(..., batched=True)")
+    (5,)
+    """
+    ks = set()
+    for p, t in zip(primal_leaves, leaves):
+        ps, ts = shape_of(p), shape_of(t)
+        if len(ts) != len(ps) + 1 or ts[1:] != ps:
+            raise ValueError(f"batched {what} shape {ts} must be (k,) + its primal's shape "
+                             f"{ps} ({call})")
+        ks.add(ts[0])
+    if len(ks) > 1:
+        raise ValueError(f"batched {what}s must share one batch size k, got {sorted(ks)}")
+    return (ks.pop(),) if ks else (0,)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.backend import dtype_of, peel
+from dualad.core.backend import dtype_of, peel, peel_keep_batch
 from dualad.core.registry import Primitive, bind, provided, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
@@ -46,7 +46,14 @@ def prim_caller(prim: Primitive) -> Callable:
 def _nondiff(fn):
     """Run ``fn`` on primal values: its result carries no derivative."""
     def call(*args, **kwargs):
-        return fn(*[peel(a) for a in args], **{k: peel(v) for k, v in kwargs.items()})
+        vals = [peel_keep_batch(a) for a in args]
+        top = None
+        for v in vals:
+            if getattr(v, "_batched", False) and (top is None or v._level.order > top.order):
+                top = v._level
+        if top is not None:
+            return top.nondiff(fn, vals, {k: peel(v) for k, v in kwargs.items()})
+        return fn(*vals, **{k: peel(v) for k, v in kwargs.items()})
     return call
 
 
@@ -292,7 +299,7 @@ class Tracer:
 
     def __bool__(self) -> bool:
         # Branching on a traced value follows the primal.
-        return bool(peel(self))
+        return bool(peel_keep_batch(self))
 
     __hash__ = object.__hash__
 
@@ -319,12 +326,12 @@ class Tracer:
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
     def __mod__(self, o): return np.mod(self, o)
-    def __lt__(self, o): return peel(self) < peel(o)
-    def __le__(self, o): return peel(self) <= peel(o)
-    def __gt__(self, o): return peel(self) > peel(o)
-    def __ge__(self, o): return peel(self) >= peel(o)
-    def __eq__(self, o): return peel(self) == peel(o)
-    def __ne__(self, o): return peel(self) != peel(o)
+    def __lt__(self, o): return peel_keep_batch(self) < peel_keep_batch(o)
+    def __le__(self, o): return peel_keep_batch(self) <= peel_keep_batch(o)
+    def __gt__(self, o): return peel_keep_batch(self) > peel_keep_batch(o)
+    def __ge__(self, o): return peel_keep_batch(self) >= peel_keep_batch(o)
+    def __eq__(self, o): return peel_keep_batch(self) == peel_keep_batch(o)
+    def __ne__(self, o): return peel_keep_batch(self) != peel_keep_batch(o)
 
     # -- ndarray methods (all through the NumPy functions above) -----------
     def sum(self, *a, **k): return np.sum(self, *a, **k)
@@ -367,5 +374,5 @@ class Tracer:
     def astype(self, dtype, copy=True):
         dtype = np.dtype(dtype)
         if dtype.kind not in "fc":
-            return peel(self).astype(dtype)     # integer/bool views carry no derivative
+            return peel_keep_batch(self).astype(dtype)   # integer/bool views carry no derivative
         return provided.astype(self, dtype=dtype)

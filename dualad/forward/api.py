@@ -11,13 +11,14 @@ from dualad.core.args import (
     as_result,
     as_tuple_positions,
     at_positions,
+    batch_lead,
     check_float_args,
     check_positions,
     check_tangent,
     identity_rows,
     materialize,
 )
-from dualad.core.backend import namespace_of, peel, result_float_dtype, value_type
+from dualad.core.backend import namespace_of, peel_keep_batch, result_float_dtype, value_type
 from dualad.core.levels import is_traced, level_of, lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
@@ -75,13 +76,23 @@ def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = 
             tree_unflatten(td, [as_result(t) for _, t in pairs]))
 
 
-def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
+def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False,
+        *, batched: bool = False):
     """Jacobian-vector product: ``(fn(*primals), J @ tangents)``.
+
+    ``batched=True``: every tangent has shape ``(k,) + primal.shape`` (k
+    directions at once, one pass) and each output tangent gets the leading k
+    axis. Without it a tangent must have exactly its primal's shape (the flag
+    removes the ambiguity when ``primal.shape[0] == k``).
 
     >>> import numpy as np, dualad as da
     >>> y, t = da.jvp(np.sin, (0.0,), (1.0,))
     >>> float(y), float(t)
     (0.0, 1.0)
+    >>> x = np.array([1.0, 2.0])
+    >>> da.jvp(lambda x: x * x, (x,), (np.eye(2),), batched=True)[1]
+    array([[2., 0.],
+           [0., 4.]])
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp expects primals and tangents as tuples, e.g. jvp(f, (x,), (v,))")
@@ -91,7 +102,16 @@ def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
     if ptd != ttd:
         raise ValueError(f"primals and tangents must have the same structure: {ptd} vs {ttd}")
     check_float_args(primals, range(len(primals)))
+    lead = batch_lead(pl, tl, "tangent", "da.jvp(f, primals, tangents, batched=True)") \
+        if batched else ()
     for p, t in zip(pl, tl):
+        if batched:
+            continue
+        if shape_of(t) != shape_of(p) and shape_of(t)[1:] == shape_of(p):
+            raise ValueError(
+                f"tangent shape {shape_of(t)} does not match its primal's shape {shape_of(p)}; "
+                "for a batch of tangents with a leading axis, call "
+                "da.jvp(f, primals, tangents, batched=True)")
         check_tangent(p, t)
     tl = [_cast_like(t, p) for p, t in zip(pl, tl)]
     tangents = tree_unflatten(ttd, tl)
@@ -105,10 +125,11 @@ def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
             aux_box.append(tuple(_strip(x) for x in res[1:]))
             return res[0]
 
-        out, tout = jvp_flat(fn_main, primals, tangents)
+        out, tout = jvp_flat(fn_main, primals, tangents, lead)
         aux = aux_box[0]
         return out, tout, aux[0] if len(aux) == 1 else aux
-    return jvp_flat(fn, primals, tangents)
+    return jvp_flat(fn, primals, tangents, lead)
+
 
 
 def _cast_like(t, p):
@@ -124,7 +145,7 @@ def _cast_like(t, p):
 
 def _strip(x):
     """Aux outputs: remove every tracer level opened by the transform."""
-    return tree_map(lambda v: peel(v) if is_traced(v) else v, x)
+    return tree_map(lambda v: peel_keep_batch(v) if is_traced(v) else v, x)
 
 
 def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:

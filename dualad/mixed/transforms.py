@@ -126,12 +126,15 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
     of ``chunk`` directions (default: what the memory budget allows), with a
     progress bar (``progress=True``) or farmed out (``executor=``).
 
+    With one primal the result is two arrays ``(grad, H @ v)``; with several,
+    two tuples structured like ``primals``.
+
     >>> import numpy as np, dualad as da
     >>> g, hv = da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),),
     ...                (np.array([1.0, 0.0]),))
-    >>> g[0], hv[0]
+    >>> g, hv
     (array([ 3., 12.]), array([6., 0.]))
-    >>> da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),), (np.eye(2),))[1][0]
+    >>> da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),), (np.eye(2),))[1]
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
@@ -145,7 +148,7 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
     f = scalar_checked(fn, "hvp")
     n_dirs = _batch_of(primals, tangents)
     if n_dirs is None:
-        return jvp(grad(f, positions), primals, tangents)
+        return _one_or_tuples(jvp(grad(f, positions), primals, tangents), len(primals))
     opts = _options(chunk, progress, executor, memory_budget)
     primals = tuple(as_array(p) for p in primals)
     tangents = tuple(namespace_of(p).asarray(t, dtype=dtype_of(p))
@@ -154,7 +157,13 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
         opts = opts.with_chunk(planner.plan(fn, *primals, kind="hessian", argnums=positions,
                                             mode="fwd-rev",
                                             memory_budget=opts.memory_budget).chunk)
-    return hvp_chunks(f, primals, tangents, n_dirs, opts)
+    return _one_or_tuples(hvp_chunks(f, primals, tangents, n_dirs, opts), len(primals))
+
+
+def _one_or_tuples(res, n: int):
+    """hvp's result: two arrays for one primal (as jvp), tuples for several."""
+    g, hv = res
+    return (g[0], hv[0]) if n == 1 else (tuple(g), tuple(hv))
 
 
 def _batch_of(primals: tuple, tangents: tuple) -> int | None:

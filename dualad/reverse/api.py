@@ -10,6 +10,7 @@ from dualad.core.args import (
     as_result,
     as_tuple_positions,
     at_positions,
+    batch_lead,
     check_float_args,
     check_positions,
     identity_rows,
@@ -20,7 +21,7 @@ from dualad.core.backend import (
     dtype_of,
     is_float_value,
     namespace_of,
-    peel,
+    peel_keep_batch,
     value_type,
 )
 from dualad.core.levels import is_traced
@@ -32,13 +33,19 @@ from dualad.reverse.tape import trace_vjp
 
 def vjp(fn: Callable, *primals, has_aux: bool = False):
     """Vector-Jacobian product: ``(fn(*primals), vjp_fn)``; ``vjp_fn(ct)``
-    returns one cotangent per primal. ``vjp_fn`` may be called many times, and
-    with a batch of cotangents (a leading axis).
+    returns one cotangent per primal. ``vjp_fn`` may be called many times;
+    ``vjp_fn(ct, batched=True)`` takes a batch of k cotangents, each leaf
+    shaped ``(k,) + out.shape``, and returns cotangents with that leading k
+    axis (one backward pass). Without the flag a cotangent must have exactly
+    its output's shape.
 
     >>> import numpy as np, dualad as da
     >>> y, pull = da.vjp(lambda x: x * x, np.array([1.0, 3.0]))
     >>> pull(np.ones(2))[0]
     array([2., 6.])
+    >>> pull(np.eye(2), batched=True)[0]
+    array([[2., 0.],
+           [0., 6.]])
     """
     check_float_args(primals, range(len(primals)))
     primals = tuple(_prep(p) for p in primals)
@@ -55,16 +62,20 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
     out, out_td, pullback = trace_vjp(flat_fn, flat_in)
     out_value = tree_unflatten(out_td, [as_result(o) for o in out])
 
-    def vjp_fn(cotangent):
+    def vjp_fn(cotangent, *, batched: bool = False):
         ct_leaves, ct_td = tree_flatten(cotangent)
         if ct_td != out_td and not (out_td.num_leaves == 1 and len(ct_leaves) == 1):
             raise ValueError(f"cotangent structure {ct_td} does not match the output {out_td}")
         lead = ()
+        if batched:
+            lead = batch_lead(out, ct_leaves, "cotangent", "vjp_fn(ct, batched=True)")
         for o, c in zip(out, ct_leaves):
             cs, os_ = shape_of(c), shape_of(o)
-            if cs != os_ and cs[1:] != os_:
-                raise ValueError(f"cotangent shape {cs} does not match the output shape {os_}")
-            lead = cs[:len(cs) - len(os_)]
+            if cs != os_ and not batched:
+                hint = ("; for a batch of cotangents with a leading axis, call "
+                        "vjp_fn(ct, batched=True)") if cs[1:] == os_ else ""
+                raise ValueError(f"cotangent shape {cs} does not match the output shape "
+                                 f"{os_}{hint}")
         cts = pullback([_cast(c, o) for c, o in zip(ct_leaves, out)])
         grads = [as_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
         return tuple(tree_unflatten(in_td, grads))
@@ -108,7 +119,7 @@ def _collect_aux(f: Callable, box: list) -> Callable:
 
 
 def _strip_all(x):
-    return _map_leaves(lambda v: as_result(peel(v)) if is_traced(v) else v, x)
+    return _map_leaves(lambda v: as_result(peel_keep_batch(v)) if is_traced(v) else v, x)
 
 
 def _all_numbers(tree) -> bool:

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel
+from dualad.core.backend import namespace_of, peel_keep_batch
 from dualad.core.dispatch import implements
 from dualad.core.registry import defprimitive, shape_of
 from dualad.core.zero import Zero, add_any
@@ -82,7 +82,7 @@ def inverse_gaps(w, squares: bool = False):
     diff = row(w) - col(w)
     if squares:
         diff = diff * (row(w) + col(w))
-    wv = peel(w)
+    wv = peel_keep_batch(w)
     xp = namespace_of(wv)
     scale = xp.max(xp.abs(wv), axis=-1, keepdims=True)[..., None] if n else 0.0
     gap = xp.abs(wv[..., None, :] - wv[..., :, None])

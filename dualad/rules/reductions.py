@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.backend import namespace_of, peel_keep_batch, result_float_dtype
 from dualad.core.dispatch import REDUCERS, implements
 from dualad.core.registry import defprimitive, lead_of, ndim_of, shape_of
 from dualad.rules.shape import broadcast_to_p, normalize_axes, reshape_p
@@ -209,12 +209,13 @@ def _no_where(where, name):
 def _tie_weights(x, out, axis, keepdims):
     """1/(number of tied extrema) where ``x`` attains ``out``, else 0 (as JAX).
     Piecewise constant, so computed on the peeled values."""
-    xv, ov = peel(x), peel(out)
+    xv, ov = peel_keep_batch(x), peel_keep_batch(out)
     xp = namespace_of(xv)
     if not keepdims:
         ov = xp.expand_dims(ov, axis)
     dtype = result_float_dtype(xv)
-    hit = xp.asarray(xv == ov)
+    hit = xv == ov
+    hit = hit if hasattr(hit, "_level") else xp.asarray(hit)
     count = xp.maximum(xp.sum(hit, axis=axis, keepdims=True), 1)   # NaN: no hit, weight 0
     return hit.astype(dtype) / count.astype(dtype)
 
@@ -331,7 +332,7 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
 @implements(np.nanmean)
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     axes = normalize_axes(axis, ndim_of(a))
-    n = np.sum(~np.isnan(peel(a)), axis=axes, keepdims=keepdims)
+    n = np.sum(~np.isnan(peel_keep_batch(a)), axis=axes, keepdims=keepdims)
     return nansum(a, axis=axes, keepdims=keepdims) / n.astype(result_float_dtype(a))
 
 
@@ -364,7 +365,7 @@ def _norm2(x, axis, keepdims):
 
 
 def _safe_div(num, out):
-    zero = peel(out) == 0
+    zero = peel_keep_batch(out) == 0
     return np.where(zero, 0.0, num / np.where(zero, 1.0, out))
 
 
@@ -416,7 +417,7 @@ def _vector_norm(x, ord, axes, keepdims):
         return amin(np.abs(x), axis=axes, keepdims=keepdims)
     if ord == 0:
         # A count of nonzeros: piecewise constant, no derivative.
-        xv = peel(x)
+        xv = peel_keep_batch(x)
         return np.sum(xv != 0, axis=axes, keepdims=keepdims).astype(result_float_dtype(xv))
     if ord == 1:
         return sum_(np.abs(x), axis=axes, keepdims=keepdims)
@@ -424,7 +425,7 @@ def _vector_norm(x, ord, axes, keepdims):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     s = sum_(np.abs(x) ** float(ord), axis=axes, keepdims=keepdims)
     # Same safe-at-zero formulation as norm2: s**(1/p) has an infinite slope at 0.
-    zero = peel(s) == 0
+    zero = peel_keep_batch(s) == 0
     return np.where(zero, 0.0, np.where(zero, 1.0, s) ** (1.0 / float(ord)))
 
 

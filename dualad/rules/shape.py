@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import namespace_of
+from dualad.core.backend import namespace_of, peel_keep_batch
 from dualad.core.dispatch import implements
 from dualad.core.registry import align, defprimitive, ndim_of, provided, shape_of, unbroadcast
 from dualad.core.zero import Zero
@@ -204,7 +204,7 @@ where_p = defprimitive("where", lambda cond, x, y: namespace_of(x, y).where(cond
 
 @implements(np.where)
 def where(cond, x=None, y=None):
-    from dualad.core.backend import peel
+    # The condition is data without a derivative; a vmap's batch stays on it.
     if x is None and y is None:
-        return np.nonzero(peel(cond))
-    return where_p(peel(cond), x, y)
+        return np.nonzero(peel_keep_batch(cond))
+    return where_p(peel_keep_batch(cond), x, y)
