@@ -463,6 +463,20 @@ def _svd_invariant(a):
     return u ** 2, s, vt ** 2
 
 
+# -- complex values (real inputs, complex intermediates; h11b) -----------------
+ROWS += [
+    op("real(exp(1j x))", lambda x: np.real(np.exp(1j * x)), UN),
+    op("imag(x * (1 + 2j))**2", lambda x: np.imag(x * (1.0 + 2.0j)) ** 2, UN),
+    op("conj(z) * z", lambda x, y: np.real(np.conj(x + 1j * y) * (x + 1j * y) ** 2), BI),
+    op("abs/angle of complex", lambda x, y: np.abs(x + 1j * y) * np.angle(x + 1j * y),
+       BI, S(0.3, 2.0)),
+    op("z.real, z.imag, z.conj()", lambda x: (x * 1j + x * x).conj().imag
+       + (x * (2 - 1j)).real, UN),
+    op("astype(complex) -> real", lambda x: np.real(x.astype(np.complex128) * (1 + 1j)), UN),
+    op("norm/var of complex", lambda x, y: np.linalg.norm(x + 1j * y) + np.var(x * y + 1j * x),
+       {"vector": [(5,), (5,)], "matrix": [(3, 4), (3, 4)]}),
+]
+
 CASES = [(spec, fam) for spec in ROWS for fam in spec.families]
 IDS = [f"{spec.name}[{fam}]" for spec, fam in CASES]
 

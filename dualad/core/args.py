@@ -75,3 +75,36 @@ def identity_rows(x, start: int, stop: int):
     seeds = xp.zeros((stop - start, n), dtype=result_float_dtype(v))
     seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
     return seeds.reshape((stop - start,) + tuple(shape_of(x)))
+
+
+def _is_complex_leaf(x) -> bool:
+    dtype = getattr(peel(x), "dtype", None)
+    return dtype is not None and dtype.kind == "c" or isinstance(peel(x), complex)
+
+
+def check_complex(what: str, holomorphic: bool, inputs=(), outputs=(),
+                  real_inputs: bool = False) -> None:
+    """JAX's rules for complex values in ``grad``/``jacrev``/``jacfwd``:
+    a complex output needs ``holomorphic=True`` (``jacfwd``: a complex input
+    too, ``real_inputs``), and ``holomorphic=True`` needs complex inputs."""
+    if holomorphic:
+        for x in tree_leaves(inputs):
+            if not _is_complex_leaf(x):
+                raise TypeError(f"{what}(holomorphic=True) requires complex inputs, got "
+                                f"{getattr(peel(x), 'dtype', type(x).__name__)}")
+        return
+    which = "inputs" if real_inputs else "outputs"
+    for x in tree_leaves(inputs if real_inputs else outputs):
+        if _is_complex_leaf(x):
+            raise TypeError(
+                f"{what} requires real-valued {which}, got {peel(x).dtype}. For a holomorphic "
+                f"function pass holomorphic=True; otherwise differentiate np.real/np.imag "
+                f"(or np.abs) of the result.")
+
+
+def real_part_for(ct, primal):
+    """The cotangent of a real primal is real: a complex cotangent reaching a
+    real input keeps its real part (the part that pairs with real tangents)."""
+    if _is_complex_leaf(ct) and not _is_complex_leaf(primal):
+        return np.real(ct)
+    return ct

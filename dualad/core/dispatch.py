@@ -171,7 +171,11 @@ class Tracer:
 
     @property
     def real(self):
-        return self
+        return np.real(self)
+
+    @property
+    def imag(self):
+        return np.imag(self)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -236,7 +240,8 @@ class Tracer:
     def squeeze(self, axis=None): return np.squeeze(self, axis)
     def ravel(self): return np.ravel(self)
     def flatten(self): return np.ravel(self)
-    def conj(self): return self
+    def conj(self): return np.conjugate(self)
+    def conjugate(self): return np.conjugate(self)
     def copy(self): return self
     def argmax(self, *a, **k): return np.argmax(self, *a, **k)
     def argmin(self, *a, **k): return np.argmin(self, *a, **k)
@@ -260,4 +265,6 @@ class Tracer:
         dtype = np.dtype(dtype)
         if dtype.kind not in "fc":
             return peel(self).astype(dtype)     # integer/bool views carry no derivative
+        if dtype.kind == "f" and self.dtype.kind == "c":
+            return np.real(self).astype(dtype)  # NumPy drops the imaginary part
         return registry["astype"](self, dtype=dtype)

@@ -8,10 +8,12 @@ import numpy as np
 from dualad.core.args import (
     as_array,
     as_tuple_positions,
+    check_complex,
     check_float_args,
     check_positions,
     identity_rows,
     materialize,
+    real_part_for,
     zeros_like,
 )
 from dualad.core.backend import check_differentiable, namespace_of, peel
@@ -63,7 +65,8 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
                 raise ValueError(f"cotangent shape {cs} does not match the output shape {os_}")
             lead = cs[:len(cs) - len(os_)]
         cts = pullback([_cast(c, o) for c, o in zip(ct_leaves, out)])
-        grads = [_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
+        grads = [_result(real_part_for(materialize(c, p, lead), p))
+                 for c, p in zip(cts, flat_in)]
         return tuple(tree_unflatten(in_td, grads))
 
     if has_aux:
@@ -114,8 +117,9 @@ def _ones_like(x):
 # grad and value_and_grad (MindSpore-style return structures)
 # ============================================================================
 def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-                   *, argnums=None) -> Callable:
-    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``.
+                   *, argnums=None, holomorphic: bool = False) -> Callable:
+    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``
+    (and for ``holomorphic``).
 
     >>> import numpy as np, dualad as da
     >>> v, g = da.value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
@@ -169,8 +173,10 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         flat_tree = all(c.kind == "leaf" for c in in_td.children)
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
+        check_complex("grad", holomorphic, flat_in, out)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
-        grads = tree_unflatten(in_td, [_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
+        grads = tree_unflatten(in_td, [_result(real_part_for(materialize(c, p), p))
+                                       for c, p in zip(cts, flat_in)])
         grads_in = grads[:len(positions)]
         grads_w = tuple(g if pr.requires_grad else zeros_like(g)
                         for g, pr in zip(grads[len(positions):], params))
@@ -188,7 +194,7 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
 
 
 def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-         *, argnums=None) -> Callable:
+         *, argnums=None, holomorphic: bool = False) -> Callable:
     """Gradient of ``fn`` (non-scalar outputs are summed; a tuple output is the
     sum of its outputs unless ``has_aux``).
 
@@ -203,11 +209,16 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
 
     With ``has_aux=True`` it returns ``(grads, aux)`` with ``aux`` a tuple.
 
+    Complex values follow JAX: for a real-valued ``fn`` of ``z = x + iy`` the
+    result is ``df/dx - i df/dy``; a complex-valued ``fn`` raises unless
+    ``holomorphic=True`` (then the result is ``f'(z)``; inputs must be complex).
+
     >>> import numpy as np, dualad as da
     >>> float(da.grad(np.sin)(0.0))
     1.0
     """
-    vg = value_and_grad(fn, grad_position, weights, has_aux, argnums=argnums)
+    vg = value_and_grad(fn, grad_position, weights, has_aux, argnums=argnums,
+                        holomorphic=holomorphic)
 
     def wrapper(*args):
         value, grads = vg(*args)
@@ -250,7 +261,8 @@ class _bind_weights:
 # ============================================================================
 # jacrev: one batched backward pass per chunk of output rows
 # ============================================================================
-def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
+def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None,
+           holomorphic: bool = False) -> Callable:
     """Jacobian by reverse mode, ``out.shape + in.shape``: the backward pass
     runs once per chunk of output rows, with a batch of cotangents.
 
@@ -273,6 +285,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
             return fn(*call)
 
         out, out_td, pullback = trace_vjp(inner, diff)
+        check_complex("jacrev", holomorphic, diff, out)
         if out_td.num_leaves != 1:
             raise ValueError("jacrev needs a function with a single array output")
         o = out[0]
@@ -283,7 +296,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
             stop = min(start + k, m)
             cts = pullback([identity_rows(o, start, stop)])
             for i, (c, x) in enumerate(zip(cts, diff)):
-                rows[i].append(materialize(c, x, (stop - start,)))
+                rows[i].append(real_part_for(materialize(c, x, (stop - start,)), x))
         res = []
         for i, x in enumerate(diff):
             full = rows[i][0] if len(rows[i]) == 1 else np.concatenate(rows[i], axis=0)

@@ -17,3 +17,5 @@ from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     shape,
     ufuncs,
 )
+from dualad.rules import complex  # noqa: F401, E402  (after: wraps handlers above)
+
