@@ -8,6 +8,7 @@ Importing this package fills the registry and the dispatch tables.
 May import: core.
 """
 from dualad.rules import (  # noqa: F401  (each module registers its primitives)
+    complex,
     contractions,
     indexing,
     joins,
@@ -17,5 +18,4 @@ from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     shape,
     ufuncs,
 )
-from dualad.rules import complex  # noqa: F401, E402  (after: wraps handlers above)
 
