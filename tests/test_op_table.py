@@ -477,6 +477,26 @@ ROWS += [
        {"vector": [(5,), (5,)], "matrix": [(3, 4), (3, 4)]}),
 ]
 
+# -- numpy.fft (h11b): real-valued views of the complex results ---------------
+FFT = np.fft
+ROWS += [
+    op("fft (real, imag)", lambda x, y: (FFT.fft(x + 1j * y).real, FFT.fft(x * y).imag),
+       {k: v for k, v in BI.items() if k != "scalar"}),
+    op("ifft(n=6, norm='ortho')", lambda x: np.abs(FFT.ifft(x, n=6, norm="ortho")), VMT),
+    op("fft2 / ifft2", lambda x, y: np.real(FFT.fft2(x + 1j * y) * FFT.ifft2(x * y)),
+       {"matrix": [(3, 4), (3, 4)], "tensor3": [(2, 3, 4), (2, 3, 4)]}),
+    op("fftn(s, axes) / ifftn", lambda x: np.imag(FFT.fftn(x, s=(3, 2), axes=(0, -1))
+                                                  + FFT.ifftn(x * x)[:3, ..., :2]),
+       {"matrix": [(3, 4)], "tensor3": [(3, 2, 4)]}),
+    op("rfft / irfft", lambda x: FFT.irfft(FFT.rfft(x) * (1 + 0.5j) + 1j), VMT),
+    op("irfft(n=5, norm='forward')", lambda x, y: FFT.irfft(x + 1j * y, n=5, norm="forward"),
+       {"vector": [(4,), (4,)], "matrix": [(3, 4), (3, 4)]}),
+    op("rfft2 / irfft2", lambda x: FFT.irfft2(FFT.rfft2(x) ** 2, s=(3, 5)), MT),
+    op("rfftn / irfftn(axes)", lambda x: FFT.irfftn(FFT.rfftn(x, axes=(0,)) * 1j, axes=(0,)),
+       MT),
+    op("fftshift / ifftshift", lambda x: FFT.fftshift(x) * FFT.ifftshift(x * x, axes=-1), VMT),
+]
+
 CASES = [(spec, fam) for spec in ROWS for fam in spec.families]
 IDS = [f"{spec.name}[{fam}]" for spec, fam in CASES]
 

@@ -10,6 +10,7 @@ May import: core.
 from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     complex,
     contractions,
+    fft,
     indexing,
     joins,
     linalg,
