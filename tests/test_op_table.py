@@ -497,6 +497,40 @@ ROWS += [
     op("fftshift / ifftshift", lambda x: FFT.fftshift(x) * FFT.ifftshift(x * x, axes=-1), VMT),
 ]
 
+# -- more NumPy functions as compositions (h11b, dualad/rules/misc.py) ----------
+_XP = np.linspace(-1.2, 1.2, 5)
+ROWS += [
+    op("rad2deg/degrees/deg2rad/radians",
+       lambda x: np.rad2deg(x) + np.degrees(x * x) + np.deg2rad(x) * np.radians(x), UN),
+    op("fabs", np.fabs, UN, S(0.2, 2.0)),
+    op("sinc", np.sinc, UN, U(-1.5, 1.5)),
+    op("sinc near 0", lambda x: np.sinc(x * 1e-4), UN),
+    op("logaddexp2", np.logaddexp2, BI),
+    op("linspace(traced ends)", lambda a, b: np.linspace(a, b, 5, axis=-1),
+       {"scalar": [(), ()], "vector": [(3,), (3,)]}),
+    op("linspace(endpoint=False, retstep)", lambda a, b: np.linspace(a, b, 4, False, True),
+       {"scalar": [(), ()]}),
+    op("gradient", np.gradient, {"vector": [(6,)], "matrix": [(3, 4)]}),
+    op("gradient(h, edge_order=2, axis)", lambda f: np.gradient(f, 0.3, axis=-1, edge_order=2),
+       VMT),
+    op("nan_to_num", lambda x: np.nan_to_num(np.where(x > 0, x, np.nan) * 2.0, nan=-1.0), UN,
+       S(0.5, 2.0)),
+    op("pad(constant)", lambda x: np.pad(x, ((1, 2),) * x.ndim, constant_values=1.5), VMT),
+    op("pad(edge/reflect/symmetric/wrap)", lambda x: (
+        np.pad(x, 2, mode="edge"), np.pad(x, (1, 2), mode="reflect"),
+        np.pad(x, 3, mode="symmetric"), np.pad(x, (4, 1), mode="wrap")), VMT),
+    op("partition", lambda x: np.partition(x, 1, axis=-1), VMT, D),
+    op("rollaxis", lambda x: np.rollaxis(x, 2, 0), {"tensor3": [(2, 3, 4)]}),
+    op("select", lambda x, y: np.select([x > 0.5, x < 0], [x * y, y * y], default=x),
+       {"vector": [(5,), (5,)], "matrix": [(3, 4), (3, 4)]}, S(0.1, 1.0)),
+    op("interp(x, xp, fp)", lambda x, fp: np.interp(x, _XP, fp),
+       {"vector": [(4,), (5,)]}, U(-1.5, 1.5), N),
+    op("polyval(p, x)", np.polyval, {"vector": [(3,), (4,)], "matrix": [(4,), (2, 3)]}),
+    op("piecewise", lambda x: np.piecewise(x, [x < 0, x > 0.5], [np.sin, lambda v: v * v, 0.5]),
+       UN, S(0.1, 1.0)),
+    op("meshgrid", lambda x, y: np.meshgrid(x, y), {"vector": [(3,), (4,)]}),
+]
+
 CASES = [(spec, fam) for spec in ROWS for fam in spec.families]
 IDS = [f"{spec.name}[{fam}]" for spec, fam in CASES]
 

@@ -15,6 +15,7 @@ from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     joins,
     linalg,
     linalg_decomp,
+    misc,
     reductions,
     shape,
     ufuncs,
