@@ -9,6 +9,7 @@ silently drop a derivative (``np.asarray``, ``float``, ``tolist``) raise too.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -19,6 +20,9 @@ from dualad.core.registry import bind, registry, shape_of
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
 REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce
 FUNCTIONS: dict = {}     # numpy function -> handler(*args, **kwargs)
+# Callables ``loader(ufunc) -> bool`` that register rules for a ufunc from
+# another library (scipy.special) the first time one reaches a traced value.
+UFUNC_LOADERS: list = []
 
 
 def implements(*numpy_functions) -> Callable:
@@ -57,9 +61,31 @@ def register_nondiff(*functions) -> None:
         (UFUNCS if isinstance(f, np.ufunc) else FUNCTIONS)[f] = _nondiff(f)
 
 
+def ufunc_name(ufunc) -> str:
+    """The public name of a ufunc: ``numpy.sin``, ``scipy.special.erf``."""
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc:
+        return f"numpy.{name}"
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, name, None) is ufunc:
+        return f"scipy.special.{name}"
+    return name
+
+
+def _ufunc_handler(ufunc):
+    handler = UFUNCS.get(ufunc)
+    if handler is None:
+        for load in UFUNC_LOADERS:
+            if load(ufunc):
+                return UFUNCS.get(ufunc)
+    return handler
+
+
 def _unsupported(name: str) -> TypeError:
+    if "." not in name:
+        name = f"numpy.{name}"
     return TypeError(
-        f"dualad cannot differentiate numpy.{name}: it has no derivative rule. "
+        f"dualad cannot differentiate {name}: it has no derivative rule. "
         f"Write the computation with supported functions, or wrap it with "
         f"dualad.custom_jvp / dualad.custom_vjp to supply the rule.")
 
@@ -76,7 +102,9 @@ def _apply(ufunc, *inputs, **kwargs):
     convert them, and the rules need their shapes)."""
     handler = UFUNCS.get(ufunc)
     if handler is None:
-        raise _unsupported(ufunc.__name__)
+        handler = _ufunc_handler(ufunc)
+        if handler is None:
+            raise _unsupported(ufunc_name(ufunc))
     for a in inputs:
         if a.__class__ is list or a.__class__ is tuple:
             inputs = tuple(np.asarray(b) if b.__class__ in (list, tuple) else b for b in inputs)
@@ -103,7 +131,7 @@ class Tracer:
             return _apply(ufunc, *inputs, **kwargs)
         handler = REDUCERS.get((ufunc, method))
         if handler is None:
-            raise _unsupported(f"{ufunc.__name__}.{method}")
+            raise _unsupported(f"{ufunc_name(ufunc)}.{method}")
         return handler(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -111,7 +139,7 @@ class Tracer:
         if handler is None:
             mod = func.__module__ or "numpy"
             prefix = mod.replace("numpy", "", 1).lstrip(".")
-            raise _unsupported(f"{prefix + '.' if prefix else ''}{func.__name__}")
+            raise _unsupported(f"numpy.{prefix + '.' if prefix else ''}{func.__name__}")
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
