@@ -529,7 +529,17 @@ ROWS += [
     op("piecewise", lambda x: np.piecewise(x, [x < 0, x > 0.5], [np.sin, lambda v: v * v, 0.5]),
        UN, S(0.1, 1.0)),
     op("meshgrid", lambda x, y: np.meshgrid(x, y), {"vector": [(3,), (4,)]}),
+    op("eig / eigvals (real and complex spectra)", lambda a: _eig_views(a),
+       {"real-spectrum": [(3, 3)], "batched": [(2, 3, 3)]}, SYM),
+    op("eig (complex pairs)", lambda a: _eig_views(a), {"matrix": [(3, 3)], "4x4": [(4, 4)]}),
 ]
+
+
+def _eig_views(a):
+    # Real-valued views of both outputs (complex when the spectrum is).
+    w, v = np.linalg.eig(a)
+    c = np.linspace(0.5, 1.5, w.shape[-1]) * (1 - 0.5j)
+    return np.real(w * c) + np.imag(np.linalg.eigvals(a)) ** 2, np.real(v * c) + np.imag(v) ** 2
 
 CASES = [(spec, fam) for spec in ROWS for fam in spec.families]
 IDS = [f"{spec.name}[{fam}]" for spec, fam in CASES]

@@ -14,6 +14,7 @@ from dualad.core.dispatch import UFUNC_LOADERS
 from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     complex,
     contractions,
+    eig,
     fft,
     indexing,
     joins,

@@ -65,14 +65,20 @@ def _to_complex_impl(x, dtype, lead=0):
     return np.asarray(x).astype(dtype) if not hasattr(x, "astype") else x.astype(dtype)
 
 
-real_p = defprimitive(
-    "real", _real_impl,
-    transpose=lambda ct, primals, lead: to_complex_p(ct, dtype=_complex_dtype(primals[0]),
-                                                     lead=lead))
-imag_p = defprimitive(
-    "imag", _imag_impl,
-    transpose=lambda ct, primals, lead: to_complex_p(ct, dtype=_complex_dtype(primals[0]),
-                                                     lead=lead) * -1j)
+def _lift(ct, primals, lead):
+    """The cotangent of a real output, as the complex cotangent of the complex
+    input. Only its real part is meaningful: a real value's cotangent may
+    carry an imaginary part picked up on the way (``x * 1j`` sends a complex
+    cotangent to a real ``x``), which pairs with nothing and must not leak
+    back into complex values."""
+    if is_complex(ct):
+        ct = real_p(ct, lead=0)
+    return to_complex_p(ct, dtype=_complex_dtype(primals[0]), lead=lead)
+
+
+real_p = defprimitive("real", _real_impl, transpose=_lift)
+imag_p = defprimitive("imag", _imag_impl,
+                      transpose=lambda ct, primals, lead: _lift(ct, primals, lead) * -1j)
 conj_p = defprimitive("conj", _conj_impl,
                       transpose=lambda ct, primals, lead: conj_p(ct, lead=lead))
 # A real array seen as complex: the transpose keeps the real part of the
