@@ -78,8 +78,9 @@ def identity_rows(x, start: int, stop: int):
 
 
 def _is_complex_leaf(x) -> bool:
-    dtype = getattr(peel(x), "dtype", None)
-    return dtype is not None and dtype.kind == "c" or isinstance(peel(x), complex)
+    # From the dtype only (a traced value's dtype is no read of its value).
+    dtype = getattr(x, "dtype", None)
+    return dtype.kind == "c" if dtype is not None else isinstance(x, complex)
 
 
 def check_complex(what: str, holomorphic: bool, inputs=(), outputs=(),
@@ -91,13 +92,13 @@ def check_complex(what: str, holomorphic: bool, inputs=(), outputs=(),
         for x in tree_leaves(inputs):
             if not _is_complex_leaf(x):
                 raise TypeError(f"{what}(holomorphic=True) requires complex inputs, got "
-                                f"{getattr(peel(x), 'dtype', type(x).__name__)}")
+                                f"{getattr(x, 'dtype', type(x).__name__)}")
         return
     which = "inputs" if real_inputs else "outputs"
     for x in tree_leaves(inputs if real_inputs else outputs):
         if _is_complex_leaf(x):
             raise TypeError(
-                f"{what} requires real-valued {which}, got {peel(x).dtype}. For a holomorphic "
+                f"{what} requires real-valued {which}, got {x.dtype}. For a holomorphic "
                 f"function pass holomorphic=True; otherwise differentiate np.real/np.imag "
                 f"(or np.abs) of the result.")
 

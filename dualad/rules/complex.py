@@ -37,16 +37,17 @@ from dualad.core.registry import defprimitive, ndim_of, registry
 
 
 def is_complex(x) -> bool:
-    """Whether ``x`` (traced or plain) holds complex values."""
-    v = peel(x)
-    dtype = getattr(v, "dtype", None)
+    """Whether ``x`` (traced or plain) holds complex values (from its dtype
+    alone: no read of a traced value, which the sparsity tracer would note)."""
+    dtype = getattr(x, "dtype", None)
     if dtype is None:
-        return isinstance(v, complex)
+        return isinstance(x, complex)
     return dtype.kind == "c"
 
 
 def _complex_dtype(x):
-    return np.result_type(peel(x), np.complex64)
+    dtype = getattr(x, "dtype", None)
+    return np.result_type(np.float64 if dtype is None else dtype, np.complex64)
 
 
 def _real_impl(x, lead=0):
@@ -105,7 +106,7 @@ def real(x):
 def imag(x):
     if is_complex(x):
         return imag_p(x)
-    return np.zeros_like(peel(x))     # the imaginary part of a real value: constant 0
+    return np.zeros(x.shape, x.dtype)  # the imaginary part of a real value: constant 0
 
 
 @implements(np.conjugate, np.conj)

@@ -61,7 +61,7 @@ def _irfft_transpose(ct, primals, lead, n, axis, norm):
     if n % 2 == 0:
         w[-1] = 1.0
     scale = {"backward": 1.0 / n, "ortho": 1.0 / np.sqrt(n), "forward": 1.0}[norm]
-    w = (w * scale).reshape((m,) + (1,) * (ndim_of(ct) - 1 - ax))
+    w = (w * scale).astype(ct.dtype).reshape((m,) + (1,) * (ndim_of(ct) - 1 - ax))
     return conj(np.fft.rfft(ct, axis=ax) * w)
 
 

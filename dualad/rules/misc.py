@@ -47,6 +47,11 @@ def logaddexp2(x, y, **kwargs):
     return np.logaddexp(x * _LN2, y * _LN2) * (1.0 / _LN2)
 
 
+def _float_dtype(x):
+    dtype = getattr(x, "dtype", None)
+    return dtype if dtype is not None and dtype.kind in "fc" else np.dtype(np.float64)
+
+
 def _small(x):
     return np.abs(peel(x)) < 1e-3
 
@@ -76,7 +81,8 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     num = int(num)
     div = (num - 1) if endpoint else num
     shape = np.broadcast_shapes(shape_of(start), shape_of(stop))
-    t = np.arange(num, dtype=np.float64).reshape((num,) + (1,) * len(shape))
+    dt = np.result_type(*(getattr(v, "dtype", np.float64) for v in (start, stop)), 1.0)
+    t = np.arange(num, dtype=dt).reshape((num,) + (1,) * len(shape))
     delta = stop - start
     step = delta / div if div > 0 else delta * np.nan
     y = start + t * step if div > 0 else start + t * delta
@@ -168,11 +174,11 @@ def piecewise(x, condlist, funclist, *args, **kw):
             continue
         sub = flat[idx]
         val = f(sub, *args, **kw) if callable(f) else f
-        pieces.append(np.broadcast_to(val, idx.shape) * np.ones(idx.shape))
+        pieces.append(np.broadcast_to(val, idx.shape) * np.ones(idx.shape, _float_dtype(x)))
         order.append(idx)
     rest = np.flatnonzero(owner == -1)
     if rest.size:
-        pieces.append(np.zeros(rest.shape, dtype=np.result_type(xv, np.float64)))
+        pieces.append(np.zeros(rest.shape, dtype=_float_dtype(x)))
         order.append(rest)
     if not pieces:
         return np.zeros_like(xv)
@@ -292,7 +298,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
         g = 0.0
         for k in range(m):
             idx = first + k
-            w = np.choose(idx % m, resp)
+            w = np.choose(idx % m, resp).astype(_float_dtype(f))
             g = g + np.take(f, idx, axis=ax) * w.reshape(shape)
         out.append(g)
     return out[0] if len(out) == 1 else tuple(out)
