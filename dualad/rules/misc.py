@@ -9,7 +9,7 @@ Index patterns (``pad``'s reflect/wrap, ``gradient``'s stencils) are computed
 by NumPy itself on integer arrays, so they match NumPy exactly.
 
 >>> import numpy as np, dualad as da
->>> float(da.grad(lambda a: np.interp(0.25, [0.0, 1.0], [a, 2 * a]))(1.0))
+>>> float(da.grad(lambda a: np.interp(0.25, [0.0, 1.0], a * np.array([1.0, 2.0])))(1.0))
 1.25
 """
 from __future__ import annotations
@@ -192,6 +192,10 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     if period is not None:
         raise TypeError("dualad's numpy.interp does not support period=; map x into one "
                         "period with np.mod first.")
+    if isinstance(fp, (list, tuple)):
+        fp = np.stack(fp)              # a list that may hold traced entries
+    if isinstance(xp, (list, tuple)):
+        xp = np.stack(xp)
     xv, xpv = peel(x), np.asarray(peel(xp))
     m = xpv.shape[0]
     i = np.clip(np.searchsorted(xpv, xv, side="right") - 1, 0, max(m - 2, 0))
