@@ -156,7 +156,8 @@ def refuse_complex(prim) -> None:
 
     def checked(*args, **params):
         for a in args:
-            if is_complex(a):
+            dtype = getattr(a, "dtype", None)
+            if dtype.kind == "c" if dtype is not None else a.__class__ is complex:
                 raise TypeError(
                     f"dualad's rule for {prim.name} is not correct for complex values "
                     f"(it got a {np.result_type(a)} argument). Differentiate the real and "
@@ -176,8 +177,9 @@ def _for_complex(table, key, complex_version) -> None:
     real_version = table[key]
 
     def handler(*args, **kwargs):
-        if any(is_complex(a) for a in args if hasattr(a, "_level")):
-            return complex_version(real_version, *args, **kwargs)
+        for a in args:
+            if hasattr(a, "_level") and a.dtype.kind == "c":
+                return complex_version(real_version, *args, **kwargs)
         return real_version(*args, **kwargs)
     handler.__name__ = getattr(real_version, "__name__", "handler")
     table[key] = handler
