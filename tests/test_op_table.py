@@ -534,6 +534,32 @@ ROWS += [
     op("eig (complex pairs)", lambda a: _eig_views(a), {"matrix": [(3, 3)], "4x4": [(4, 4)]}),
 ]
 
+# -- scipy.special (h11b; registered lazily, checked here when SciPy exists) --
+try:
+    import scipy.special as _sc
+except ImportError:                                   # pragma: no cover
+    _sc = None
+if _sc is not None:
+    _P01 = U(0.1, 0.9)
+    ROWS += [
+        op("scipy erf/erfc/ndtr/expit", lambda x: (_sc.erf(x), _sc.erfc(x), _sc.ndtr(x),
+                                                   _sc.expit(x)), UN),
+        op("scipy erfinv/erfcinv/ndtri/logit", lambda u: (
+            _sc.erfinv(u), _sc.erfcinv(u), _sc.ndtri(u), _sc.logit(u)), UN, _P01),
+        op("scipy gammaln/digamma/gamma", lambda x: (_sc.gammaln(x), _sc.digamma(x),
+                                                     _sc.gamma(x)), UN, POS),
+        op("scipy log_ndtr", _sc.log_ndtr, UN, U(-4.0, 2.0)),
+        op("scipy xlogy/xlog1py/betaln", lambda x, y: (_sc.xlogy(x, y), _sc.xlog1py(x, y),
+                                                       _sc.betaln(x, y)), BI, POS),
+        op("scipy i0/i0e/i1/i1e/j0/j1", lambda x: (_sc.i0(x), _sc.i0e(x), _sc.i1(x),
+                                                   _sc.i1e(x), _sc.j0(x), _sc.j1(x)), UN,
+           S(0.2, 2.0)),
+        op("scipy y0/y1/jv/yv/iv/kv/ive/kve", lambda x: (
+            _sc.y0(x), _sc.y1(x), _sc.jv(1.5, x), _sc.yv(0.5, x), _sc.iv(2.0, x),
+            _sc.kv(0.5, x), _sc.ive(1.0, x), _sc.kve(1.0, x)), UN, POS),
+        op("scipy zeta(s, q)", lambda q: _sc.zeta(3.0, q), UN, POS),
+    ]
+
 
 def _eig_views(a):
     # Real-valued views of both outputs (complex when the spectrum is).
