@@ -162,3 +162,37 @@ def batch_lead(primal_leaves, leaves, what: str, call: str) -> tuple:
     if len(ks) > 1:
         raise ValueError(f"batched {what}s must share one batch size k, got {sorted(ks)}")
     return (ks.pop(),) if ks else (0,)
+
+
+def _is_complex_leaf(x) -> bool:
+    # From the dtype only (a traced value's dtype is no read of its value).
+    dtype = getattr(x, "dtype", None)
+    return dtype.kind == "c" if dtype is not None else isinstance(x, complex)
+
+
+def check_complex(what: str, holomorphic: bool, inputs=(), outputs=(),
+                  real_inputs: bool = False) -> None:
+    """JAX's rules for complex values in ``grad``/``jacrev``/``jacfwd``:
+    a complex output needs ``holomorphic=True`` (``jacfwd``: a complex input
+    too, ``real_inputs``), and ``holomorphic=True`` needs complex inputs."""
+    if holomorphic:
+        for x in tree_leaves(inputs):
+            if not _is_complex_leaf(x):
+                raise TypeError(f"{what}(holomorphic=True) requires complex inputs, got "
+                                f"{getattr(x, 'dtype', type(x).__name__)}")
+        return
+    which = "inputs" if real_inputs else "outputs"
+    for x in tree_leaves(inputs if real_inputs else outputs):
+        if _is_complex_leaf(x):
+            raise TypeError(
+                f"{what} requires real-valued {which}, got {x.dtype}. For a holomorphic "
+                f"function pass holomorphic=True; otherwise differentiate np.real/np.imag "
+                f"(or np.abs) of the result.")
+
+
+def real_part_for(ct, primal):
+    """The cotangent of a real primal is real: a complex cotangent reaching a
+    real input keeps its real part (the part that pairs with real tangents)."""
+    if _is_complex_leaf(ct) and not _is_complex_leaf(primal):
+        return np.real(ct)
+    return ct

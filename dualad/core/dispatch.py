@@ -24,6 +24,9 @@ REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.
 FUNCTIONS: dict = {}     # numpy function -> handler(*args, **kwargs)
 ARRAY_API: list = []     # [the array API namespace module], see core/array_api.py
 LIKE: dict = {}          # creation function -> handler(like, *args, **kwargs), for like=x
+# Callables ``loader(ufunc) -> bool`` that register rules for a ufunc from
+# another library (scipy.special) the first time one reaches a traced value.
+UFUNC_LOADERS: list = []
 
 
 def implements(*numpy_functions) -> Callable:
@@ -64,9 +67,31 @@ def register_nondiff(*functions) -> None:
         (UFUNCS if isinstance(f, np.ufunc) else FUNCTIONS)[f] = _nondiff(f)
 
 
+def ufunc_name(ufunc) -> str:
+    """The public name of a ufunc: ``numpy.sin``, ``scipy.special.erf``."""
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc:
+        return f"numpy.{name}"
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, name, None) is ufunc:
+        return f"scipy.special.{name}"
+    return name
+
+
+def _ufunc_handler(ufunc):
+    handler = UFUNCS.get(ufunc)
+    if handler is None:
+        for load in UFUNC_LOADERS:
+            if load(ufunc):
+                return UFUNCS.get(ufunc)
+    return handler
+
+
 def _unsupported(name: str) -> TypeError:
+    if "." not in name:
+        name = f"numpy.{name}"
     return TypeError(
-        f"dualad cannot differentiate numpy.{name}: it has no derivative rule. "
+        f"dualad cannot differentiate {name}: it has no derivative rule. "
         f"Write the computation with supported functions, or wrap it with "
         f"dualad.custom_jvp / dualad.custom_vjp to supply the rule.")
 
@@ -125,7 +150,9 @@ def _apply(ufunc, *inputs, **kwargs):
     convert them, and the rules need their shapes)."""
     handler = UFUNCS.get(ufunc)
     if handler is None:
-        raise _unsupported(ufunc.__name__)
+        handler = _ufunc_handler(ufunc)
+        if handler is None:
+            raise _unsupported(ufunc_name(ufunc))
     for a in inputs:
         if a.__class__ is list or a.__class__ is tuple:
             inputs = tuple(np.asarray(b) if b.__class__ in (list, tuple) else b for b in inputs)
@@ -208,7 +235,7 @@ class Tracer:
             return _apply(ufunc, *inputs, **kwargs)
         handler = REDUCERS.get((ufunc, method))
         if handler is None:
-            raise _unsupported(f"{ufunc.__name__}.{method}")
+            raise _unsupported(f"{ufunc_name(ufunc)}.{method}")
         return handler(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -218,7 +245,7 @@ class Tracer:
         if handler is None:
             mod = func.__module__ or "numpy"
             prefix = mod.replace("numpy", "", 1).lstrip(".")
-            raise _unsupported(f"{prefix + '.' if prefix else ''}{func.__name__}")
+            raise _unsupported(f"numpy.{prefix + '.' if prefix else ''}{func.__name__}")
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
@@ -286,7 +313,11 @@ class Tracer:
 
     @property
     def real(self):
-        return self
+        return np.real(self)
+
+    @property
+    def imag(self):
+        return np.imag(self)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -351,7 +382,8 @@ class Tracer:
     def squeeze(self, axis=None): return np.squeeze(self, axis)
     def ravel(self): return np.ravel(self)
     def flatten(self): return np.ravel(self)
-    def conj(self): return self
+    def conj(self): return np.conjugate(self)
+    def conjugate(self): return np.conjugate(self)
     def copy(self, order="K"): return clone(self)
     def argmax(self, *a, **k): return np.argmax(self, *a, **k)
     def argmin(self, *a, **k): return np.argmin(self, *a, **k)
@@ -375,4 +407,6 @@ class Tracer:
         dtype = np.dtype(dtype)
         if dtype.kind not in "fc":
             return peel_keep_batch(self).astype(dtype)   # integer/bool views carry no derivative
+        if dtype.kind == "f" and self.dtype.kind == "c":
+            return np.real(self).astype(dtype)  # NumPy drops the imaginary part
         return provided.astype(self, dtype=dtype)

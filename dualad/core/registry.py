@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from dualad.core.backend import all_finite_value
 from dualad.core.levels import leaked
 from dualad.core.zero import Zero, add_any, safe_mul
@@ -170,6 +172,8 @@ def align(t, in_ndim: int, out_ndim: int):
         return t
     shape = shape_of(t)
     lead = len(shape) - in_ndim
+    if not hasattr(t, "reshape"):     # a Python complex (np.float64 * 1j is one)
+        t = np.asarray(t)
     return t.reshape(shape[:lead] + (1,) * extra + shape[lead:])
 
 

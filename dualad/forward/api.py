@@ -12,6 +12,7 @@ from dualad.core.args import (
     as_tuple_positions,
     at_positions,
     batch_lead,
+    check_complex,
     check_float_args,
     check_positions,
     check_tangent,
@@ -148,7 +149,8 @@ def _strip(x):
     return tree_map(lambda v: peel_keep_batch(v) if is_traced(v) else v, x)
 
 
-def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
+def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None,
+           holomorphic: bool = False) -> Callable:
     """Jacobian by forward mode, ``out.shape + in.shape``, in ceil(n/chunk)
     vectorised passes (a batch of tangents per pass).
 
@@ -163,6 +165,7 @@ def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         check_positions(positions, len(args))
         check_float_args(args, positions)
         args = tuple(as_array(a) if i in positions else a for i, a in enumerate(args))
+        check_complex("jacfwd", holomorphic, [args[p] for p in positions], real_inputs=True)
         blocks = [_jac_one(fn, args, p, chunk) for p in positions]
         return tuple(blocks) if tuple_out else blocks[0]
 

@@ -369,7 +369,7 @@ def _jac_dense(fn, args, pos, argnums, tuple_out, chosen, opts):
 
 def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None = None,
              csr: bool = False, sparse: bool | None = None, memory_budget=None,
-             progress: bool = False, executor=None) -> Callable:
+             progress: bool = False, executor=None, holomorphic: bool = False) -> Callable:
     """A function computing the Jacobian of ``fn``, shaped
     ``out.shape + in.shape`` (a tuple of them for tuple ``argnums``).
     ``mode``: ``"fwd"`` (jacfwd), ``"rev"`` (jacrev), ``"sparse"``
@@ -377,7 +377,9 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
     ``"auto"`` (the planner's choice, see :func:`dualad.plan`). ``chunk``,
     ``memory_budget``, ``progress``, ``executor`` as for :func:`hessian`;
     ``csr=True`` returns a ``scipy.sparse.csr_matrix`` ``(n_out, n_in)``
-    (``sparse=True``: its deprecated old name).
+    (``sparse=True``: its deprecated old name). Complex inputs or
+    ``holomorphic=True`` (see :func:`dualad.grad`) use jacrev, or jacfwd for
+    ``mode="fwd"``, without planning.
 
     >>> import numpy as np, dualad as da
     >>> da.jacobian(lambda x: np.sin(x) * 2.0, mode="rev")(np.zeros(2))
@@ -391,6 +393,9 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
     def jac(*args):
         positions, tuple_out = as_tuple_positions(argnums)
         args_p, pos = _prepare(args, positions)
+        if holomorphic or _any_complex([args_p[q] for q in pos]):
+            transform = jacfwd if mode == "fwd" else jacrev
+            return transform(fn, argnums, chunk=opts.chunk, holomorphic=holomorphic)(*args)
         p = _plan(fn, args_p, pos, "jacobian", mode, opts)
         if p is None:
             chosen = _choose_jacobian_mode(fn, args_p, pos) if mode == "auto" else mode
@@ -412,3 +417,7 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
         return out if tuple_out else out[0]
 
     return jac
+
+
+def _any_complex(values) -> bool:
+    return any(np.iscomplexobj(peel(v)) for v in tree_leaves(values))

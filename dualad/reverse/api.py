@@ -11,10 +11,12 @@ from dualad.core.args import (
     as_tuple_positions,
     at_positions,
     batch_lead,
+    check_complex,
     check_float_args,
     check_positions,
     identity_rows,
     materialize,
+    real_part_for,
 )
 from dualad.core.backend import (
     check_differentiable,
@@ -77,7 +79,8 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
                 raise ValueError(f"cotangent shape {cs} does not match the output shape "
                                  f"{os_}{hint}")
         cts = pullback([_cast(c, o) for c, o in zip(ct_leaves, out)])
-        grads = [as_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
+        grads = [as_result(real_part_for(materialize(c, p, lead), p))
+                 for c, p in zip(cts, flat_in)]
         return tuple(tree_unflatten(in_td, grads))
 
     if has_aux:
@@ -150,10 +153,11 @@ def _ones_like(x):
 # ============================================================================
 # grad and value_and_grad (MindSpore-style return structures)
 # ============================================================================
-def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
-    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``.
-    (Positions only: ``dualad.value_and_grad`` adds MindSpore's ``weights=``,
-    see :mod:`dualad.compat.weights`.)
+def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False, *,
+                   holomorphic: bool = False) -> Callable:
+    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``
+    and ``holomorphic``. (Positions only: ``dualad.value_and_grad`` adds
+    MindSpore's ``weights=``, see :mod:`dualad.compat.weights`.)
 
     >>> import numpy as np
     >>> v, g = value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
@@ -186,8 +190,10 @@ def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
         _check_float_output(out)
+        check_complex("grad", holomorphic, flat_in, out)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
-        grads = tree_unflatten(in_td, [as_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
+        grads = tree_unflatten(in_td, [as_result(real_part_for(materialize(c, p), p))
+                                       for c, p in zip(cts, flat_in)])
         result = tuple(grads) if tuple_pos else grads[0]
         value = tree_unflatten(out_td, [as_result(o) for o in out])
         if has_aux:
@@ -197,18 +203,23 @@ def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
     return wrapper
 
 
-def grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
+def grad(fn: Callable, argnums=0, has_aux: bool = False, *,
+         holomorphic: bool = False) -> Callable:
     """Gradient of ``fn`` with respect to the arguments at ``argnums``
     (non-scalar outputs are summed; a tuple output is the sum of its outputs
     unless ``has_aux``, which returns ``(grads, aux)`` with ``aux`` a tuple).
     Positions only: ``dualad.grad`` adds MindSpore's ``weights=`` (see
     :mod:`dualad.compat.weights`).
 
+    Complex values follow JAX: for a real-valued ``fn`` of ``z = x + iy`` the
+    result is ``df/dx - i df/dy``; a complex-valued ``fn`` raises unless
+    ``holomorphic=True`` (then the result is ``f'(z)``; inputs must be complex).
+
     >>> import numpy as np
     >>> float(grad(np.sin)(0.0))
     1.0
     """
-    vg = value_and_grad(fn, argnums, has_aux)
+    vg = value_and_grad(fn, argnums, has_aux, holomorphic=holomorphic)
 
     def wrapper(*args):
         value, grads = vg(*args)
@@ -222,7 +233,8 @@ def grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
 # ============================================================================
 # jacrev: one batched backward pass per chunk of output rows
 # ============================================================================
-def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
+def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None,
+           holomorphic: bool = False) -> Callable:
     """Jacobian by reverse mode, ``out.shape + in.shape``: the backward pass
     runs once per chunk of output rows, with a batch of cotangents.
 
@@ -239,6 +251,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         diff = [as_array(args[p]) for p in positions]
 
         out, out_td, pullback = trace_vjp(at_positions(fn, args, positions), diff)
+        check_complex("jacrev", holomorphic, diff, out)
         if out_td.num_leaves != 1:
             raise ValueError("jacrev needs a function with a single array output")
         o = out[0]
@@ -249,7 +262,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
             stop = min(start + k, m)
             cts = pullback([identity_rows(o, start, stop)])
             for i, (c, x) in enumerate(zip(cts, diff)):
-                rows[i].append(materialize(c, x, (stop - start,)))
+                rows[i].append(real_part_for(materialize(c, x, (stop - start,)), x))
         res = []
         for i, x in enumerate(diff):
             full = rows[i][0] if len(rows[i]) == 1 else np.concatenate(rows[i], axis=0)

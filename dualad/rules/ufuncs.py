@@ -207,9 +207,14 @@ def _astype(x, dtype, lead=0):
     return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x, dtype=dtype)
 
 
-astype_p = defprimitive("astype", _astype,
-                        transpose=lambda ct, primals, lead, dtype: astype_p(
-                            ct, dtype=result_float_dtype(primals[0]), lead=lead))
+def _astype_transpose(ct, primals, lead, dtype):
+    back = result_float_dtype(primals[0])
+    if back.kind == "f" and np.dtype(dtype).kind == "c":
+        ct = np.real(ct)          # real -> complex: a real input keeps the real part
+    return astype_p(ct, dtype=back, lead=lead)
+
+
+astype_p = defprimitive("astype", _astype, transpose=_astype_transpose)
 provided.astype = astype_p          # Tracer.astype (core) binds it
 
 # ============================================================================
