@@ -23,7 +23,7 @@ Example::
 
     >>> import numpy as np
     >>> from dualad.core.registry import registry
-    >>> registry["sin"].impl(0.0)
+    >>> float(registry["sin"].impl(0.0))
     0.0
 """
 from __future__ import annotations
