@@ -1,5 +1,7 @@
-# make demo: install dualad and matplotlib only, run the quickstart and the
-#            normal-mode example (spectrum saved as normal_modes.png).
+# make demo: install dualad, NumPy and matplotlib only (not Numba: its
+#            llvmlite alone is 170 MB, and the demo's arrays are too small for
+#            the fused kernels), run the quickstart and the normal-mode
+#            example (spectrum saved as normal_modes.png).
 # make test: install the test extra (no CUDA toolkit wheels: the CUDA tests
 #            run in Numba's simulator) and run the suite with the doctests.
 # make test-ptx: also install the CUDA toolkit wheels and compile the GPU
@@ -17,7 +19,8 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 $(DEMO_STAMP): $(BIN)/python pyproject.toml
-	$(PIP) -e ".[plot]"
+	$(PIP) --no-deps -e .
+	$(PIP) numpy matplotlib
 	touch $(DEMO_STAMP)
 
 $(STAMP): $(BIN)/python pyproject.toml
