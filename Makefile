@@ -24,11 +24,11 @@ $(BIN)/python:
 
 $(DEMO_STAMP): $(BIN)/python pyproject.toml
 	$(PY) -m pip --python $(BIN)/python install $(PIPFLAGS) numpy matplotlib || \
-	  { $(BIN)/python -m ensurepip -q && $(PIP) numpy matplotlib; }
+	  { $(BIN)/python -m ensurepip >/dev/null && $(PIP) numpy matplotlib; }
 	touch $(DEMO_STAMP)
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip -q
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	$(PIP) -e ".[test]"
 	touch $(STAMP) $(DEMO_STAMP)
 
