@@ -24,7 +24,9 @@ MARK = re.compile(r"<!--\s*test:\s*(skip|continue)\s*-->\s*$")
 
 
 def _pages() -> list[Path]:
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    # docs/sections/: drafts assembled into README.md, not user pages.
+    pages = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md")
+                                         if "sections" not in p.parts)]
     return [p for p in pages if p.exists()]
 
 

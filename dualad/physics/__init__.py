@@ -4,6 +4,8 @@ They are examples of the style :class:`dualad.ase.DualadCalculator` expects,
 ``energy(positions, cell, numbers, neighbors=..., **params)``, and work on
 their own with any dualad transform (no ASE needed).
 
+May import: nothing of dualad (plain NumPy, differentiated from outside).
+
 >>> import numpy as np, dualad as da
 >>> from dualad.physics import lennard_jones
 >>> r = np.array([[0.0, 0.0, 0.0], [1.2, 0.0, 0.0]])
