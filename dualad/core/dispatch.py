@@ -211,6 +211,7 @@ class Tracer:
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
     def __mod__(self, o): return np.mod(self, o)
+    def __rmod__(self, o): return np.mod(o, self)
     def __lt__(self, o): return peel(self) < peel(o)
     def __le__(self, o): return peel(self) <= peel(o)
     def __gt__(self, o): return peel(self) > peel(o)

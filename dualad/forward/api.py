@@ -10,6 +10,7 @@ from dualad.core.args import (
     as_array,
     as_tuple_positions,
     check_float_args,
+    check_outputs,
     check_positions,
     check_tangent,
     identity_rows,
@@ -68,6 +69,7 @@ def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = 
             tl, _ = tree_flatten(t)
             args.append(tree_unflatten(td, [_open(level, a, b) for a, b in zip(pl, tl)]))
         out = fn(*args)
+        check_outputs(out)
         leaves, td = tree_flatten(out)
         pairs = [_close(level, o, lead_shape) for o in leaves]
     return (tree_unflatten(td, [_result(p) for p, _ in pairs]),

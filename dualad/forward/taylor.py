@@ -29,6 +29,7 @@ from itertools import product
 import numpy as np
 
 from dualad import rules  # noqa: F401  (fills the registry before rules are attached)
+from dualad.core.args import check_outputs
 from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level, persistent_level
@@ -377,10 +378,13 @@ def derivative(fn: Callable, x, order: int = 1):
     if type(x) is not float:
         x = _scalar_arg(x)
     if order == 0:
-        return _plain(fn(x))
+        out = fn(x)
+        check_outputs(out)
+        return _plain(out)
     coeffs = [x, 1.0] + [0.0] * (order - 1)
     with new_level(TaylorLevel()) as level:
         out = fn(Taylor._make(coeffs, level))
+        check_outputs(out)
         if getattr(out, "_level", None) is level:      # the common case: one output
             return _plain(_extract(out, level, order))
         leaves, td = tree_flatten(out)

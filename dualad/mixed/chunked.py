@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.args import identity_rows
+from dualad.core.args import check_outputs, identity_rows
 from dualad.core.backend import all_finite_value
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level
@@ -506,6 +506,7 @@ def record(fn: Callable, inputs: tuple) -> tuple:
         for st in staged:
             rec.meta[st.slot] = (shape_of(st._value), getattr(st._value, "dtype", None))
         out = fn(*staged)
+        check_outputs(out)
         leaves = tree_flatten(out)[0]
         values = [leaf._value if getattr(leaf, "_level", None) is level else leaf
                   for leaf in leaves]

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dualad.core.args import as_array, as_tuple_positions
+from dualad.core.args import as_array, as_tuple_positions, check_outputs
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level
@@ -233,6 +233,7 @@ def probe(fn: Callable, args: tuple, positions: tuple = (0,)) -> Probe:
                             for v in leaves] or [8])
             call[p] = tree_unflatten(td, [_Counted(v, level) for v in leaves])
         out = fn(*call)
+        check_outputs(out)
         leaves = tree_flatten(out)[0]
         n_out = sum(int(np.prod(shape_of(o), dtype=np.int64)) for o in leaves)
     return Probe(level.ops, level.elems, level.bytes, n_in, n_out, itemsize,

@@ -23,7 +23,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.args import as_array, as_tuple_positions, check_float_args, check_positions
+from dualad.core.args import (
+    as_array,
+    as_tuple_positions,
+    check_float_args,
+    check_outputs,
+    check_positions,
+)
 from dualad.core.backend import namespace_of, peel
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_leaves
@@ -58,6 +64,7 @@ def _scalar_checked(fn: Callable, what: str) -> Callable:
     number: grad would otherwise silently sum a vector output."""
     def scalar_fn(*args, **kwargs):
         out = fn(*args, **kwargs)
+        check_outputs(out)
         if isinstance(out, (tuple, list, dict)):
             raise ValueError(f"{what} needs a scalar function; fn returned a "
                              f"{type(out).__name__}")

@@ -17,6 +17,7 @@ Example::
 """
 from __future__ import annotations
 
+from dualad.core.args import check_outputs
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, lower_to, new_level
 from dualad.core.registry import eval_with_partials, shape_of
@@ -204,6 +205,7 @@ def trace_vjp(fn, primals: list):
         leaves = [leaf_node() for _ in primals]
         inputs = [Var(p, level, n) for p, n in zip(primals, leaves)]
         out = fn(*inputs)
+        check_outputs(out)
     flat, treedef = tree_flatten(out)
     flat = [lower_to(o, level) for o in flat]
     out_primal = [o.primal if getattr(o, "_level", None) is level else o for o in flat]

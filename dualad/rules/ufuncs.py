@@ -183,6 +183,14 @@ def clip(x, a_min=None, a_max=None, **kwargs):
     return x
 
 
+# mod/remainder/fmod: x - y * q with q = floor(x / y) (trunc for fmod) piecewise
+# constant, so the partials are 1 and -q (exact off the jumps at integer x/y;
+# floor_divide itself stays non-differentiable: its derivative is 0).
+_elementwise("remainder", np.remainder, lambda out, x, y: (1.0, -np.floor(x / y)),
+             np.remainder)
+_elementwise("fmod", np.fmod, lambda out, x, y: (1.0, -np.trunc(x / y)), np.fmod)
+
+
 # ============================================================================
 # dtype conversion between floating types (a linear identity)
 # ============================================================================
@@ -199,7 +207,7 @@ defprimitive("astype", _astype,
 # ============================================================================
 register_nondiff(
     np.sign, np.floor, np.ceil, np.rint, np.trunc, np.fix, np.round, np.around,
-    np.floor_divide, np.mod, np.remainder, np.fmod,
+    np.floor_divide,
     np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
     np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_and, np.logical_or,
     np.logical_not, np.logical_xor, np.heaviside, np.argmax, np.argmin, np.argsort,
