@@ -278,8 +278,13 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     _no_where(where, "var")
     ddof = ddof if correction is None else correction
     axes = normalize_axes(axis, ndim_of(a))
-    m = _mean_keep(a, axes) if mean is None else mean
-    d = a - m
+    if mean is None and _count(a, axes) == 1:
+        # One element per group: the deviation is identically 0, a constant
+        # (as a traced a - a it would be 0 with a sqrt above it: inf * 0 = NaN
+        # in reverse mode while forward mode gives the right 0).
+        d = np.zeros_like(a)
+    else:
+        d = a - (_mean_keep(a, axes) if mean is None else mean)
     return sum_(d * d, axis=axes, keepdims=keepdims) / (_count(a, axes) - ddof)
 
 

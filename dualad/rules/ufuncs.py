@@ -23,6 +23,9 @@ def _power_partials(out, x, exponent):
     # A constant exponent is a parameter, not an input: no log(x) pass for x**2.
     if isinstance(exponent, (int, float)) and exponent == 2:
         return (2.0 * x,)
+    if isinstance(exponent, (int, float)) and exponent == 0:
+        # x**0 is the constant 1: 0 * x**-1 would be NaN at x = 0.
+        return (np.zeros_like(x),)
     return (exponent * registry["power"](x, exponent=exponent - 1),)
 
 

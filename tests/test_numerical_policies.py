@@ -1,0 +1,147 @@
+"""Regression tests for issue 10: no silent wrong derivatives (bad outputs,
+piecewise-linear mod, one-element statistics, x**0 at 0, eigh/cholesky
+triangles, singular det/slogdet, plain-buffer writes, argument checks)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dualad as da
+
+X = np.array([1.0, 2.0])
+HESS_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "sparse", "structured")
+
+
+# ============================================================================
+# 1. a function must return floating arrays
+# ============================================================================
+BAD_OUTPUTS = {
+    "None": lambda x: None,
+    "str": lambda x: "loss",
+    "generator": lambda x: (v for v in range(2)),
+    "dict of str": lambda x: {"a": "b"},
+    "bool": lambda x: bool(np.sum(x) > 0),
+    "int": lambda x: 3,
+    "int array": lambda x: np.argmax(x),
+    "tuple with None": lambda x: (np.sum(x), None),
+}
+TRANSFORMS = {
+    "grad": lambda f: da.grad(f)(X),
+    "value_and_grad": lambda f: da.value_and_grad(f)(X),
+    "vjp": lambda f: da.vjp(f, X),
+    "jvp": lambda f: da.jvp(f, (X,), (X,)),
+    "jacfwd": lambda f: da.jacfwd(f)(X),
+    "jacrev": lambda f: da.jacrev(f)(X),
+    "jacobian": lambda f: da.jacobian(f)(X),
+    "jacobian sparse": lambda f: da.jacobian(f, mode="sparse")(X),
+    "hvp": lambda f: da.hvp(f, (X,), (X,)),
+    "derivative": lambda f: da.derivative(f, 1.0),
+    "derivative order 0": lambda f: da.derivative(f, 1.0, order=0),
+    **{f"hessian {m}": (lambda m: lambda f: da.hessian(f, mode=m)(X))(m) for m in HESS_MODES},
+}
+
+
+@pytest.mark.parametrize("out", BAD_OUTPUTS)
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_non_float_output_raises_type_error(out, transform):
+    with pytest.raises(TypeError, match="must return floating arrays"):
+        TRANSFORMS[transform](BAD_OUTPUTS[out])
+
+
+def test_non_float_output_message_names_what_was_returned():
+    def loss(x):
+        np.sum(x ** 2)                  # forgot return
+    with pytest.raises(TypeError, match="returned None"):
+        da.grad(loss)(X)
+    with pytest.raises(TypeError, match="dict containing a value of type str"):
+        da.grad(BAD_OUTPUTS["dict of str"])(X)
+
+
+def test_constant_float_output_still_gives_zero():
+    assert np.array_equal(da.grad(lambda x: 1.0)(X), [0.0, 0.0])
+    assert np.array_equal(da.jacfwd(lambda x: np.ones(3))(X), np.zeros((3, 2)))
+
+
+# ============================================================================
+# 2. mod / remainder / fmod are piecewise linear; floor_divide is constant
+# ============================================================================
+MODS = {"mod": np.mod, "remainder": np.remainder, "%": lambda x, y: x % y, "fmod": np.fmod}
+
+
+@pytest.mark.parametrize("name", MODS)
+@pytest.mark.parametrize("x, y", [(5.5, 2.0), (-5.5, 2.0), (5.5, -2.0), (-5.3, -1.5)])
+def test_mod_derivatives_every_mode(name, x, y):
+    f = MODS[name]
+    q = np.trunc(x / y) if name == "fmod" else np.floor(x / y)
+    want = np.array([1.0, -q])
+    g = lambda v: f(v[0], v[1])
+    v = np.array([x, y])
+    np.testing.assert_allclose(da.grad(g)(v), want)
+    np.testing.assert_allclose(da.jacfwd(g)(v), want)
+    np.testing.assert_allclose(da.hessian(lambda v: g(v) * v[1], mode="rev-rev")(v),
+                               [[0.0, 1.0], [1.0, -2.0 * q]])
+    np.testing.assert_allclose(da.derivative(lambda t: f(t, y), x), 1.0)
+    np.testing.assert_allclose(da.derivative(lambda t: f(x, t), y), -q)
+
+
+def test_rmod_with_traced_divisor():
+    assert float(da.grad(lambda y: 2.5 % y)(0.75)) == -3.0
+    assert float(da.jacfwd(lambda y: 2.5 % y)(0.75)) == -3.0
+
+
+def test_floor_divide_stays_zero():
+    v = np.array([5.5, 2.0])
+    for f in (lambda v: np.floor_divide(v[0], v[1]), lambda v: v[0] // v[1]):
+        assert np.array_equal(da.grad(f)(v), [0.0, 0.0])
+        assert np.array_equal(da.jacfwd(f)(v), [0.0, 0.0])
+
+
+# ============================================================================
+# 3. std / var over one element: the constant 0, in every mode
+# ============================================================================
+ONE_ELEMENT = {
+    "std": np.std, "var": np.var, "std axis": lambda x: np.std(x, axis=-1).sum(),
+    "std * x": lambda x: (np.std(x) * x).sum(), "sqrt(var)": lambda x: np.sqrt(np.var(x)),
+}
+
+
+@pytest.mark.parametrize("name", ONE_ELEMENT)
+def test_std_var_of_one_element_is_constant_in_every_mode(name):
+    f = ONE_ELEMENT[name]
+    x = np.array([3.5])
+    assert float(da.grad(f)(x)[0]) == 0.0
+    assert float(np.sum(da.jacfwd(f)(x))) == 0.0
+    assert float(np.sum(da.jacrev(f)(x))) == 0.0
+    for k in (1, 2, 3):
+        assert float(da.derivative(lambda t: f(np.reshape(t, (1,))), 3.5, order=k)) == 0.0
+    for mode in HESS_MODES:
+        assert np.array_equal(da.hessian(f, mode=mode)(x), [[0.0]]), mode
+    if name in ("std", "var"):
+        assert float(da.grad(f)(3.5)) == 0.0
+
+
+# ============================================================================
+# 4. x ** 0 at x = 0: the constant 1
+# ============================================================================
+POW0 = {"x**0.0": lambda x: x ** 0.0, "power(x, 0.0)": lambda x: np.power(x, 0.0),
+        "power(x, 0)": lambda x: np.power(x, 0), "float_power": lambda x: np.float_power(x, 0.0),
+        "x**0 * sin": lambda x: x ** 0.0 * np.sin(x)}
+
+
+@pytest.mark.parametrize("name", POW0)
+def test_power_zero_at_zero_every_mode_and_order(name):
+    f = POW0[name]
+    z = np.zeros(2)
+    want1 = np.cos(z) if name == "x**0 * sin" else z
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(da.grad(lambda x: f(x).sum())(z), want1)
+        np.testing.assert_array_equal(np.diag(da.jacfwd(f)(z)), want1)
+        np.testing.assert_array_equal(np.diag(da.jacrev(f)(z)), want1)
+        for mode in HESS_MODES:
+            np.testing.assert_array_equal(da.hessian(lambda x: f(x).sum(), mode=mode)(z),
+                                          np.zeros((2, 2)))
+        for k in (1, 2, 3, 4):
+            want = [1.0, 0.0, -1.0, 0.0][k - 1] if name == "x**0 * sin" else 0.0
+            assert float(da.derivative(f, 0.0, order=k)) == want
+        h = da.HyperDual(0.0, 1.0, 1.0, 0.0)
+        assert float(f(h).e12) == 0.0 and float(f(h).e1) == (1.0 if name == "x**0 * sin" else 0.0)
