@@ -145,3 +145,42 @@ def test_power_zero_at_zero_every_mode_and_order(name):
             assert float(da.derivative(f, 0.0, order=k)) == want
         h = da.HyperDual(0.0, 1.0, 1.0, 0.0)
         assert float(f(h).e12) == 0.0 and float(f(h).e1) == (1.0 if name == "x**0 * sin" else 0.0)
+
+
+# ============================================================================
+# 5. eigh / eigvalsh / cholesky read one triangle, as NumPy does
+# ============================================================================
+TRIANGLE_FNS = {
+    "eigh L": lambda a: (np.sum(np.linalg.eigh(a)[0] ** 3)
+                         + np.sum(np.linalg.eigh(a)[1][:, 0] ** 2 * np.arange(3.0))),
+    "eigh U": lambda a: (np.sum(np.linalg.eigh(a, UPLO="U")[0] ** 3)
+                         + np.sum(np.linalg.eigh(a, "U")[1][:, 0] ** 2 * np.arange(3.0))),
+    "eigvalsh L": lambda a: np.sum(np.linalg.eigvalsh(a) ** 3),
+    "eigvalsh U": lambda a: np.sum(np.linalg.eigvalsh(a, UPLO="U") ** 3),
+    "cholesky": lambda a: np.sum(np.linalg.cholesky(a) ** 3),
+    "cholesky upper": lambda a: np.sum(np.linalg.cholesky(a, upper=True) ** 3 * np.arange(3.0)),
+}
+
+
+def _central(f, a, t, h=1e-6):
+    return (f(a + h * t) - f(a - h * t)) / (2 * h)
+
+
+@pytest.mark.parametrize("name", TRIANGLE_FNS)
+def test_triangle_factorisations_match_numpy_along_nonsymmetric_directions(name):
+    rng = np.random.default_rng(1)
+    f = TRIANGLE_FNS[name]
+    a = np.diag([1.0, 2.5, 4.0]) + 0.3 * rng.standard_normal((3, 3))   # not symmetric
+    if "cholesky" in name:
+        a = a + 5.0 * np.eye(3)
+    t = rng.standard_normal((3, 3))                                    # not symmetric
+    want = _central(f, a, t)                                           # NumPy's own function
+    np.testing.assert_allclose(np.sum(da.grad(f)(a) * t), want, rtol=1e-7)
+    np.testing.assert_allclose(da.jvp(f, (a,), (t,))[1], want, rtol=1e-7)
+    want2 = _central(lambda b: np.sum(da.grad(f)(b) * t), a, t)
+    for mode in ("rev-rev", "fwd-fwd", "fwd-rev"):
+        h = da.hessian(f, mode=mode)(a).reshape(9, 9)
+        np.testing.assert_allclose(t.ravel() @ h @ t.ravel(), want2, rtol=1e-6)
+    # the other triangle is ignored, as by NumPy
+    other = np.triu(t, 1) if ("U" not in name and "upper" not in name) else np.tril(t, -1)
+    assert abs(float(da.jvp(f, (a,), (other,))[1])) < 1e-12
