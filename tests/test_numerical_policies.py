@@ -184,3 +184,78 @@ def test_triangle_factorisations_match_numpy_along_nonsymmetric_directions(name)
     # the other triangle is ignored, as by NumPy
     other = np.triu(t, 1) if ("U" not in name and "upper" not in name) else np.tril(t, -1)
     assert abs(float(da.jvp(f, (a,), (other,))[1])) < 1e-12
+
+
+# ============================================================================
+# 7. det at a singular matrix: the adjugate; slogdet there: a clear error
+# ============================================================================
+def _adjugate(a):
+    n = a.shape[0]
+    c = np.array([[(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(a, i, 0), j, 1))
+                   for j in range(n)] for i in range(n)]).reshape(n, n)
+    return c
+
+
+SINGULAR = {
+    "ones 2x2": np.ones((2, 2)),
+    "ones 3x3 (rank 1)": np.ones((3, 3)),
+    "1..9 (rank 2)": np.arange(1.0, 10.0).reshape(3, 3),
+    "zeros": np.zeros((3, 3)),
+    "rank 2, det not exactly 0": (np.outer([1.0, 2, 3], [1.0, 0, 2])
+                                  + np.outer([0.0, 1, 1], [3.0, 1, 0])),
+}
+
+
+def _adjugate_jacobian_fd(a, h=1e-4):
+    n = a.shape[0]
+    rows = []
+    for k in range(n * n):
+        e = np.zeros(n * n)
+        e[k] = h
+        e = e.reshape(n, n)
+        rows.append(((_adjugate(a + e) - _adjugate(a - e)) / (2 * h)).ravel())
+    return np.array(rows).reshape(n, n, n, n)
+
+
+@pytest.mark.parametrize("name", SINGULAR)
+def test_det_at_singular_matrix_is_the_adjugate_in_every_mode(name):
+    a = SINGULAR[name]
+    want = _adjugate(a)
+    np.testing.assert_allclose(da.grad(np.linalg.det)(a), want, atol=1e-12)
+    np.testing.assert_allclose(da.jacfwd(np.linalg.det)(a), want, atol=1e-12)
+    np.testing.assert_allclose(da.jacrev(np.linalg.det)(a), want, atol=1e-12)
+    h_want = _adjugate_jacobian_fd(a)            # det is cubic: FD of the adjugate is exact-ish
+    for mode in ("rev-rev", "fwd-rev", "fwd-fwd", "hyperdual", "sparse"):
+        np.testing.assert_allclose(da.hessian(np.linalg.det, mode=mode)(a), h_want,
+                                   atol=1e-7, err_msg=mode)
+    # det(A + t I) is a polynomial in t: its Taylor coefficients are exact
+    n = a.shape[0]
+    poly = np.poly1d(np.linalg.eigvals(-a).real, r=True)       # det(tI - (-A)) = det(A + tI)
+    for k in (1, 2, 3):
+        got = float(da.derivative(lambda t: np.linalg.det(a + t * np.eye(n)), 0.0, order=k))
+        np.testing.assert_allclose(got, poly.deriv(k)(0.0), atol=1e-8)
+
+
+def test_det_on_a_stack_with_one_singular_matrix():
+    a = np.stack([np.ones((3, 3)), 2.0 * np.eye(3)])
+    f = lambda a_: np.sum(np.linalg.det(a_) ** 2 + np.linalg.det(a_))
+    g = da.grad(f)(a)
+    np.testing.assert_allclose(g[0], _adjugate(a[0]), atol=1e-12)
+    np.testing.assert_allclose(g[1], (2 * 8.0 + 1.0) * _adjugate(a[1]))
+    np.testing.assert_allclose(da.jacfwd(f)(a), g, atol=1e-12)
+    np.testing.assert_allclose(da.hessian(f, mode="rev-rev")(a), da.hessian(f, mode="fwd-fwd")(a),
+                               atol=1e-10)
+
+
+def test_slogdet_at_singular_matrix_raises_clearly():
+    a = np.ones((2, 2))
+    sign, logdet = np.linalg.slogdet(a)
+    assert sign == 0.0 and logdet == -np.inf
+    for run in (lambda: da.grad(lambda a_: np.linalg.slogdet(a_)[1])(a),
+                lambda: da.jvp(lambda a_: np.linalg.slogdet(a_)[1], (a,), (a,)),
+                lambda: da.hessian(lambda a_: np.linalg.slogdet(a_)[1])(a)):
+        with pytest.raises(np.linalg.LinAlgError, match="singular.*differentiate np.linalg.det"):
+            run()
+    # the value alone (no derivative requested) is NumPy's
+    y, _ = da.vjp(lambda a_: np.linalg.slogdet(a_)[1], a)
+    assert y == -np.inf
