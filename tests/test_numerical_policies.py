@@ -259,3 +259,71 @@ def test_slogdet_at_singular_matrix_raises_clearly():
     # the value alone (no derivative requested) is NumPy's
     y, _ = da.vjp(lambda a_: np.linalg.slogdet(a_)[1], a)
     assert y == -np.inf
+
+
+# ============================================================================
+# 11. a traced value written into a plain NumPy buffer: dualad's own error
+# ============================================================================
+def _scalar_write(x):
+    z = np.zeros(2)
+    z[0] = x[0]
+    return z.sum()
+
+
+def _row_write(x):
+    z = np.zeros((2, 2))
+    z[0] = x
+    return z.sum()
+
+
+@pytest.mark.parametrize("fn", [_scalar_write, _row_write], ids=["scalar", "row"])
+@pytest.mark.parametrize("transform", ["grad", "jacfwd", "hessian", "derivative"])
+def test_traced_value_into_plain_buffer_raises_ours(fn, transform):
+    run = {"grad": lambda: da.grad(fn)(X), "jacfwd": lambda: da.jacfwd(fn)(X),
+           "hessian": lambda: da.hessian(fn)(X),
+           "derivative": lambda: da.derivative(lambda s: fn(s * X), 1.0)}[transform]
+    with pytest.raises(TypeError, match=r"plain NumPy array.*np\.zeros_like\(x\).*np\.stack"):
+        run()
+
+
+# ============================================================================
+# 12. argument checks: chunk, integer x for derivative, custom_jvp shapes
+# ============================================================================
+@pytest.mark.parametrize("chunk", [0, -1, 1.5, True])
+def test_bad_chunk_raises_value_error(chunk):
+    for make in (lambda: da.jacfwd(np.sin, chunk=chunk), lambda: da.jacrev(np.sin, chunk=chunk),
+                 lambda: da.hessian(np.sum, chunk=chunk), lambda: da.jacobian(np.sin, chunk=chunk),
+                 lambda: da.hvp(np.sum, (X,), (np.eye(2),), chunk=chunk)):
+        with pytest.raises(ValueError, match="chunk must be a positive integer"):
+            make()
+
+
+def test_chunk_one_still_works():
+    np.testing.assert_allclose(da.jacfwd(np.sin, chunk=1)(X), np.diag(np.cos(X)))
+    np.testing.assert_allclose(da.jacrev(np.sin, chunk=np.int64(1))(X), np.diag(np.cos(X)))
+
+
+@pytest.mark.parametrize("x", [3, True, np.int64(3), np.array(3)])
+def test_derivative_refuses_integer_x_like_grad(x):
+    with pytest.raises(TypeError, match="derivatives need floating inputs"):
+        da.derivative(lambda t: t ** 2, x)
+    with pytest.raises(TypeError, match="derivatives need floating inputs"):
+        da.grad(lambda t: t ** 2)(x)
+    assert float(da.derivative(lambda t: t ** 2, 3.0)) == 6.0
+
+
+def test_custom_jvp_rule_with_wrong_tangent_shape_is_named():
+    @da.custom_jvp
+    def f(x):
+        return np.sin(x)
+
+    @f.defjvp
+    def f_rule(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return np.sin(x), np.cos(x)[:2] * t[:2]
+
+    x = np.ones(3)
+    for run in (lambda: da.jvp(f, (x,), (x,)), lambda: da.grad(lambda v: f(v).sum())(x),
+                lambda: da.jacfwd(f)(x), lambda: da.hessian(lambda v: f(v).sum())(x)):
+        with pytest.raises(ValueError, match=r"f_rule of f .* shape \(2,\) .* shape \(3,\)"):
+            run()

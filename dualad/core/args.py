@@ -36,6 +36,15 @@ def as_array(x):
     return x
 
 
+def check_chunk(chunk) -> None:
+    """``chunk`` (directions per batched pass) must be None or a positive int."""
+    if chunk is None:
+        return
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer (directions per pass) or None "
+                         f"for the default, got {chunk!r}")
+
+
 def check_tangent(primal, tangent, what: str = "tangent"):
     ps, ts = shape_of(primal), shape_of(tangent)
     if ps != ts:

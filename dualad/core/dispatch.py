@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.backend import peel
+from dualad.core.levels import LostDerivativeError
 from dualad.core.registry import bind, registry, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
@@ -64,11 +65,15 @@ def _unsupported(name: str) -> TypeError:
         f"dualad.custom_jvp / dualad.custom_vjp to supply the rule.")
 
 
-def _lost(what: str) -> TypeError:
-    return TypeError(
+def _lost(what: str, buffer: bool = False) -> TypeError:
+    hint = (" Writing a traced value into a plain NumPy array (z = np.zeros(n); "
+            "z[i] = x[j]) does this too: allocate the buffer from a traced value "
+            "(z = np.zeros_like(x)), or collect the values in a list and np.stack "
+            "them.") if buffer else ""
+    return LostDerivativeError(
         f"{what} on a traced value would drop its derivative. Keep using NumPy "
         "functions on it (e.g. np.stack instead of np.array([...])), or cut it "
-        "explicitly with dualad.stop_gradient(x) first.")
+        f"explicitly with dualad.stop_gradient(x) first.{hint}")
 
 
 def _apply(ufunc, *inputs, **kwargs):
@@ -115,13 +120,13 @@ class Tracer:
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise _lost("np.asarray()/np.array()")
+        raise _lost("np.asarray()/np.array()", buffer=True)
 
     def __float__(self):
-        raise _lost("float()")
+        raise _lost("float()", buffer=True)
 
     def __int__(self):
-        raise _lost("int()")
+        raise _lost("int()", buffer=True)
 
     def __complex__(self):
         raise _lost("complex()")

@@ -393,13 +393,10 @@ def derivative(fn: Callable, x, order: int = 1):
 
 
 def _scalar_arg(x):
-    if isinstance(x, bool):
-        raise TypeError("derivative needs a floating point x, got a bool")
-    if isinstance(x, int):
-        return float(x)
+    # As grad: an int or bool x is refused (TypeError naming it), not converted.
+    check_differentiable(x, "x (the point derivative() evaluates at)")
     if shape_of(x) != ():
         raise ValueError(f"derivative needs a scalar x, got shape {shape_of(x)}")
-    check_differentiable(x, "x")
     if not hasattr(x, "_level") and result_float_dtype(x) == np.float64:
         return float(x)          # the Python-float fast path
     return x

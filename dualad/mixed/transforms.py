@@ -26,6 +26,7 @@ import numpy as np
 from dualad.core.args import (
     as_array,
     as_tuple_positions,
+    check_chunk,
     check_float_args,
     check_outputs,
     check_positions,
@@ -128,6 +129,7 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("hvp expects primals and tangents as tuples, e.g. hvp(f, (x,), (v,))")
+    check_chunk(chunk)
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"hvp got {len(primals)} primals but {len(tangents)} tangents")
@@ -301,6 +303,7 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     9
     """
     _check_mode(mode, HESSIAN_MODES, "hessian")
+    check_chunk(chunk)
     positions, tuple_out = as_tuple_positions(argnums)
     f = _scalar_checked(fn, "hessian")
     chunked = progress or executor is not None
@@ -378,6 +381,7 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
            [0., 2.]])
     """
     _check_mode(mode, JACOBIAN_MODES, "jacobian")
+    check_chunk(chunk)
     chunked = progress or executor is not None
 
     def jac(*args):

@@ -8,6 +8,7 @@ import numpy as np
 from dualad.core.args import (
     as_array,
     as_tuple_positions,
+    check_chunk,
     check_float_args,
     check_positions,
     identity_rows,
@@ -260,6 +261,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
            [0., 4.]])
     """
     positions, tuple_out = as_tuple_positions(argnums)
+    check_chunk(chunk)
 
     def jac(*args):
         check_positions(positions, len(args))
