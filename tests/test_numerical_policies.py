@@ -327,3 +327,18 @@ def test_custom_jvp_rule_with_wrong_tangent_shape_is_named():
                 lambda: da.jacfwd(f)(x), lambda: da.hessian(lambda v: f(v).sum())(x)):
         with pytest.raises(ValueError, match=r"f_rule of f .* shape \(2,\) .* shape \(3,\)"):
             run()
+
+
+# ============================================================================
+# found by the fuzzer: mean / var / std over zero elements
+# ============================================================================
+@pytest.mark.parametrize("f", [np.mean, np.var, np.std, lambda x: np.mean(x, axis=0),
+                               lambda x: np.var(x, axis=0)],
+                         ids=["mean", "var", "std", "mean axis 0", "var axis 0"])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_reductions_over_zero_elements_do_not_raise(f):
+    x = np.zeros((0, 2))
+    want_shape = np.shape(f(x))
+    assert da.jacfwd(f)(x).shape == want_shape + (0, 2)
+    assert da.jacrev(f)(x).shape == want_shape + (0, 2)
+    assert da.hessian(lambda v: np.sum(f(v)), mode="rev-rev")(x).shape == (0, 2, 0, 2)
