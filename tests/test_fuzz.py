@@ -110,7 +110,8 @@ def check_program(prog: Program, seed: int) -> None:
 
     def ctx():
         return ("--- reproducer ---\n" + prog.source() + "\n\n"
-                "def s(v):\n    out = f(v)\n    return np.sum(np.sin(out)) + 0.5 * np.sum(out * out)\n\n"
+                "def s(v):\n    out = f(v)\n"
+                "    return np.sum(np.sin(out)) + 0.5 * np.sum(out * out)\n\n"
                 f"x = np.array({x.tolist()!r})\nd = np.array({d.tolist()!r})\n")
 
     tight, fd = 1e-7, 2e-5

@@ -109,7 +109,10 @@ def _from_triangle(a, lower: bool = True):
     (so every mode differentiates exactly that function of the triangle)."""
     n = shape_of(a)[-1]
     ones = np.ones((n, n))
-    keep, mirror = (np.tril(ones), np.tril(ones, -1)) if lower else (np.triu(ones), np.triu(ones, 1))
+    if lower:
+        keep, mirror = np.tril(ones), np.tril(ones, -1)
+    else:
+        keep, mirror = np.triu(ones), np.triu(ones, 1)
     return a * const_like(keep, a) + mT(a * const_like(mirror, a))
 
 
