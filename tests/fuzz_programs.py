@@ -72,7 +72,7 @@ def _mod_margin(x, y):
 
 def _top2_gap(a, axis):
     s = np.sort(np.asarray(a), axis=axis)
-    if s.shape[axis] < 2:
+    if s.shape[axis] < 2 or s.size == 0:
         return np.inf
     return np.min(np.take(s, -1, axis) - np.take(s, -2, axis))
 

@@ -177,6 +177,7 @@ _SETTINGS = dict(max_examples=EXAMPLES, deadline=None, database=None, derandomiz
 _START = [None]
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # NaN means of empty slices etc.
 @settings(**_SETTINGS)
 @given(prog=programs(), seed=st.integers(0, 2**32 - 1))
 def test_fuzz_every_mode_agrees(prog, seed):
