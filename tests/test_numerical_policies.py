@@ -342,3 +342,11 @@ def test_reductions_over_zero_elements_do_not_raise(f):
     assert da.jacfwd(f)(x).shape == want_shape + (0, 2)
     assert da.jacrev(f)(x).shape == want_shape + (0, 2)
     assert da.hessian(lambda v: np.sum(f(v)), mode="rev-rev")(x).shape == (0, 2, 0, 2)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_det_derivative_of_a_nan_matrix_is_nan_not_an_error():
+    # found by the fuzzer: the conditioning test must not run an SVD on NaN
+    a = np.array([[np.nan, 1.0], [0.0, 2.0]])
+    assert np.isnan(da.grad(np.linalg.det)(a)).any()
+    assert np.isnan(da.jacfwd(np.linalg.det)(a)).any()

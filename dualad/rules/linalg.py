@@ -207,9 +207,9 @@ def _ill_conditioned(a, det_value) -> bool:
     if _singular(det_value):
         return True
     v = peel(a)
-    if v.size == 0:
-        return False
     xp = namespace_of(v)
+    if v.size == 0 or not bool(xp.all(xp.isfinite(v))):
+        return False            # NaN/inf in, NaN out (the SVD would not converge)
     s = xp.linalg.svd(v, compute_uv=False)
     eps = float(np.finfo(dtype_of(a)).eps)
     return bool(xp.any(s[..., -1] * eps ** -0.25 < s[..., 0]))
