@@ -350,3 +350,18 @@ def test_det_derivative_of_a_nan_matrix_is_nan_not_an_error():
     a = np.array([[np.nan, 1.0], [0.0, 2.0]])
     assert np.isnan(da.grad(np.linalg.det)(a)).any()
     assert np.isnan(da.jacfwd(np.linalg.det)(a)).any()
+
+
+def test_custom_jvp_rule_may_return_none_tangents_in_reverse_mode():
+    # a None tangent_out leaf means "no derivative" and is not a bad output
+    @da.custom_jvp
+    def f(x):
+        return np.sin(x), np.floor(x)
+
+    @f.defjvp
+    def f_rule(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return f(x), (np.cos(x) * t, None)
+
+    np.testing.assert_allclose(da.grad(lambda x: f(x)[0].sum())(X), np.cos(X))
+    np.testing.assert_allclose(da.jacrev(lambda x: f(x)[0])(X), np.diag(np.cos(X)))
