@@ -118,7 +118,8 @@ def check_program(prog: Program, seed: int) -> None:
     tight, fd = 1e-7, 2e-5
     # -- values and first order -----------------------------------------------
     y_t, jv = da.jvp(f, (x,), (d,))
-    _close(y_t, y, 1e-12, 1e-12, "jvp primal vs NumPy", ctx)
+    # x**3 is x*x*x here, NumPy's pow there: rounding, amplified by sin(large)
+    _close(y_t, y, 1e-9, 1e-9, "jvp primal vs NumPy", ctx)
     g = da.grad(s)(x)
     _close(g, _fd_jac(s, x), 1e-5, fd, "grad vs finite differences", ctx)
     _close(da.jacfwd(s)(x), g, tight, tight, "jacfwd(s) vs grad", ctx)
