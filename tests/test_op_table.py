@@ -196,6 +196,11 @@ ROWS: list[OpSpec] = [
     op("clip(x, lo, hi) traced bounds", np.clip,
        {"vector": [(5,), (5,), (5,)], "broadcast": [(3, 4), (4,), ()]},
        CLIPPABLE, U(-0.55, -0.45), U(0.45, 0.55)),
+    # mod: |x / y - k - 1/2| < 0.33 for every sample, away from the jumps
+    op("remainder", np.remainder, BI, GRID(0.5), S(0.95, 1.05)),
+    op("x % y", lambda x, y: x % y, BI, GRID(0.5), S(0.95, 1.05)),
+    op("2.5 % y", lambda y: 2.5 % y, UN, S(0.7, 0.8)),
+    op("fmod", np.fmod, BI, GRID(0.5), S(0.95, 1.05)),
     op("astype(float64)", lambda x: x.astype(np.float64) * 1.0, UN),
     # -- reductions --------------------------------------------------------------
     op("sum", np.sum, SVMT),

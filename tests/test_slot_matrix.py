@@ -63,6 +63,7 @@ expm1         partials   rule         elementwise   elementwise  -       EO
 fft           transpose  linear       linear        dense        -       L
 fmax          partials   generic      elementwise   elementwise  -       E
 fmin          partials   generic      elementwise   elementwise  -       E
+fmod          partials   generic      elementwise   elementwise  -       E
 getitem       transpose  linear       rule          rule         -       L
 hypot         partials   generic      elementwise   elementwise  -       EOS
 imag          transpose  linear       linear        dense        -       L
@@ -90,6 +91,7 @@ real          transpose  linear       linear        dense        -       L
 reciprocal    partials   rule         elementwise   elementwise  -       EO
 reduce_max    jvp+vjp    jvp          rule          rule         -       -
 reduce_min    jvp+vjp    jvp          rule          rule         -       -
+remainder     partials   generic      elementwise   elementwise  -       E
 reshape       transpose  linear       rule          rule         -       L
 scatter_add   transpose  linear       rule          rule         -       L
 sin           partials   rule         elementwise   elementwise  fused   E

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.backend import dtype_of, peel, peel_keep_batch
+from dualad.core.levels import LostDerivativeError
 from dualad.core.registry import Primitive, bind, provided, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
@@ -131,18 +132,22 @@ def _caller() -> str | None:
     return None
 
 
-def _lost(what: str) -> TypeError:
+def _lost(what: str, buffer: bool = False) -> TypeError:
     site = _caller()
     if site is not None and site.startswith(("math.", "cmath.")):
-        return TypeError(
+        return LostDerivativeError(
             f"{site}() on a traced value: {site.split('.')[0]} functions take Python floats "
             f"and would drop the derivative; use numpy.{site.split('.')[1]} instead.")
     if site is not None:
         what = f"{site} (through {what})"
-    return TypeError(
+    hint = (" Writing a traced value into a plain NumPy array (z = np.zeros(n); "
+            "z[i] = x[j]) does this too: allocate the buffer from a traced value "
+            "(z = np.zeros_like(x)), or collect the values in a list and np.stack "
+            "them.") if buffer else ""
+    return LostDerivativeError(
         f"{what} on a traced value would drop its derivative. Keep using NumPy "
         "functions on it (e.g. np.stack instead of np.array([...])), or cut it "
-        "explicitly with dualad.stop_gradient(x) first.")
+        f"explicitly with dualad.stop_gradient(x) first.{hint}")
 
 
 def _apply(ufunc, *inputs, **kwargs):
@@ -249,13 +254,13 @@ class Tracer:
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise _lost("np.asarray()/np.array()")
+        raise _lost("np.asarray()/np.array()", buffer=True)
 
     def __float__(self):
-        raise _lost("float()")
+        raise _lost("float()", buffer=True)
 
     def __int__(self):
-        raise _lost("int()")
+        raise _lost("int()", buffer=True)
 
     def __complex__(self):
         raise _lost("complex()")
@@ -357,6 +362,7 @@ class Tracer:
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
     def __mod__(self, o): return np.mod(self, o)
+    def __rmod__(self, o): return np.mod(o, self)
     def __lt__(self, o): return peel_keep_batch(self) < peel_keep_batch(o)
     def __le__(self, o): return peel_keep_batch(self) <= peel_keep_batch(o)
     def __gt__(self, o): return peel_keep_batch(self) > peel_keep_batch(o)

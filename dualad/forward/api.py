@@ -12,8 +12,10 @@ from dualad.core.args import (
     as_tuple_positions,
     at_positions,
     batch_lead,
+    check_chunk,
     check_complex,
     check_float_args,
+    check_outputs,
     check_positions,
     check_tangent,
     identity_rows,
@@ -71,6 +73,7 @@ def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = 
             tl, _ = tree_flatten(t)
             args.append(tree_unflatten(td, [_open(level, a, b) for a, b in zip(pl, tl)]))
         out = fn(*args)
+        check_outputs(out)
         leaves, td = tree_flatten(out)
         pairs = [_close(level, o, lead_shape) for o in leaves]
     return (tree_unflatten(td, [as_result(p) for p, _ in pairs]),
@@ -160,6 +163,7 @@ def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None,
            [0., 4.]])
     """
     positions, tuple_out = as_tuple_positions(argnums)
+    check_chunk(chunk)
 
     def jac(*args):
         check_positions(positions, len(args))

@@ -42,6 +42,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dualad.core.args import check_outputs
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, level_of, new_level, split_at
@@ -393,6 +394,7 @@ def jacobian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
     n = int(np.prod(shape_of(x), dtype=np.int64))
     with new_level(PatternLevel(reads if reads is not None else [])) as level:
         out = fn(_seed(x, level))
+        check_outputs(out)
         return _out_bits(out, level, n)
 
 

@@ -29,6 +29,7 @@ from dualad.core.args import (
     as_result,
     as_tuple_positions,
     at_positions,
+    check_chunk,
     check_float_args,
     check_positions,
     scalar_checked,
@@ -140,6 +141,7 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("hvp expects primals and tangents as tuples, e.g. hvp(f, (x,), (v,))")
+    check_chunk(chunk)
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"hvp got {len(primals)} primals but {len(tangents)} tangents")
@@ -305,6 +307,7 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     9
     """
     _check_mode(mode, HESSIAN_MODES, "hessian")
+    check_chunk(chunk)
     csr = _csr_flag(csr, sparse, "hessian")
     positions, tuple_out = as_tuple_positions(argnums)
     f = scalar_checked(fn, "hessian")
@@ -387,6 +390,7 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
            [0., 2.]])
     """
     _check_mode(mode, JACOBIAN_MODES, "jacobian")
+    check_chunk(chunk)
     csr = _csr_flag(csr, sparse, "jacobian")
     opts = _options(chunk, progress, executor, memory_budget)
 

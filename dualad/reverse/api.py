@@ -11,6 +11,7 @@ from dualad.core.args import (
     as_tuple_positions,
     at_positions,
     batch_lead,
+    check_chunk,
     check_complex,
     check_float_args,
     check_positions,
@@ -21,7 +22,6 @@ from dualad.core.args import (
 from dualad.core.backend import (
     check_differentiable,
     dtype_of,
-    is_float_value,
     namespace_of,
     peel_keep_batch,
     value_type,
@@ -130,17 +130,6 @@ def _all_numbers(tree) -> bool:
     return bool(leaves) and all(isinstance(v, (int, float, np.number)) for v in leaves)
 
 
-def _check_float_output(out: list) -> None:
-    """grad of a bool- or int-valued function is a mistake (a comparison or a
-    count returned by accident), not a zero gradient."""
-    for o in out:
-        if not is_float_value(o):
-            raise TypeError(
-                "grad needs a float-valued function, but it returned "
-                f"{np.result_type(o if not hasattr(o, '_level') else o.dtype)} values; return "
-                "a float (e.g. 1.0 * ...) or differentiate the float quantity it depends on.")
-
-
 def _ones_like(x):
     """The output sensitivity: ones of ``x``'s shape and float dtype."""
     t = value_type(x)
@@ -189,7 +178,6 @@ def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False, *,
         flat_tree = all(c.kind == "leaf" for c in in_td.children)
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
-        _check_float_output(out)
         check_complex("grad", holomorphic, flat_in, out)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
         grads = tree_unflatten(in_td, [as_result(real_part_for(materialize(c, p), p))
@@ -244,6 +232,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None,
            [0., 4.]])
     """
     positions, tuple_out = as_tuple_positions(argnums)
+    check_chunk(chunk)
 
     def jac(*args):
         check_positions(positions, len(args))

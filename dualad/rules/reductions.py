@@ -28,6 +28,13 @@ def _count(x, axes) -> int:
     return int(np.prod([shape_of(x)[a] for a in axes], dtype=np.int64))
 
 
+def _per(n: int):
+    """A divisor for mean/var: ``n``, or a NumPy 0 when ``n == 0`` (the mean
+    of nothing is NaN as in NumPy; a Python 0 would raise ZeroDivisionError
+    in the partial ``1 / n``)."""
+    return n if n else np.float64(0.0)
+
+
 # ============================================================================
 # sum: linear; its transpose broadcasts the cotangent back
 # ============================================================================
@@ -69,7 +76,7 @@ REDUCERS[(np.add, "reduce")] = lambda x, axis=0, **k: sum_(x, axis=axis, **k)
 def mean(x, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     axes = normalize_axes(axis, len(shape_of(x)))
     count = int(np.prod([shape_of(x)[a] for a in axes], dtype=np.int64))
-    return sum_(x, axis=axes, keepdims=keepdims) / count
+    return sum_(x, axis=axes, keepdims=keepdims) / _per(count)
 
 
 # ============================================================================
@@ -279,13 +286,20 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     _no_where(where, "var")
     ddof = ddof if correction is None else correction
     axes = normalize_axes(axis, ndim_of(a))
-    m = _mean_keep(a, axes) if mean is None else mean
-    d = a - m
-    return sum_(d * d, axis=axes, keepdims=keepdims) / (_count(a, axes) - ddof)
+    if mean is None and _count(a, axes) == 1:
+        # One element per group: the deviation is identically 0, a constant
+        # (as a traced a - a it would be 0 with a sqrt above it: inf * 0 = NaN
+        # in reverse mode while forward mode gives the right 0).
+        # A plain zero array: np.zeros_like of a traced value is a traced
+        # buffer (for in-place updates), and a traced 0 under sqrt gives NaN.
+        d = namespace_of(a).zeros(shape_of(a), dtype=result_float_dtype(a))
+    else:
+        d = a - (_mean_keep(a, axes) if mean is None else mean)
+    return sum_(d * d, axis=axes, keepdims=keepdims) / _per(_count(a, axes) - ddof)
 
 
 def _mean_keep(a, axes):
-    return sum_(a, axis=axes, keepdims=True) / _count(a, axes)
+    return sum_(a, axis=axes, keepdims=True) / _per(_count(a, axes))
 
 
 @implements(np.std)
