@@ -1,0 +1,118 @@
+"""Fused forward-Laplacian updates for unary elementwise primitives.
+
+For ``y = f(x)`` carrying first derivatives ``g`` (``(d,) + shape``) and a
+Laplacian part ``l``, the forward-Laplacian interpreter needs
+``g_y = f'(x) g`` and ``l_y = f'(x) l + f''(x) <g, g>``. Done with NumPy
+that is about a dozen full-size temporaries per primitive (the partial, the
+Dual evaluation that gives ``f''``, the products, the inner product); here
+the value comes from NumPy (its SIMD ``tanh``/``exp`` beat Numba's scalar
+libm calls, see bench/NOTES.md) and ONE Numba pass over ``(x, y, g, l)``
+writes ``g_y`` and ``l_y``, reading each input once.
+
+The table below gives ``f'`` and ``f''`` as expressions in ``x``, ``y`` and
+``d1`` (= ``f'``); ``tests/test_kernels.py`` checks both against the
+registry's partials (``f''`` by differentiating them), so they cannot drift.
+Only primitives whose partials are finite wherever the input is
+(``singular=False``) are listed: the interpreter multiplies without a guard
+for those too, so the kernel and the NumPy rules agree bit for bit in
+meaning (0 * inf questions never arise).
+"""
+from __future__ import annotations
+
+import math  # noqa: F401  (used by the generated kernels)
+
+import numpy as np
+
+from dualad.core.registry import Primitive
+from dualad.core.zero import Zero
+from dualad.rules.ufuncs import arctan_p, cos_p, cosh_p, exp_p, sin_p, sinh_p, tanh_p
+
+SECOND: dict[Primitive, tuple[str, str]] = {
+    tanh_p: ("1.0 - y * y", "-2.0 * y * d1"),
+    sin_p: ("math.cos(x)", "-y"),
+    cos_p: ("-math.sin(x)", "-y"),
+    exp_p: ("y", "y"),
+    sinh_p: ("math.cosh(x)", "y"),
+    cosh_p: ("math.sinh(x)", "y"),
+    arctan_p: ("1.0 / (1.0 + x * x)", "-2.0 * x * d1 * d1"),
+}
+
+# Blocked so that f' and f'' are computed once per element (sin needs a cos)
+# yet the loops over the d coordinate planes stay unit-stride (vectorised).
+_TEMPLATE = """
+def kernel(x, y, g, l, gy, ly, has_l, diag):
+    n = x.size
+    nd = g.shape[0]
+    B = 512
+    d1s = np.empty(B, dtype=x.dtype)
+    d2s = np.empty(B, dtype=x.dtype)
+    for start in range(0, n, B):
+        stop = min(start + B, n)
+        for i in range(start, stop):
+            x_i = x[i]
+            y_i = y[i]
+            d1 = {d1}
+            d1s[i - start] = d1
+            d2s[i - start] = {d2}
+        if not diag:
+            for i in range(start, stop):
+                ly[0, i] = d1s[i - start] * l[0, i] if has_l else 0.0
+        for k in range(nd):
+            for i in range(start, stop):
+                gk = g[k, i]
+                gy[k, i] = d1s[i - start] * gk
+                if diag:
+                    base = d1s[i - start] * l[k, i] if has_l else 0.0
+                    ly[k, i] = base + d2s[i - start] * gk * gk
+                else:
+                    ly[0, i] += d2s[i - start] * gk * gk
+"""
+_compiled: dict = {}
+
+
+def _render(prim: Primitive) -> str:
+    import re
+    d1, d2 = SECOND[prim]
+    sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
+    return _TEMPLATE.format(d1=sub(d1), d2=sub(d2))
+
+
+def build(prim: Primitive):
+    """Compile (once per process) the fused Laplacian update of ``prim``."""
+    kern = _compiled.get(prim)
+    if kern is None:
+        from numba import njit
+        namespace = {"math": math, "np": np}
+        exec(_render(prim), namespace)     # generated from the table, nothing else
+        kern = _compiled[prim] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
+    return kern
+
+
+def applies(prim: Primitive, x, g, lap, diag: bool) -> bool:
+    """Plain C-contiguous float arrays of one dtype, ``g`` of ``(d,) + x.shape``
+    and ``lap`` Zero or of its expected shape: anything else takes the rules."""
+    if prim not in SECOND or type(x) is not np.ndarray or type(g) is not np.ndarray:
+        return False
+    if x.dtype.kind != "f" or g.dtype != x.dtype or g.shape[1:] != x.shape or g.ndim < 1:
+        return False
+    if lap is Zero:
+        return True
+    want = g.shape if diag else x.shape
+    return type(lap) is np.ndarray and lap.dtype == x.dtype and lap.shape == want
+
+
+def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: bool):
+    """``(y, g_y, lap_y)`` by ``f = prim.impl`` (NumPy) and one fused pass."""
+    y = prim.impl(x)
+    d = g.shape[0]
+    n = x.size
+    xf = np.ascontiguousarray(x).reshape(n)
+    yf = np.ascontiguousarray(y).reshape(n)
+    gf = np.ascontiguousarray(g).reshape(d, n)
+    rows = d if diag else 1
+    has_l = lap is not Zero
+    lf = np.ascontiguousarray(lap).reshape(rows, n) if has_l else np.empty((rows, 0), x.dtype)
+    gy = np.empty((d, n), dtype=x.dtype)
+    ly = np.empty((rows, n), dtype=x.dtype)
+    build(prim)(xf, yf, gf, lf, gy, ly, has_l, diag)
+    return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
