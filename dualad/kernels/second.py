@@ -39,8 +39,9 @@ SECOND: dict[Primitive, tuple[str, str]] = {
 
 # Blocked so that f' and f'' are computed once per element (sin needs a cos)
 # yet the loops over the d coordinate planes stay unit-stride (vectorised).
-_TEMPLATE = """
-def kernel(x, y, g, l, gy, ly, has_l, diag):
+# One kernel per (primitive, diag, has_l): no run-time branches in the loops.
+_HEAD = """
+def kernel(x, y, g, l, gy, ly):
     n = x.size
     nd = g.shape[0]
     B = 512
@@ -48,43 +49,53 @@ def kernel(x, y, g, l, gy, ly, has_l, diag):
     d2s = np.empty(B, dtype=x.dtype)
     for start in range(0, n, B):
         stop = min(start + B, n)
-        for i in range(start, stop):
-            x_i = x[i]
-            y_i = y[i]
+        m = stop - start
+        for j in range(m):
+            x_i = x[start + j]
+            y_i = y[start + j]
             d1 = {d1}
-            d1s[i - start] = d1
-            d2s[i - start] = {d2}
-        if not diag:
-            for i in range(start, stop):
-                ly[0, i] = d1s[i - start] * l[0, i] if has_l else 0.0
+            d1s[j] = d1
+            d2s[j] = {d2}
+"""
+_TRACE = """
+        for j in range(m):
+            ly[0, start + j] = {base}
         for k in range(nd):
-            for i in range(start, stop):
-                gk = g[k, i]
-                gy[k, i] = d1s[i - start] * gk
-                if diag:
-                    base = d1s[i - start] * l[k, i] if has_l else 0.0
-                    ly[k, i] = base + d2s[i - start] * gk * gk
-                else:
-                    ly[0, i] += d2s[i - start] * gk * gk
+            for j in range(m):
+                gk = g[k, start + j]
+                gy[k, start + j] = d1s[j] * gk
+                ly[0, start + j] += d2s[j] * gk * gk
+"""
+_DIAG = """
+        for k in range(nd):
+            for j in range(m):
+                gk = g[k, start + j]
+                gy[k, start + j] = d1s[j] * gk
+                ly[k, start + j] = {base}d2s[j] * gk * gk
 """
 _compiled: dict = {}
 
 
-def _render(prim: Primitive) -> str:
+def _render(prim: Primitive, diag: bool, has_l: bool) -> str:
     import re
     d1, d2 = SECOND[prim]
     sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
-    return _TEMPLATE.format(d1=sub(d1), d2=sub(d2))
+    if diag:
+        body = _DIAG.format(base="d1s[j] * l[k, start + j] + " if has_l else "")
+    else:
+        body = _TRACE.format(base="d1s[j] * l[0, start + j]" if has_l else "0.0")
+    return _HEAD.format(d1=sub(d1), d2=sub(d2)) + body
 
 
-def build(prim: Primitive):
+def build(prim: Primitive, diag: bool, has_l: bool):
     """Compile (once per process) the fused Laplacian update of ``prim``."""
-    kern = _compiled.get(prim)
+    key = (prim, diag, has_l)
+    kern = _compiled.get(key)
     if kern is None:
         from numba import njit
         namespace = {"math": math, "np": np}
-        exec(_render(prim), namespace)     # generated from the table, nothing else
-        kern = _compiled[prim] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
+        exec(_render(prim, diag, has_l), namespace)   # generated from the table only
+        kern = _compiled[key] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
     return kern
 
 
@@ -114,5 +125,5 @@ def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: b
     lf = np.ascontiguousarray(lap).reshape(rows, n) if has_l else np.empty((rows, 0), x.dtype)
     gy = np.empty((d, n), dtype=x.dtype)
     ly = np.empty((rows, n), dtype=x.dtype)
-    build(prim)(xf, yf, gf, lf, gy, ly, has_l, diag)
+    build(prim, diag, has_l)(xf, yf, gf, lf, gy, ly)
     return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
