@@ -94,3 +94,19 @@ def test_hook_declines_what_it_cannot_take():
         assert laplacian_update(tanh_p, x, g, Zero, False) is None
     with use_kernels("auto"):
         assert laplacian_update(tanh_p, x, g, Zero, False) is None          # below min_size
+
+
+def test_generated_source_goes_to_the_cache_dir_or_falls_back(tmp_path, monkeypatch):
+    """Numba caches only file-backed functions: the kernel source is written
+    under DUALAD_CACHE_DIR (name carries its hash); an unusable directory
+    falls back to exec without a cache."""
+    src = "import math\nimport numpy as np\ndef kernel(x):\n    return x + 1.0\n"
+    monkeypatch.setenv("DUALAD_CACHE_DIR", str(tmp_path))
+    fn, cacheable = second._load(src, "probe")
+    assert cacheable and fn(1.0) == 2.0
+    assert len(list((tmp_path / "kernels").glob("probe_*.py"))) == 1
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("DUALAD_CACHE_DIR", str(blocker))       # not a directory
+    fn, cacheable = second._load(src, "probe")
+    assert not cacheable and fn(1.0) == 2.0

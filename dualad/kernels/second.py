@@ -88,15 +88,53 @@ def _render(prim: Primitive, diag: bool, has_l: bool) -> str:
 
 
 def build(prim: Primitive, diag: bool, has_l: bool):
-    """Compile (once per process) the fused Laplacian update of ``prim``."""
+    """Compile (once per process; from Numba's on-disk cache after the first
+    process) the fused Laplacian update of ``prim``."""
     key = (prim, diag, has_l)
     kern = _compiled.get(key)
     if kern is None:
         from numba import njit
-        namespace = {"math": math, "np": np}
-        exec(_render(prim, diag, has_l), namespace)   # generated from the table only
-        kern = _compiled[key] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
+        src = "import math\nimport numpy as np\n" + _render(prim, diag, has_l)
+        fn, cacheable = _load(src, f"lap_{prim.name}_{int(diag)}{int(has_l)}")
+        kern = _compiled[key] = njit(nogil=True, error_model="numpy", cache=cacheable)(fn)
     return kern
+
+
+def _load(src: str, stem: str):
+    """The generated ``kernel`` function and whether Numba may cache it.
+
+    Why a file: Numba caches compiled code only for functions with a source
+    file (a compile is ~1.5 s per kernel, the whole W5 pass ~17 ms). The
+    file's name carries a hash of its text, so a changed template never meets
+    a stale cache. Without a writable cache directory: ``exec``, no cache."""
+    import hashlib
+    import importlib.util
+    import os
+    import sys
+    import tempfile
+    digest = hashlib.sha1(src.encode()).hexdigest()[:16]
+    base = os.environ.get("DUALAD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "dualad")
+    path = os.path.join(base, "kernels", f"{stem}_{digest}.py")
+    try:
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(src)
+            os.replace(tmp, path)          # atomic: concurrent processes agree
+        name = f"dualad_kernel_{stem}_{digest}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        # Numba's cache rebuilds the kernel's globals by importing this name
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module.kernel, True
+    except OSError:
+        namespace: dict = {}
+        exec(src, namespace)               # generated from the table only
+        return namespace["kernel"], False
 
 
 def applies(prim: Primitive, x, g, lap, diag: bool) -> bool:
