@@ -40,9 +40,16 @@ def routes(slow: bool) -> dict:
     import numpy as np
 
     import bench.workloads as wl
+    import dualad as da
     params, pts = wl.w5_data()
+
+    def without_kernels():
+        with da.kernels.use_kernels("numpy"):
+            return wl.laplacian_forward(params, pts)
+
     out = {
         "dualad laplacian": lambda: wl.laplacian_forward(params, pts),
+        "dualad laplacian, kernels off": without_kernels,
         "NumPy fwd Laplacian (hand-written)": lambda: wl.laplacian_ref(params, pts),
     }
     try:
