@@ -3,10 +3,12 @@
 NumPy does not hand ``np.asarray``/``np.array`` (nor functions given a *list*
 of traced values) to ``__array_function__``, and almost every library
 function starts with one of them. While at least one transform runs on any
-thread, the entry points in :data:`PATCHED` are replaced in the ``numpy``
-module namespace by thin wrappers: when no argument holds a traced value they
-call the original at once (identical results; one Python call and a type
-check more); otherwise they return traced values:
+thread, the entry points in :data:`PATCHED` are answered by thin wrappers
+(``numpy``'s and ``numpy.linalg``'s module class is switched to one whose
+descriptors return them: one store on entry and one on exit, however many
+names): when no argument holds a traced value they call the original at once
+(identical results; one Python call and a type check more); otherwise they
+return traced values:
 
 * ``np.asarray/array/asanyarray/ascontiguousarray/asfortranarray/
   asarray_chkfinite(x)`` return ``x`` itself (``np.array`` and ``copy=True`` a
@@ -16,8 +18,9 @@ check more); otherwise they return traced values:
   ``np.linalg.norm([dx, dy])``, ``np.append([a, 1.0], b)``, ``np.r_``,
   ``np.c_``).
 
-When the last transform on every thread has finished the originals are put
-back, so code outside transforms runs exactly the original functions.
+When the last transform on every thread has finished the modules get their
+own class back, so code outside transforms runs exactly the original
+functions, looked up exactly as before.
 Out of reach: compiled code converting its inputs, and names bound before the
 transform started (``from numpy import asarray`` at import time).
 
@@ -182,7 +185,10 @@ def _shadowing_class(module, wrappers: dict) -> type:
     def prop(name, w):
         def assign(m, value):
             m.__dict__[name] = value
-        return property({module: w}.__getitem__, assign)
+
+        def delete(m):
+            del m.__dict__[name]
+        return property({module: w}.__getitem__, assign, delete)
     return type(f"_traced_{module.__name__}", (type(module),),
                 {n: prop(n, w) for n, w in wrappers.items()})
 
