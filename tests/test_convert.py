@@ -209,7 +209,8 @@ def test_structured_hessian_with_custom_jvp_inside() -> None:
 
 def test_wrappers_answer_inside_a_transform_only() -> None:
     """Inside a transform numpy's names answer with the wrappers (a module
-    class with data descriptors); the module's own dict is never changed."""
+    class with data descriptors), also once the interpreter has specialized
+    the lookups; the module's own dict is never changed."""
     seen = {}
 
     def f(x):
@@ -218,8 +219,10 @@ def test_wrappers_answer_inside_a_transform_only() -> None:
         seen["dict"] = vars(np)["asarray"]
         return np.sum(np.asarray([x[0], 2.0 * x[1]]) ** 2)
 
-    np.testing.assert_allclose(da.grad(f)(X[:2]), [2 * X[0], 8 * X[1]])
-    assert seen["asarray"] is not convert._orig["asarray"]
-    assert seen["norm"] is not np.linalg.norm
-    assert seen["dict"] is convert._orig["asarray"]
+    for _ in range(40):      # warm: a specialized attribute lookup must not skip the wrappers
+        np.testing.assert_allclose(da.grad(f)(X[:2]), [2 * X[0], 8 * X[1]])
+        assert seen["asarray"] is not convert._orig["asarray"]
+        assert seen["norm"] is not np.linalg.norm
+        assert seen["dict"] is convert._orig["asarray"]
+        assert np.asarray is convert._orig["asarray"]
     assert np.asarray is convert._orig["asarray"]
