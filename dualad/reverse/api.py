@@ -218,8 +218,12 @@ def grad(fn: Callable, argnums=0, has_aux: bool = False, *,
     >>> float(grad(np.sin)(0.0))
     1.0
     """
-    vg = value_and_grad(fn, argnums, has_aux, holomorphic=holomorphic)
+    return grads_of(value_and_grad(fn, argnums, has_aux, holomorphic=holomorphic), has_aux)
 
+
+def grads_of(vg: Callable, has_aux: bool) -> Callable:
+    """``grad`` from a ``value_and_grad`` function: the grads, and with
+    ``has_aux`` the aux outputs as a tuple."""
     def wrapper(*args):
         value, grads = vg(*args)
         if has_aux:
