@@ -134,6 +134,42 @@ def _available_ram() -> int:
         return 8 * 2**30
 
 
+def memory_limit() -> int:
+    """Bytes this process can still allocate: the least of the machine's
+    available RAM, the cgroup's ``memory.max`` minus its current use, and
+    ``RLIMIT_AS`` minus the address space in use. The one place every
+    size check and the default budget read the real limit from.
+
+    >>> memory_limit() > 0
+    True
+    """
+    limit = _available_ram()
+    for path_max, path_cur in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                               ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(path_max) as fh:
+                raw = fh.read().strip()
+            if raw == "max" or int(raw) >= 2**60:
+                continue
+            with open(path_cur) as fh:
+                used = int(fh.read().strip())
+            limit = min(limit, max(0, int(raw) - used))
+            break
+        except (OSError, ValueError):
+            continue
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as fh:
+                vm = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limit = min(limit, max(0, soft - vm))
+    except (ImportError, OSError, ValueError):
+        pass
+    return max(1, limit)
+
+
 def set_memory_budget(budget=None) -> None:
     """Set the memory one batched pass may use: bytes, or text such as
     ``"2GB"``; ``None`` restores the default (a quarter of the RAM available
@@ -160,7 +196,7 @@ def get_memory_budget(override=None) -> int:
     now = time.monotonic()
     if _budget["default"] is None or now - _budget["at"] > _DEFAULT_TTL:
         # Reading /proc/meminfo costs ~30 us: measured again every 30 s only.
-        _budget["default"] = max(64 * 2**20, _available_ram() // 4)
+        _budget["default"] = max(64 * 2**20, memory_limit() // 4)
         _budget["at"] = now
     return _budget["default"]
 
@@ -358,22 +394,25 @@ def _sparse_costs(pr: Probe, kind: str, fn, args, positions, budget: int):
     return best
 
 
-def _structured_cost(pr: Probe, fn, args, positions):
-    """(cost, 1, 1, why) for the structured Hessian when its probe says the
-    structure holds (:func:`dualad.structured.structured_fits`), else None."""
+def _structured_cost(pr: Probe, fn, args, positions, budget: int, csr: bool):
+    """((cost, n, 1, why), None) for the structured Hessian, priced by one
+    probe pass (:func:`dualad.structured.structured_estimate`: measured time,
+    result entries) plus the assembly (CSR: its entries; dense: n x n), or
+    (None, why not). The probe stops before a dense fallback over the budget."""
     try:
-        from dualad.structured import structured_fits
-    except Exception:                        # noqa: BLE001 - optional, maybe absent or broken
-        return None
+        from dualad.structured import structured_estimate
+    except Exception as err:                 # noqa: BLE001 - optional, maybe absent or broken
+        return None, f"structured unavailable ({type(err).__name__})"
     pos = positions[0]
     try:
-        fits, why = structured_fits(lambda x: fn(*args[:pos], x, *args[pos + 1:]), args[pos])
-    except Exception:                        # noqa: BLE001 - no structure: not a candidate
-        return None
-    if not fits:
-        return None
-    cost = pr.n_ops * OP_STRUCT + ELEM * 20 * (pr.n_elems + pr.n_in * pr.n_in)
-    return cost, pr.n_in, 1, why
+        est = structured_estimate(lambda x: fn(*args[:pos], x, *args[pos + 1:]), args[pos],
+                                  dense_limit=max(1, budget // max(1, pr.itemsize)))
+    except Exception as err:                 # noqa: BLE001 - no structure: not a candidate
+        return None, f"structured probe failed ({type(err).__name__}: {err})"
+    if not est["fits"]:
+        return None, est["why"]
+    assembly = est["entries"] * ELEM * 10 if csr else pr.n_in * pr.n_in * ELEM * 20
+    return (est["seconds"] * 1e6 + assembly, pr.n_in, 1, est["why"]), None
 
 
 def _passes(p: int, k: int) -> str:
@@ -410,11 +449,13 @@ def _describe(mode: str, cand, kind: str) -> str:
 
 
 def choose(kind: str, pr: Probe, budget: int, extra: dict | None = None,
-           mode: str = "auto") -> Plan:
+           mode: str = "auto", skipped: dict | None = None, only: tuple | None = None) -> Plan:
     """The plan under the cost model (pure: no function runs here).
     ``extra``: priced candidates found by probing, ``{"sparse": (cost, chunk,
     passes, coloring), "structured": (cost, chunk, passes, why)}``.
-    ``mode`` other than ``"auto"``: that mode, with its chunk.
+    ``mode`` other than ``"auto"``: that mode, with its chunk. ``skipped``:
+    mode -> why it was not priced (quoted in the reason); ``only``: the
+    modes ``"auto"`` may pick (a CSR result: the sparse computations).
 
     >>> p = choose("jacobian", Probe(4, 400, 3200, 100, 100), 2**30)
     >>> p.mode
@@ -425,7 +466,15 @@ def choose(kind: str, pr: Probe, budget: int, extra: dict | None = None,
     table.update(extra or {})
     if kind == "jacobian" and pr.out_leaves != 1:
         # Reverse mode and coloring take one output array.
-        table = {m: v for m, v in table.items() if m == "fwd" or m == mode}
+        table = {m: v for m, v in table.items() if m in ("fwd", "sparse") or m == mode}
+    if only is not None and mode == "auto":
+        table = {m: v for m, v in table.items() if m in only}
+        if not table:
+            why = "; ".join(f"{m}: {w}" for m, w in (skipped or {}).items())
+            raise ValueError("a sparse (CSR) result needs a sparse computation (mode='sparse' "
+                             "or 'structured') and neither applies here"
+                             + (f" ({why})" if why else "")
+                             + "; pass mode='fwd-rev' to compute it densely and convert")
     costs = {m: v[0] for m, v in table.items()}
     head = f"n_in={pr.n_in}, n_out={pr.n_out}, {pr.n_ops} ops, {format_bytes(pr.n_bytes)}: "
     if mode != "auto":
@@ -436,6 +485,8 @@ def choose(kind: str, pr: Probe, budget: int, extra: dict | None = None,
         reason = head + f"{_describe(mode, table[mode], kind)} as requested"
     else:
         default = _default_mode(kind, pr)
+        if default not in table:
+            default = min(table, key=lambda m: table[m][0])
         cheapest = min(table, key=lambda m: table[m][0])
         best = cheapest if table[cheapest][0] < SWITCH * table[default][0] else default
         others = sorted((m for m in table if m != best), key=lambda m: table[m][0])
@@ -447,6 +498,8 @@ def choose(kind: str, pr: Probe, budget: int, extra: dict | None = None,
         for m in ("sparse", "structured"):
             if m in table and m != best and (not others or m != others[0]):
                 reason += f"; {_describe(m, table[m], kind)} does not pay"
+    if skipped and mode == "auto":
+        reason += "; skipped: " + "; ".join(f"{m} ({w})" for m, w in skipped.items())
     cost, k, p, detail = table[best]
     if best == "sparse":
         direction = None if kind == "hessian" else ("fwd" if detail.kind == "column" else "rev")
@@ -470,12 +523,15 @@ CHUNKED_MODES = {"jacobian": ("fwd", "rev", "sparse"), "hessian": ("fwd-rev", "s
 
 
 def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "auto",
-         memory_budget=None, chunked_only: bool = False, cache: bool = True) -> Plan:
+         memory_budget=None, chunked_only: bool = False, cache: bool = True,
+         csr: bool = False) -> Plan:
     """The plan :func:`dualad.jacobian` / :func:`dualad.hessian` would follow
     for ``fn`` at ``args``, without computing it. ``mode`` other than
     ``"auto"`` plans that mode (its chunk under the budget);
     ``chunked_only`` restricts ``"auto"`` to the modes that run in chunks
-    (what ``executor=`` and ``progress=`` need).
+    (what ``executor=`` and ``progress=`` need); ``csr`` (a sparse result
+    asked for) restricts ``"auto"`` to the sparse computations (coloring or
+    structured) and raises ``ValueError`` when neither applies.
 
     >>> import numpy as np, dualad as da
     >>> rosen = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
@@ -489,7 +545,7 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     positions = tuple(p % len(args) for p in positions) if args else positions
     args = tuple(as_array(a) if i in positions else a for i, a in enumerate(args))
     budget = get_memory_budget(memory_budget)
-    key = pattern_key(f"plan-{kind}-{mode}-{budget}-{chunked_only}", args, positions)
+    key = pattern_key(f"plan-{kind}-{mode}-{budget}-{chunked_only}-{csr}", args, positions)
     store = cache_for(fn) if cache else {}
     hit = store.get(key)
     if hit is not None:
@@ -497,24 +553,42 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     pr = probe(fn, args, positions)
     plain = len(positions) == 1 and isinstance(args[positions[0]], np.ndarray) and not any(
         hasattr(leaf, "_level") for a in args for leaf in tree_flatten(a)[0])
-    extra = {}
+    extra: dict = {}
+    skipped: dict = {}
     big = pr.n_in >= SPARSE_MIN_N and (kind == "hessian" or pr.n_out >= SPARSE_MIN_N)
     # The probes must not blow the budget themselves: pattern detection keeps
-    # n_in bits per intermediate (three times more through a gradient), a
-    # structured pass in the worst case a dense tangent per intermediate.
-    detect = (3 if kind == "hessian" else 1) * 2 * pr.n_elems * math.ceil(pr.n_in / 8)
-    worst_structured = pr.n_elems * pr.n_in * pr.itemsize
-    if plain and (mode == "sparse" or (mode == "auto" and big and detect <= budget)):
+    # index sets (O(elements + nnz); a gradient's three times more); the
+    # structured probe stops before a dense fallback over the budget.
+    detect = (3 if kind == "hessian" else 1) * 48 * pr.n_elems
+    want_sparse = mode == "sparse" or (mode == "auto" and (big or csr))
+    if not plain and (want_sparse or mode == "structured"):
+        skipped["sparse"] = "needs one plain array argument"
+    elif want_sparse and detect > budget and mode == "auto":
+        skipped["sparse"] = (f"pattern detection needs ~{format_bytes(detect)}, over the "
+                             f"{format_bytes(budget)} budget")
+    elif want_sparse:
         sparse = _sparse_costs(pr, kind, fn, args, positions, budget)
         if sparse is not None:
             extra["sparse"] = sparse
-    if (plain and kind == "hessian" and not chunked_only
-            and (mode == "structured" or (mode == "auto" and big
-                                          and worst_structured <= 4 * budget))):
-        structured = _structured_cost(pr, fn, args, positions)
-        if structured is not None:
-            extra["structured"] = structured
-    result = choose(kind, pr, budget, extra, mode)
+        else:
+            skipped["sparse"] = "no sparsity pattern could be found here"
+    elif mode == "auto" and not big:
+        skipped["sparse"] = f"under {SPARSE_MIN_N} inputs/outputs: not probed"
+    if kind == "hessian" and plain and (mode == "structured" or (mode == "auto" and (big or csr))):
+        if chunked_only:
+            skipped["structured"] = "does not run in chunks (progress=/executor=)"
+        else:
+            structured, why = _structured_cost(pr, fn, args, positions, budget, csr)
+            if structured is not None:
+                extra["structured"] = structured
+            else:
+                skipped["structured"] = why
+    elif kind == "hessian" and mode == "auto" and not big:
+        skipped["structured"] = f"under {SPARSE_MIN_N} inputs: not probed"
+    only = None
+    if csr and mode == "auto":
+        only = ("sparse", "structured") if kind == "hessian" else ("sparse",)
+    result = choose(kind, pr, budget, extra, mode, skipped, only)
     if chunked_only and mode == "auto" and result.mode not in CHUNKED_MODES[kind]:
         result = choose(kind, pr, budget, extra, "rev" if kind == "jacobian" and
                         pr.n_in > pr.n_out else CHUNKED_MODES[kind][0])

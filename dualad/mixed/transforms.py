@@ -222,15 +222,41 @@ def _traced(args: tuple) -> bool:
     return any(hasattr(leaf, "_level") for a in args for leaf in tree_leaves(a))
 
 
-def _plan(fn, args, positions, kind, mode, memory_budget, chunked):
-    """The planner's Plan, or None inside another transform."""
+def _plan(fn, args, positions, kind, mode, memory_budget, chunked, csr=False):
+    """The planner's Plan, or None inside another transform. ``csr``: a
+    sparse result was asked for (``"auto"`` then computes sparsely)."""
     if _traced(args):
         if mode in ("sparse", "structured"):
             raise ValueError(f"mode={mode!r} needs plain array arguments; it cannot run "
                              "inside another transform")
         return None
     return planner.plan(fn, *args, kind=kind, argnums=positions, mode=mode,
-                        memory_budget=memory_budget, chunked_only=chunked)
+                        memory_budget=memory_budget, chunked_only=chunked, csr=csr)
+
+
+def _check_dense_fits(n_rows: int, n_cols: int, itemsize: int, what: str) -> None:
+    """Refuse up front a dense result that cannot fit in this process's
+    memory (:func:`dualad.mixed.planner.memory_limit`: free RAM, cgroup
+    limit, RLIMIT_AS), instead of failing after minutes of work."""
+    need = 2 * n_rows * n_cols * itemsize          # the result and one working copy
+    limit = planner.memory_limit()
+    if need > limit:
+        raise MemoryError(
+            f"the dense {what} is {n_rows} x {n_cols} "
+            f"({planner.format_bytes(n_rows * n_cols * itemsize)}); with a working copy "
+            f"that is over the {planner.format_bytes(limit)} this process can use. Ask for a "
+            f"sparse result (sparse=True: CSR, computed by coloring or structured tangents) "
+            f"or use Hessian-vector products (dualad.hvp) / jvp / vjp instead")
+
+
+def _empty_hessian(args, pos, tuple_out, sparse):
+    """The Hessian of a function of empty inputs (zeros; CSR with sparse)."""
+    import scipy.sparse as sp
+    blocks = tuple(tuple(sp.csr_matrix((_size(args[i]), _size(args[j])))
+                         if sparse else np.zeros(shape_of(args[i]) + shape_of(args[j]),
+                                                 dtype=peel(args[i]).dtype)
+                         for j in pos) for i in pos)
+    return blocks if tuple_out else blocks[0][0]
 
 
 def _choose_mode(fn: Callable, args: tuple, positions: tuple) -> str:
@@ -300,7 +326,12 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
 
     def hess(*args):
         args, pos = _prepare(args, positions)
-        p = _plan(fn, args, pos, "hessian", mode, memory_budget, chunked)
+        n_total = sum(_size(args[q]) for q in pos)
+        if n_total == 0 and not _traced(args):
+            return _empty_hessian(args, pos, tuple_out, sparse)
+        if not sparse and not _traced(args):
+            _check_dense_fits(n_total, n_total, peel(args[pos[0]]).dtype.itemsize, "Hessian")
+        p = _plan(fn, args, pos, "hessian", mode, memory_budget, chunked, csr=sparse)
         chosen = p.mode if p is not None else ("fwd-rev" if mode == "auto" else mode)
         k = chunk or (p.chunk if p is not None else None)
         if chunked and chosen not in _CHUNKED:
@@ -376,7 +407,16 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
     def jac(*args):
         positions, tuple_out = as_tuple_positions(argnums)
         args_p, pos = _prepare(args, positions)
-        p = _plan(fn, args_p, pos, "jacobian", mode, memory_budget, chunked)
+        if (mode == "sparse" or sparse) and not _traced(args_p):
+            if sum(_size(args_p[q]) for q in pos) == 0:
+                return _empty_jacobian(fn, args_p, pos, tuple_out, sparse)
+        p = _plan(fn, args_p, pos, "jacobian", mode, memory_budget, chunked, csr=sparse)
+        if p is not None and not sparse:
+            _check_dense_fits(p.n_out, p.n_in, peel(args_p[pos[0]]).dtype.itemsize, "Jacobian")
+        if p is not None and p.mode == "sparse" and p.probe is not None \
+                and p.probe.out_leaves != 1:
+            return _sparse_jacobian_leaves(fn, args_p, pos, p, sparse, chunk, tuple_out,
+                                           progress, executor)
         if p is None:
             chosen = _choose_jacobian_mode(fn, args_p, pos) if mode == "auto" else mode
         else:
@@ -404,6 +444,44 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
         return out if tuple_out else out[0]
 
     return jac
+
+
+def _empty_jacobian(fn, args, pos, tuple_out, sparse):
+    """The Jacobian with respect to empty inputs (zeros; CSR with sparse)."""
+    import scipy.sparse as sp
+    out = fn(*args)
+    leaves = tree_leaves(out)
+    if len(leaves) != 1:
+        raise ValueError("a sparse Jacobian of empty inputs needs a single array output")
+    o = shape_of(leaves[0])
+    blocks = tuple(sp.csr_matrix((_size(leaves[0]), 0)) if sparse
+                   else np.zeros(o + shape_of(args[q]), dtype=peel(args[q]).dtype) for q in pos)
+    return blocks if tuple_out else blocks[0]
+
+
+def _sparse_jacobian_leaves(fn, args, pos, p, sparse, chunk, tuple_out, progress, executor):
+    """mode='sparse' for a function with several output arrays: the colored
+    Jacobian of their concatenation, split back per output (CSR blocks with
+    ``sparse=True``, else ``out_k.shape + x.shape`` arrays)."""
+    if len(pos) != 1:
+        raise ValueError("mode='sparse' takes one differentiated argument")
+    q = pos[0]
+    out = fn(*args)
+    leaves = tree_leaves(out)
+    shapes = [shape_of(leaf) for leaf in leaves]
+    xp = namespace_of(peel(args[q]))
+
+    def flat(*a):
+        return xp.concatenate([xp.reshape(leaf, (-1,)) for leaf in tree_leaves(fn(*a))])
+    j = sparse_jacobian(flat, args[q], args=args, argnum=q, direction=p.direction or "auto",
+                        sparse=True, chunk=chunk, progress=progress, executor=executor)
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    parts = [j[bounds[k]:bounds[k + 1]] for k in range(len(shapes))]
+    if not sparse:
+        parts = [np.reshape(b.toarray(), s + shape_of(args[q])) for b, s in zip(parts, shapes)]
+    res = tuple(parts) if isinstance(out, (tuple, list)) else parts
+    return (res,) if tuple_out else res
 
 
 def _jac_csr(block, x):
