@@ -52,7 +52,7 @@ from dualad.core.levels import Level, new_level
 from dualad.core.registry import bind, shape_of
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.forward.api import pick_chunk
-from dualad.mixed.sparsity import cache_for, coloring_for, pattern_key, volatile_reads
+from dualad.mixed.sparsity import cache_for, coloring_for, pattern, pattern_key, volatile_reads
 
 __all__ = ["Plan", "Probe", "plan", "probe", "set_memory_budget", "get_memory_budget",
            "choose", "format_bytes", "parse_bytes"]
@@ -71,6 +71,7 @@ MAX_CHUNK = 256      # most directions per pass: beyond, no overhead left to amo
 OP_STRUCT = 60.0     # one user primitive through a structured Hessian pass
 SPARSE_MIN_N = 32    # probe for sparsity / structure only from this many inputs on
 SWITCH = 0.5         # leave the textbook mode only for one priced 2x cheaper
+COLOR_WORK = 0.02    # greedy coloring, per unit of sum(row nonzeros ** 2)
 
 # Bytes kept alive per carried direction, in units of one evaluation's
 # intermediate bytes: a forward pass keeps a tangent per live intermediate,
@@ -411,8 +412,29 @@ def _structured_cost(pr: Probe, fn, args, positions, budget: int, csr: bool):
         return None, f"structured probe failed ({type(err).__name__}: {err})"
     if not est["fits"]:
         return None, est["why"]
-    assembly = est["entries"] * ELEM * 10 if csr else pr.n_in * pr.n_in * ELEM * 20
+    assembly = est["entries"] * ELEM * 150 if csr else pr.n_in * pr.n_in * ELEM * 20
     return (est["seconds"] * 1e6 + assembly, pr.n_in, 1, est["why"]), None
+
+
+def _coloring_too_costly(fn, args, positions, kind, extra, mode) -> str | None:
+    """Why the coloring is not worth running, or None. Its greedy sweep costs
+    about ``COLOR_WORK`` us per unit of ``sum(row nonzeros ** 2)`` (read off
+    the detected pattern before coloring); when that alone is over twice a
+    probed mode's whole estimate, sparse cannot win and is skipped."""
+    if mode != "auto" or not extra:
+        return None
+    try:
+        pat = pattern(fn, args, positions, "hessian" if kind == "hessian" else "jacobian")
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+    deg = np.diff(pat.indptr) if hasattr(pat, "indptr") else np.count_nonzero(pat, axis=1)
+    work = float(np.sum(deg.astype(np.float64) ** 2)) * COLOR_WORK
+    best = min(extra, key=lambda m: extra[m][0])
+    if work > 2 * extra[best][0]:
+        return (f"coloring {int(np.sum(deg))} nonzeros (max {int(deg.max(initial=0))} per row) "
+                f"would take ~{work / 1e6:.2f} s alone, over twice {best} "
+                f"(est. {extra[best][0] / 1e6:.2f} s)")
+    return None
 
 
 def _passes(p: int, k: int) -> str:
@@ -561,19 +583,8 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     # structured probe stops before a dense fallback over the budget.
     detect = (3 if kind == "hessian" else 1) * 48 * pr.n_elems
     want_sparse = mode == "sparse" or (mode == "auto" and (big or csr))
-    if not plain and (want_sparse or mode == "structured"):
-        skipped["sparse"] = "needs one plain array argument"
-    elif want_sparse and detect > budget and mode == "auto":
-        skipped["sparse"] = (f"pattern detection needs ~{format_bytes(detect)}, over the "
-                             f"{format_bytes(budget)} budget")
-    elif want_sparse:
-        sparse = _sparse_costs(pr, kind, fn, args, positions, budget)
-        if sparse is not None:
-            extra["sparse"] = sparse
-        else:
-            skipped["sparse"] = "no sparsity pattern could be found here"
-    elif mode == "auto" and not big:
-        skipped["sparse"] = f"under {SPARSE_MIN_N} inputs/outputs: not probed"
+    # Structured first: its probe is one measured pass, and it bounds what
+    # the sparse probe (detection, then a coloring) may cost.
     if kind == "hessian" and plain and (mode == "structured" or (mode == "auto" and (big or csr))):
         if chunked_only:
             skipped["structured"] = "does not run in chunks (progress=/executor=)"
@@ -585,6 +596,20 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
                 skipped["structured"] = why
     elif kind == "hessian" and mode == "auto" and not big:
         skipped["structured"] = f"under {SPARSE_MIN_N} inputs: not probed"
+    if not plain and (want_sparse or mode == "structured"):
+        skipped["sparse"] = "needs one plain array argument"
+    elif want_sparse and detect > budget and mode == "auto":
+        skipped["sparse"] = (f"pattern detection needs ~{format_bytes(detect)}, over the "
+                             f"{format_bytes(budget)} budget")
+    elif want_sparse:
+        why = _coloring_too_costly(fn, args, positions, kind, extra, mode)
+        sparse = None if why else _sparse_costs(pr, kind, fn, args, positions, budget)
+        if sparse is not None:
+            extra["sparse"] = sparse
+        else:
+            skipped["sparse"] = why or "no sparsity pattern could be found here"
+    elif mode == "auto" and not big:
+        skipped["sparse"] = f"under {SPARSE_MIN_N} inputs/outputs: not probed"
     only = None
     if csr and mode == "auto":
         only = ("sparse", "structured") if kind == "hessian" else ("sparse",)

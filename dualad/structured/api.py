@@ -37,7 +37,6 @@ from dualad.structured.tangents import (
     Stats,
     Structured,
     TooDense,
-    coo_flat,
     to_coo,
 )
 
@@ -86,8 +85,18 @@ def _entries(ctx: Context, t, n: int):
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty, np.zeros(0, dtype=ctx.dtype)
     if isinstance(t, (Structured, Coo)):
-        flat, vals = coo_flat(to_coo(ctx, t).chunks, n)   # d * n + e
-        return flat % n, flat // n, vals
+        # Chunk by chunk (no flat d * n + e keys to divide back: on millions
+        # of entries the integer division costs more than the assembly).
+        es, ds, vs = [], [], []
+        for d, e, v in to_coo(ctx, t).chunks:
+            shape = np.broadcast_shapes(np.shape(d), np.shape(e), np.shape(v))
+            es.append(np.broadcast_to(e, shape).ravel())
+            ds.append(np.broadcast_to(d, shape).ravel())
+            vs.append(np.broadcast_to(v, shape).ravel())
+        if not vs:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty, np.zeros(0, dtype=ctx.dtype)
+        return np.concatenate(es), np.concatenate(ds), np.concatenate(vs)
     dense = np.reshape(t, (n, n))                          # [d, e]
     d, e = np.nonzero(dense)
     return e, d, dense[d, e]
