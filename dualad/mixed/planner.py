@@ -588,6 +588,12 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     if kind == "hessian" and plain and (mode == "structured" or (mode == "auto" and (big or csr))):
         if chunked_only:
             skipped["structured"] = "does not run in chunks (progress=/executor=)"
+        elif mode == "structured":
+            # Asked for: no probe (its dense fallbacks are exact, and the
+            # function's own errors, e.g. LinAlgError, surface from the run).
+            extra["structured"] = (pr.n_ops * OP_STRUCT + pr.n_elems * ELEM * 20, pr.n_in, 1,
+                                   "structured tangents (dense fallbacks where a primitive "
+                                   "has no structural rule)")
         else:
             structured, why = _structured_cost(pr, fn, args, positions, budget, csr)
             if structured is not None:
