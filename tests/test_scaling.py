@@ -40,12 +40,16 @@ def rosen_hessian_ref(x):
 def test_rosenbrock_past_the_dense_bitset_cliff_is_sparse():
     # n = 3e4 used to skip detection (dense bitsets over budget) and run
     # 30,000 HVP directions; now: detection in O(nnz), 3 colors.
+    # (auto may also pick structured: its estimate is a measured pass.)
     x = np.linspace(-1.2, 1.1, 30_000)
     p = da.plan(rosen, x, kind="hessian", csr=True)
-    assert p.mode == "sparse" and p.colors == 3
-    h = da.hessian(rosen, sparse=True)(x)
-    assert sp.issparse(h) and h.nnz == 3 * x.size - 2
-    assert abs(h - rosen_hessian_ref(x)).max() <= 1e-9 * abs(h).max()
+    assert p.mode in ("sparse", "structured")
+    assert "sparse" in p.costs and "structured" in p.costs          # both probed
+    assert da.plan(rosen, x, kind="hessian", mode="sparse").colors == 3
+    for mode in ("auto", "sparse"):
+        h = da.hessian(rosen, mode=mode, sparse=True)(x)
+        assert sp.issparse(h) and h.nnz == 3 * x.size - 2
+        assert abs(h - rosen_hessian_ref(x)).max() <= 1e-9 * abs(h).max()
 
 
 def test_structured_is_probed_past_the_worst_case_gate():
@@ -53,8 +57,9 @@ def test_structured_is_probed_past_the_worst_case_gate():
     # structured at N = 512 atoms; a small budget recreates that here.
     x = np.arange(48 * 3, dtype=float) * 0.37 % 5.0 + np.repeat(np.arange(48.0), 3) * 1.3
     p = da.plan(lj_flat, x, kind="hessian", memory_budget="2MB")
-    assert p.mode == "structured"
-    assert "structured" in p.costs and p.costs["structured"] * 10 >= min(p.costs.values())
+    assert "structured" in p.costs                                  # probed
+    # never more than 10x (here: 2x, the switch rule) over a probed mode
+    assert p.costs[p.mode] <= 2 * min(p.costs.values())
     h = da.hessian(lj_flat, memory_budget="2MB")(x)
     np.testing.assert_allclose(h, da.hessian(lj_flat, mode="fwd-rev")(x), rtol=1e-9,
                                atol=1e-9 * np.abs(h).max())
