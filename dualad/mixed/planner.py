@@ -81,6 +81,7 @@ OP_STRUCT = 60.0     # one user primitive through a structured Hessian pass
 SPARSE_MIN_N = 32    # probe for sparsity / structure only from this many inputs on
 SWITCH = 0.5         # leave the textbook mode only for one priced 2x cheaper
 COLOR_WORK = 0.02    # greedy coloring, per unit of sum(row nonzeros ** 2)
+DETECT_BYTES = 48    # sparsity detection, per intermediate element (index sets)
 
 # Bytes kept alive per carried direction, in units of one evaluation's
 # intermediate bytes: a forward pass keeps a tangent per live intermediate,
@@ -311,7 +312,7 @@ def sparse_candidate(pr: Probe, kind: str, fn, args, positions, budget: int):
         cost = mode_cost(passes, pr, k, p) + col.nnz * ELEM * 10
         if volatile_reads(fn, args, positions, "hessian" if kind == "hessian" else "jacobian"):
             # Found anew at every call: its detection is part of the price.
-            cost += pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (pr.n_in / 8 + 2)
+            cost += pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (DETECT_BYTES + 2)
         note = "" if kind == "hessian" else passes
         if best is None or cost < best.cost:
             best = Candidate("sparse", cost, k, p, bpd, col, note)
@@ -576,7 +577,7 @@ def _probe_candidates(kind, mode, pr, fn, args, positions, budget, chunked_only,
     # The sparse probe must not blow the budget itself: pattern detection
     # keeps index sets, O(elements + nnz) (through a gradient three times
     # more); the structured probe stops before a dense fallback over it.
-    detect = (3 if kind == "hessian" else 1) * 48 * pr.n_elems
+    detect = (3 if kind == "hessian" else 1) * DETECT_BYTES * pr.n_elems
     wanted = {}
     if kind == "hessian":
         wanted["structured"] = mode in ("auto", "structured")
