@@ -46,15 +46,6 @@ class Mismatch(AssertionError):
     pass
 
 
-def _known_refusal(e: Exception, mode: str, x) -> bool:
-    """Errors tracked elsewhere in issue 10 (not wrong numbers): structured
-    Hessians refusing some ops (item 10) and sparse modes on empty inputs
-    (item 8). Counted as skipped; drop a clause once its fix is merged."""
-    if mode == "structured" and "structured" in str(e):
-        return True
-    return mode == "sparse" and np.size(x) == 0
-
-
 def _close(got, want, rtol, atol_scale, what, ctx):
     got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
     STATS["checks"] += 1
@@ -128,13 +119,7 @@ def check_program(prog: Program, seed: int) -> None:
     _close(jf, _fd_jac(f, x), 1e-5, fd, "jacfwd vs finite differences", ctx)
     _close(da.jacrev(f)(x), jf, tight, tight, "jacrev vs jacfwd", ctx)
     _close(da.jacobian(f)(x), jf, tight, tight, "jacobian auto vs jacfwd", ctx)
-    try:
-        _close(da.jacobian(f, mode="sparse")(x), jf, tight, tight, "jacobian sparse vs jacfwd",
-               ctx)
-    except (ValueError, IndexError) as e:
-        if not _known_refusal(e, "sparse", x):
-            raise
-        STATS["skipped"] += 1
+    _close(da.jacobian(f, mode="sparse")(x), jf, tight, tight, "jacobian sparse vs jacfwd", ctx)
     _close(jv, np.tensordot(jf, d, axes=d.ndim) if d.ndim else jf * d, tight, tight,
            "jvp vs jacfwd . d", ctx)
     # -- second order -------------------------------------------------------------
@@ -146,9 +131,6 @@ def check_program(prog: Program, seed: int) -> None:
         try:
             h = da.hessian(s, mode=mode)(x)
         except (ValueError, NotImplementedError, TypeError, IndexError) as e:
-            if _known_refusal(e, mode, x):
-                STATS["skipped"] += 1
-                continue
             raise Mismatch(f"hessian {mode} raised {type(e).__name__}: {e}\n{ctx()}") from e
         _close(h, h_ref, 1e-6, 1e-7, f"hessian {mode} vs fwd-rev", ctx)
     if n:

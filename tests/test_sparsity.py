@@ -210,3 +210,48 @@ def test_linear_primitives_with_cancelling_coefficients_keep_their_dependencies(
     dense = p.toarray() if hasattr(p, "toarray") else np.asarray(p)
     assert dense.all()
     np.testing.assert_allclose(da.jacobian(f, mode="sparse")(x), da.jacfwd(f)(x), atol=1e-12)
+
+
+# ============================================================================
+# sparse index sets: large patterns stay O(nnz)
+# ============================================================================
+def test_large_pattern_is_csr_and_linear_in_nnz():
+    sp = pytest.importorskip("scipy.sparse")
+    n = 200_000                       # dense bitsets would need 5 GB here
+    p = hessian_pattern(rosen, np.linspace(-1, 1, n))
+    assert sp.issparse(p) and p.shape == (n, n) and p.nnz == 3 * n - 2
+    i, j = p.nonzero()
+    assert np.abs(i - j).max() == 1
+
+
+def test_cumsum_scatter_and_repeats_match_dense():
+    idx = np.array([0, 3, 3, 5, 5, 5, 1])
+
+    def f(x):
+        y = np.cumsum(x[idx] * x[::-1][:7])[::-1]
+        return np.concatenate([y, np.cumsum(x.reshape(2, 4), axis=1)[:, ::2].ravel()])
+    x = np.linspace(0.3, 1.1, 8)
+    np.testing.assert_array_equal(jacobian_pattern(f, x), nonzeros_jac(f, x))
+    g = lambda x: np.sum(np.cumsum(x[idx]) ** 2) + np.sum(np.tanh(x[1:] * x[:-1]))
+    want = np.zeros((8, 8), dtype=bool)
+    for t in range(3):
+        xx = x + np.random.default_rng(t).uniform(0.1, 0.3, x.shape)
+        want |= da.hessian(g, mode="fwd-rev")(xx) != 0
+    np.testing.assert_array_equal(hessian_pattern(g, x), want)
+
+
+def test_pair_list_energy_pattern_follows_the_pairs():
+    # A neighbour-list energy: coordinates couple only within listed pairs.
+    i = np.array([0, 0, 1, 3])
+    j = np.array([1, 2, 2, 4])
+
+    def e(x):
+        r = x.reshape(-1, 3)
+        d = r[i] - r[j]
+        return np.sum(1.0 / np.sum(d * d, axis=1) ** 3)
+    p = hessian_pattern(e, np.arange(15.0) ** 1.1)
+    atoms = np.zeros((5, 5), dtype=bool)
+    atoms[i, j] = atoms[j, i] = True
+    atoms |= np.eye(5, dtype=bool)
+    want = np.kron(atoms, np.ones((3, 3), dtype=bool))
+    np.testing.assert_array_equal(p, want)

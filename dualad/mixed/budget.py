@@ -23,8 +23,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["parse_bytes", "format_bytes", "available_memory", "set_memory_budget",
-           "memory_budget", "get_memory_budget"]
+__all__ = ["parse_bytes", "format_bytes", "available_memory", "check_dense_fits",
+           "set_memory_budget", "memory_budget", "get_memory_budget"]
 
 # ============================================================================
 # memory budget
@@ -126,6 +126,24 @@ def available_memory() -> int:
         except (ValueError, OSError, AttributeError):
             return 8 * 2**30
     return max(0, min(known))
+
+
+def check_dense_fits(n_rows: int, n_cols: int, itemsize: int, what: str) -> None:
+    """Refuse up front (``MemoryError`` naming the size) a dense result that
+    cannot fit in what this process can still allocate
+    (:func:`available_memory`), instead of failing after minutes of work.
+
+    >>> check_dense_fits(10, 10, 8, "Hessian")
+    """
+    need = 2 * n_rows * n_cols * itemsize          # the result and one working copy
+    limit = available_memory()
+    if need > limit:
+        raise MemoryError(
+            f"the dense {what} is {n_rows} x {n_cols} "
+            f"({format_bytes(n_rows * n_cols * itemsize)}); with a working copy that is "
+            f"over the {format_bytes(limit)} this process can use. Ask for a sparse result "
+            f"(csr=True: CSR, computed by coloring or structured tangents) or use "
+            f"Hessian-vector products (dualad.hvp) / jvp / vjp instead")
 
 
 _local = threading.local()       # the memory_budget() contexts of this thread

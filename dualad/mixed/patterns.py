@@ -87,7 +87,8 @@ def pattern(fn: Callable, args: tuple, positions: tuple, kind: str, *,
     finder = hessian_pattern if kind == "hessian" else jacobian_pattern
     reads: list = []
     result = finder(at_positions(fn, args, positions), args[positions[0]], reads)
-    result.setflags(write=False)
+    if hasattr(result, "setflags"):      # a large pattern is a CSR matrix
+        result.setflags(write=False)
     if cache:
         if reads:
             # The function read a traced value: the pattern holds at this

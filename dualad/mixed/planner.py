@@ -59,8 +59,8 @@ from dualad.mixed.budget import (  # noqa: F401  (public through dualad.planner)
 )
 from dualad.mixed.cache import cache_for, signature_key
 from dualad.mixed.coloring import Coloring
-from dualad.mixed.patterns import coloring_for, volatile_reads
-from dualad.structured.api import structured_fits
+from dualad.mixed.patterns import coloring_for, pattern, volatile_reads
+from dualad.structured.api import structured_estimate
 
 __all__ = ["Plan", "Probe", "Candidate", "plan", "probe", "set_memory_budget",
            "memory_budget", "get_memory_budget", "available_memory", "choose", "explain",
@@ -80,6 +80,8 @@ MAX_CHUNK = 256      # most directions per pass: beyond, no overhead left to amo
 OP_STRUCT = 60.0     # one user primitive through a structured Hessian pass
 SPARSE_MIN_N = 32    # probe for sparsity / structure only from this many inputs on
 SWITCH = 0.5         # leave the textbook mode only for one priced 2x cheaper
+COLOR_WORK = 0.02    # greedy coloring, per unit of sum(row nonzeros ** 2)
+DETECT_BYTES = 48    # sparsity detection, per intermediate element (index sets)
 
 # Bytes kept alive per carried direction, in units of one evaluation's
 # intermediate bytes: a forward pass keeps a tangent per live intermediate,
@@ -310,24 +312,59 @@ def sparse_candidate(pr: Probe, kind: str, fn, args, positions, budget: int):
         cost = mode_cost(passes, pr, k, p) + col.nnz * ELEM * 10
         if volatile_reads(fn, args, positions, "hessian" if kind == "hessian" else "jacobian"):
             # Found anew at every call: its detection is part of the price.
-            cost += pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (pr.n_in / 8 + 2)
+            cost += pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (DETECT_BYTES + 2)
         note = "" if kind == "hessian" else passes
         if best is None or cost < best.cost:
             best = Candidate("sparse", cost, k, p, bpd, col, note)
     return best, ""
 
 
-def structured_candidate(pr: Probe, fn, args, positions):
-    """The structured Hessian when its probe says the structure holds
-    (:func:`dualad.structured.structured_fits`); ``(None, why)`` otherwise."""
+def structured_candidate(pr: Probe, fn, args, positions, budget: int, csr: bool = False):
+    """The structured Hessian priced by one probe pass
+    (:func:`dualad.structured.structured_estimate`: its measured time plus
+    the assembly, CSR: its entries, dense: n x n); ``(None, why)`` when the
+    structure does not hold. The probe stops before a dense fallback tangent
+    over the budget, so probing a large function without structure is cheap."""
     try:
-        fits, why = structured_fits(at_positions(fn, args, positions), args[positions[0]])
+        est = structured_estimate(at_positions(fn, args, positions), args[positions[0]],
+                                  dense_limit=max(1, budget // max(1, pr.itemsize)))
     except Exception as e:                   # noqa: BLE001 - no structure: not a candidate
-        return None, f"its probe failed ({type(e).__name__})"
-    if not fits:
-        return None, why
-    cost = pr.n_ops * OP_STRUCT + ELEM * 20 * (pr.n_elems + pr.n_in * pr.n_in)
-    return Candidate("structured", cost, pr.n_in, 1, 0, note=why), ""
+        return None, f"its probe failed ({type(e).__name__}: {e})"
+    if not est["fits"]:
+        return None, est["why"]
+    assembly = est["entries"] * ELEM * 150 if csr else pr.n_in * pr.n_in * ELEM * 20
+    return Candidate("structured", est["seconds"] * 1e6 + assembly, pr.n_in, 1, 0,
+                     note=est["why"]), ""
+
+
+def structured_requested(pr: Probe) -> Candidate:
+    """``mode="structured"`` asked for: no probe (its dense fallbacks are
+    exact, and the function's own errors, e.g. ``LinAlgError``, surface from
+    the run itself)."""
+    return Candidate("structured", pr.n_ops * OP_STRUCT + pr.n_elems * ELEM * 20, pr.n_in, 1,
+                     0, note="structured tangents (dense fallbacks where a primitive has no "
+                             "structural rule)")
+
+
+def coloring_too_costly(fn, args, positions, kind: str, extra: list) -> str | None:
+    """Why the coloring is not worth running, or ``None``. Its greedy sweep
+    costs about ``COLOR_WORK`` us per unit of ``sum(row nonzeros ** 2)``
+    (read off the detected pattern before coloring); when that alone is over
+    twice a probed candidate's whole estimate, sparse cannot win."""
+    if not extra:
+        return None
+    try:
+        pat = pattern(fn, args, positions, "hessian" if kind == "hessian" else "jacobian")
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+    deg = np.diff(pat.indptr) if hasattr(pat, "indptr") else np.count_nonzero(pat, axis=1)
+    work = float(np.sum(deg.astype(np.float64) ** 2)) * COLOR_WORK
+    best = min(extra, key=lambda c: c.cost)
+    if work > 2 * best.cost:
+        return (f"coloring {int(np.sum(deg))} nonzeros (max {int(deg.max(initial=0))} per row) "
+                f"would take ~{work / 1e6:.2f} s alone, over twice {best.mode} "
+                f"(est. {best.cost / 1e6:.2f} s)")
+    return None
 
 
 # ============================================================================
@@ -433,9 +470,12 @@ def explain(kind: str, pr: Probe, budget: int, best: Candidate, candidates: list
 
 
 def plan_from_probe(kind: str, pr: Probe, budget: int, extra: list | None = None,
-                    mode: str = "auto", skipped: dict | None = None) -> Plan:
+                    mode: str = "auto", skipped: dict | None = None,
+                    only: tuple | None = None) -> Plan:
     """The plan under the cost model from a probe (pure): the dense
     candidates plus ``extra`` ones found by probing (sparse, structured).
+    ``only``: the modes ``"auto"`` may pick (a CSR result: the sparse
+    computations); ``ValueError`` when none of them is a candidate.
 
     >>> p = plan_from_probe("jacobian", Probe(4, 400, 3200, 100, 100), 2**30)
     >>> p.mode
@@ -444,11 +484,21 @@ def plan_from_probe(kind: str, pr: Probe, budget: int, extra: list | None = None
     skipped = dict(skipped or {})
     candidates = dense_candidates(kind, pr, budget) + list(extra or [])
     if kind == "jacobian" and pr.out_leaves != 1:
-        # Reverse mode and coloring take one output array.
+        # Reverse mode takes one output array (coloring runs on their
+        # concatenation, see dualad.mixed.transforms).
+        keep = ("fwd", "sparse", mode)
         for c in candidates:
-            if c.mode != "fwd" and c.mode != mode:
+            if c.mode not in keep:
                 skipped[c.mode] = f"{pr.out_leaves} output arrays (it needs one)"
-        candidates = [c for c in candidates if c.mode == "fwd" or c.mode == mode]
+        candidates = [c for c in candidates if c.mode in keep]
+    if only is not None and mode == "auto":
+        candidates = [c for c in candidates if c.mode in only]
+        if not candidates:
+            why = "; ".join(f"{m}: {w}" for m, w in skipped.items())
+            raise ValueError("a sparse (CSR) result needs a sparse computation (mode='sparse' "
+                             "or 'structured') and neither applies here"
+                             + (f" ({why})" if why else "")
+                             + "; pass mode='fwd-rev' to compute it densely and convert")
     default = default_mode(kind, pr)
     best = choose(candidates, default, mode)
     reason = explain(kind, pr, budget, best, candidates, default, mode, skipped)
@@ -469,12 +519,15 @@ CHUNKED_MODES = {"jacobian": ("fwd", "rev", "sparse"), "hessian": ("fwd-rev", "s
 
 
 def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "auto",
-         memory_budget=None, chunked_only: bool = False, cache: bool = True) -> Plan:
+         memory_budget=None, chunked_only: bool = False, cache: bool = True,
+         csr: bool = False) -> Plan:
     """The plan :func:`dualad.jacobian` / :func:`dualad.hessian` would follow
     for ``fn`` at ``args``, without computing it. ``mode`` other than
     ``"auto"`` plans that mode (its chunk under the budget);
     ``chunked_only`` restricts ``"auto"`` to the modes that run in chunks
-    (what ``executor=`` and ``progress=`` need). Cached per function, kind,
+    (what ``executor=`` and ``progress=`` need); ``csr`` (a sparse result
+    asked for) restricts ``"auto"`` to the sparse computations (coloring or
+    structured) and raises ``ValueError`` when neither applies. Cached per function, kind,
     and argument types and shapes (values never change a plan's
     correctness, only its estimate).
 
@@ -490,7 +543,7 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     positions = tuple(p % len(args) for p in positions) if args else positions
     args = tuple(as_array(a) if i in positions else a for i, a in enumerate(args))
     budget = get_memory_budget(memory_budget)
-    key = signature_key(f"plan-{kind}-{mode}-{budget}-{chunked_only}", args, positions)
+    key = signature_key(f"plan-{kind}-{mode}-{budget}-{chunked_only}-{csr}", args, positions)
     store = cache_for(fn).plans
     if cache:
         hit = store.get(key)
@@ -498,8 +551,11 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
             return hit
     pr = probe(fn, args, positions)
     extra, skipped = _probe_candidates(kind, mode, pr, fn, args, positions, budget,
-                                       chunked_only)
-    result = plan_from_probe(kind, pr, budget, extra, mode, skipped)
+                                       chunked_only, csr)
+    only = None
+    if csr and mode == "auto":
+        only = ("sparse", "structured") if kind == "hessian" else ("sparse",)
+    result = plan_from_probe(kind, pr, budget, extra, mode, skipped, only)
     if chunked_only and mode == "auto" and result.mode not in CHUNKED_MODES[kind]:
         result = plan_from_probe(kind, pr, budget, extra,
                                  "rev" if kind == "jacobian" and pr.n_in > pr.n_out
@@ -509,21 +565,23 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     return result
 
 
-def _probe_candidates(kind, mode, pr, fn, args, positions, budget, chunked_only):
+def _probe_candidates(kind, mode, pr, fn, args, positions, budget, chunked_only, csr=False):
     """The sparse and structured candidates worth probing, and why the
-    others were skipped (for ``Plan.reason``)."""
+    others were skipped (for ``Plan.reason``). Structured is probed first:
+    its probe is one measured pass, and it bounds what the sparse probe
+    (detection, then a coloring) may cost."""
     extra, skipped = [], {}
     plain = len(positions) == 1 and isinstance(args[positions[0]], np.ndarray) and not any(
         hasattr(leaf, "_level") for a in args for leaf in tree_flatten(a)[0])
     big = pr.n_in >= SPARSE_MIN_N and (kind == "hessian" or pr.n_out >= SPARSE_MIN_N)
-    # The probes must not blow the budget themselves: pattern detection keeps
-    # n_in bits per intermediate (three times more through a gradient), a
-    # structured pass in the worst case a dense tangent per intermediate.
-    detect = (3 if kind == "hessian" else 1) * 2 * pr.n_elems * math.ceil(pr.n_in / 8)
-    worst_structured = pr.n_elems * pr.n_in * pr.itemsize
-    wanted = {"sparse": mode in ("auto", "sparse")}
+    # The sparse probe must not blow the budget itself: pattern detection
+    # keeps index sets, O(elements + nnz) (through a gradient three times
+    # more); the structured probe stops before a dense fallback over it.
+    detect = (3 if kind == "hessian" else 1) * DETECT_BYTES * pr.n_elems
+    wanted = {}
     if kind == "hessian":
         wanted["structured"] = mode in ("auto", "structured")
+    wanted["sparse"] = mode in ("auto", "sparse")
     for m, want in wanted.items():
         if not want:
             continue
@@ -531,17 +589,22 @@ def _probe_candidates(kind, mode, pr, fn, args, positions, budget, chunked_only)
             skipped[m] = "needs one plain NumPy array argument to differentiate"
         elif m == "structured" and chunked_only:
             skipped[m] = "progress=/executor= need a chunked mode"
-        elif mode == "auto" and not big:
+        elif mode == "auto" and not (big or csr):
             skipped[m] = f"below {SPARSE_MIN_N} inputs{'' if kind == 'hessian' else '/outputs'}"
         elif m == "sparse" and mode == "auto" and detect > budget:
             skipped[m] = (f"detection needs ~{format_bytes(detect)}, over the "
                           f"{format_bytes(budget)} budget")
-        elif m == "structured" and mode == "auto" and worst_structured > 4 * budget:
-            skipped[m] = (f"worst case ~{format_bytes(worst_structured)}, over 4x the "
-                          f"{format_bytes(budget)} budget")
+        elif m == "structured" and mode == "structured":
+            extra.append(structured_requested(pr))
         else:
-            found, why = (sparse_candidate(pr, kind, fn, args, positions, budget)
-                          if m == "sparse" else structured_candidate(pr, fn, args, positions))
+            if m == "structured":
+                found, why = structured_candidate(pr, fn, args, positions, budget, csr)
+            else:
+                why = (coloring_too_costly(fn, args, positions, kind, extra)
+                       if mode == "auto" else None)
+                found = None
+                if why is None:
+                    found, why = sparse_candidate(pr, kind, fn, args, positions, budget)
             if found is not None:
                 extra.append(found)
             else:

@@ -2,18 +2,21 @@
 primitive registry every other interpreter reads.
 
 A :class:`Pattern` tracer carries its primal value and a *dependency set*
-per element: a bit array over the ``n`` inputs, packed eight inputs to a byte
-along a leading axis (shape ``(ceil(n/8),) + primal.shape``, uint8). Each
-primitive says how dependencies flow (``Primitive.sparsity``):
+per element: sparse index sets (:class:`dualad.mixed.indexsets.IndexSets`,
+slices into a shared index buffer), so memory and time follow the pattern,
+not elements x n. Each primitive says how dependencies flow
+(``Primitive.sparsity``), as an element map run by one compiled union sweep:
 
-* elementwise: the OR of the rank-aligned input patterns (a product with a
+* elementwise: the union of the broadcast input sets (a product with a
   constant keeps only the entries where the constant is nonzero);
-* linear structural primitives (getitem, reshape, transpose, broadcast_to,
-  lane_shift): the primitive itself applied to the packed bits (``lead + 1``);
-* reductions and scans (sum, cumsum, max, min, prod, norm2): an OR-reduce or
-  OR-scan along the reduced axes;
-* where, concatenate, matmul, einsum: dedicated rules (matmul/einsum as
-  pattern products with the other operand's structural nonzeros);
+* structural primitives (getitem, reshape, transpose, broadcast_to,
+  lane_shift): the primitive itself applied to element ids (no copy of the
+  sets); scatter_add: the elements landing on each output;
+* reductions and scans (sum, cumsum, max, min, prod, norm2): unions over
+  the reduced axes, running unions along the scanned one;
+* where, concatenate, matmul, einsum: dedicated rules (matmul/einsum
+  through the element connectivity with the other operand's structural
+  nonzeros);
 * anything else: conservative, every output element depends on the union of
   all input dependencies. Conservative is always correct: it can only cost
   colors, never give a wrong derivative.
@@ -48,9 +51,18 @@ from dualad.core.dispatch import ObservingTracer
 from dualad.core.levels import Level, level_of, new_level, split_at
 from dualad.core.registry import Primitive, align, bind, ndim_of, shape_of
 from dualad.core.tree import tree_flatten
+from dualad.mixed.indexsets import (
+    IndexSets,
+    Pool,
+    elementwise,
+    seed,
+    structural,
+    to_csr,
+    union_all,
+)
 from dualad.reverse.api import grad
 from dualad.rules.contractions import einsum_p, matmul_p
-from dualad.rules.indexing import getitem_p, key_info, scatter_add_p
+from dualad.rules.indexing import getitem_p, scatter_add_p
 from dualad.rules.joins import concatenate_p
 from dualad.rules.reductions import (
     cumsum_p,
@@ -71,7 +83,7 @@ __all__ = ["Pattern", "PatternLevel", "jacobian_pattern", "hessian_pattern"]
 # the tracer and its interpreter
 # ============================================================================
 class Pattern(ObservingTracer):
-    """A primal value with a packed dependency bit set per element.
+    """A primal value with a dependency index set per element.
 
     Reading the value from outside the interpreter (``x > 0``, ``if``, an
     argsort: any ``.primal`` read) is observed: the pattern then holds at this
@@ -133,34 +145,20 @@ def _default_rule(prim: Primitive) -> Callable:
 
 
 # ============================================================================
-# helpers on packed patterns: shape (nb,) + value shape, uint8
+# helpers on dependency sets (dualad.mixed.indexsets)
 # ============================================================================
-def _nb(pats) -> int:
-    return next(p.shape[0] for p in pats if p is not None)
+# A contraction's element connectivity is found by pushing an identity over
+# the traced operand's elements through it: dense in (elements x outputs), so
+# only up to this many entries; beyond, the conservative rule.
+MAX_CONNECTIVITY = 2**24
 
 
-def _full(p, out_shape: tuple):
-    """``p`` (already rank-aligned) broadcast to ``(nb,) + out_shape``."""
-    target = (p.shape[0],) + tuple(out_shape)
-    return p if p.shape == target else np.broadcast_to(p, target)
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
 
 
-def _union(pats) -> np.ndarray:
-    """(nb,) bits: every dependency of every input."""
-    total = np.zeros(_nb(pats), dtype=np.uint8)
-    for p in pats:
-        if p is not None:
-            total |= np.bitwise_or.reduce(p.reshape(p.shape[0], -1), axis=1)
-    return total
-
-
-def _unpack(p, n: int | None = None) -> np.ndarray:
-    """(n,) + shape booleans from a packed pattern."""
-    return np.unpackbits(p, axis=0, count=n).astype(bool)
-
-
-def _pack(b) -> np.ndarray:
-    return np.packbits(np.asarray(b, dtype=bool), axis=0)
+def _traced(pats) -> list:
+    return [k for k, p in enumerate(pats) if p is not None]
 
 
 def _nonzero_mask(value, pat) -> np.ndarray:
@@ -169,90 +167,91 @@ def _nonzero_mask(value, pat) -> np.ndarray:
     at this point are not structural)."""
     m = np.asarray(peel(value)) != 0
     if pat is not None:
-        m = m | np.bitwise_or.reduce(pat, axis=0).astype(bool)
+        m = m | pat.nonempty()
     return m
 
 
+def _from_connectivity(conn: np.ndarray, ids: np.ndarray) -> tuple:
+    """(eptr, eidx) from a boolean ``(in elements, out elements)`` map."""
+    o, i = np.nonzero(conn.T)
+    eptr = np.zeros(conn.shape[1] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(o, minlength=conn.shape[1]), out=eptr[1:])
+    return eptr, ids.ravel()[i]
+
+
 # ============================================================================
-# rules: rule(pats, primals, out, **params) -> packed pattern (tuple if several)
+# rules: rule(pats, primals, out, **params) -> IndexSets (tuple if several)
 # ============================================================================
-def _elementwise_rule(pats, primals, out, **params):
-    out_nd = ndim_of(out)
-    total = None
-    for p, x in zip(pats, primals):
-        if p is not None:
-            a = align(p, ndim_of(x), out_nd)
-            total = a if total is None else total | a
-    return _full(total, shape_of(out))
+def _elementwise_rule(pats, primals, out, masks=None, **params):
+    """Each output element unites the sets of the elements it broadcasts
+    from; ``masks[k]``: where operand k contributes (None: everywhere)."""
+    ks = _traced(pats)
+    return elementwise([pats[k] for k in ks], shape_of(out),
+                       None if masks is None else [masks[k] for k in ks])
 
 
 def _multiply_rule(pats, primals, out, **params):
     # d(x*c) = c dx: a constant factor's zeros cut the dependency (exactly,
     # since a constant is the same at every point).
-    out_nd = ndim_of(out)
-    total = None
-    for i, (p, x) in enumerate(zip(pats, primals)):
-        if p is None:
-            continue
-        a = align(p, ndim_of(x), out_nd)
-        other, other_p = primals[1 - i], pats[1 - i]
-        if other_p is None:
-            mask = np.asarray(peel(other)) != 0
-            if not mask.all():
-                a = np.where(mask, a, np.uint8(0))
-        total = a if total is None else total | a
-    return _full(total, shape_of(out))
-
-
-_WEIGHTS = np.random.default_rng(20261207)   # fixed: patterns are reproducible
+    masks = [None, None]
+    for k in (0, 1):
+        if pats[k] is not None and pats[1 - k] is None:
+            m = np.asarray(peel(primals[1 - k])) != 0
+            if not m.all():
+                masks[k] = m
+    return _elementwise_rule(pats, primals, out, masks=masks)
 
 
 def _linear_rule(prim: Primitive) -> Callable:
-    """A linear primitive applied to the dependency indicators, one per input
-    along a lead axis, with each indicator scaled by a random weight in
-    [1, 2): an output depends on an input iff its value is nonzero. The
-    random weights make that exact for any coefficients, negative or complex
-    (an FFT of equal weights would cancel; random ones cancel with
-    probability zero), not only for sums and copies."""
+    """A linear primitive in its first operand: its element connectivity is
+    the image of an identity over that operand's elements, one element per
+    lead slice, so no two inputs can cancel; an output depends on an input
+    iff its coefficient is nonzero (``!= 0``: negative or complex
+    coefficients, as an FFT's, keep their dependencies)."""
     def rule(pats, primals, out, **params):
         if any(p is not None for p in pats[1:]):
             return _conservative_rule(pats, primals, out, **params)
-        p = pats[0]
-        n = p.shape[0] * 8
-        bits = _unpack(p, n)
-        f = bits * _WEIGHTS.uniform(1.0, 2.0, bits.shape)
-        res = prim.impl(f, *[peel(a) for a in primals[1:]],
+        x = pats[0]
+        n_out = _size(shape_of(out))
+        if x.size * n_out > MAX_CONNECTIVITY:
+            return _conservative_rule(pats, primals, out, **params)
+        eye = np.eye(x.size, dtype=np.float64).reshape((x.size,) + x.shape)
+        res = prim.impl(eye, *[peel(a) for a in primals[1:]],
                         **{**params, "lead": params.get("lead", 0) + 1})
-        return _pack(np.asarray(res) != 0)
+        pool = Pool([x])
+        eptr, eidx = _from_connectivity(np.asarray(res).reshape(x.size, n_out) != 0,
+                                        pool.ids(0))
+        return pool.gather(shape_of(out), eidx, eptr)
     return rule
 
 
 def _structural_rule(prim: Primitive) -> Callable:
-    """Primitives that only move, copy or zero-fill elements act on the packed
-    bytes directly (with one more lead axis)."""
+    """Primitives that only move, copy or zero-fill elements act on the
+    slice bounds of the sets (:func:`dualad.mixed.indexsets.structural`)."""
     def rule(pats, primals, out, **params):
         if any(p is not None for p in pats[1:]):
             return _conservative_rule(pats, primals, out, **params)
-        return prim.impl(pats[0], **{**params, "lead": params.get("lead", 0) + 1})
+        return structural(pats[0], lambda a: prim.impl(a, **params), shape_of(out))
     return rule
 
 
 def _scatter_rule(pats, primals, out, key, in_shape, lead=0):
-    """scatter_add on packed bits: an OR-scatter (``bitwise_or.at``), as
-    ``rules.indexing._scatter_add`` with one more lead axis."""
+    """scatter_add: each output element unites the cotangent elements that
+    land on it (found by indexing the output's element ids with ``key``)."""
     if any(p is not None for p in pats[1:]):
         return _conservative_rule(pats, primals, out)
-    ct, lead = pats[0], lead + 1
-    z = np.zeros(ct.shape[:lead] + tuple(in_shape), dtype=np.uint8)
-    full = (slice(None),) * lead + key
-    basic, front, nb = key_info(key)
-    if basic:
-        z[full] = ct
-        return z
-    if front:
-        ct = np.moveaxis(ct, tuple(range(lead)), tuple(range(nb, nb + lead)))
-    np.bitwise_or.at(z, full, ct)
-    return z
+    pool = Pool([pats[0]])
+    out_shape = shape_of(out)
+    n_out = _size(out_shape)
+    target = np.asarray(getitem_p.impl(np.arange(n_out).reshape(out_shape), key=key,
+                                       lead=lead)).ravel()
+    src = pool.ids(0).ravel()
+    if target.shape != src.shape:
+        target = np.broadcast_to(target, src.shape)   # defensive: same-shape by contract
+    order = np.argsort(target, kind="stable")
+    eptr = np.zeros(n_out + 1, dtype=np.int64)
+    np.cumsum(np.bincount(target, minlength=n_out), out=eptr[1:])
+    return pool.gather(out_shape, src[order], eptr)
 
 
 def _identity_rule(pats, primals, out, **params):
@@ -261,75 +260,101 @@ def _identity_rule(pats, primals, out, **params):
 
 def _reduce_rule(pats, primals, out, axis=(), keepdims=False, lead=0, **params):
     p = pats[0]
-    if not axis:
+    pool = Pool([p])
+    ids = pool.ids(0)
+    axes = tuple(range(lead, ids.ndim)) if axis is None else tuple(a + lead for a in axis)
+    if not axes:
         return p
-    return np.bitwise_or.reduce(p, axis=tuple(a + lead + 1 for a in axis), keepdims=keepdims)
+    moved = np.moveaxis(ids, axes, tuple(range(ids.ndim - len(axes), ids.ndim)))
+    n_out = _size(shape_of(out))
+    return pool.gather(shape_of(out), moved.reshape(n_out, -1))
 
 
 def _cumsum_rule(pats, primals, out, axis, reverse=False, lead=0):
-    p = pats[0]
-    ax = (axis[0] if isinstance(axis, tuple) else axis) + lead + 1
-    if reverse:
-        return np.flip(np.bitwise_or.accumulate(np.flip(p, ax), axis=ax), ax)
-    return np.bitwise_or.accumulate(p, axis=ax)
+    pool = Pool([pats[0]])
+    ids = pool.ids(0)
+    ax = (axis[0] if isinstance(axis, tuple) else axis) + lead
+    lines = np.moveaxis(ids, ax, -1).reshape(-1, ids.shape[ax])
+    return pool.scan(lines[:, ::-1] if reverse else lines)
 
 
 def _where_rule(pats, primals, out, **params):
     # Both branches: the condition is a constant here but may differ elsewhere.
-    _, x, y = primals
-    out_nd = ndim_of(out)
-    total = None
-    for p, v in ((pats[1], x), (pats[2], y)):
-        if p is not None:
-            a = align(p, ndim_of(v), out_nd)
-            total = a if total is None else total | a
-    return _full(total, shape_of(out))
+    return _elementwise_rule([None, pats[1], pats[2]], primals, out)
 
 
 def _concatenate_rule(pats, primals, out, axis):
-    nb = _nb(pats)
-    parts = [p if p is not None else np.zeros((nb,) + shape_of(x), dtype=np.uint8)
-             for p, x in zip(pats, primals)]
-    return np.concatenate(parts, axis=axis + 1)
+    ks = _traced(pats)
+    pool = Pool([pats[k] for k in ks])
+    parts = []
+    for k, x in enumerate(primals):
+        parts.append(pool.ids(ks.index(k)) if k in ks
+                     else np.full(shape_of(x), -1, dtype=np.int64))
+    return pool.gather(shape_of(out), np.concatenate(parts, axis=axis).reshape(-1, 1))
+
+
+def _contraction_rule(pats, primals, out, contract: Callable):
+    """matmul / einsum: output elements unite, for each traced operand, the
+    elements that meet a possibly-nonzero element of the others.
+    ``contract(ops, k)`` applies the contraction with operand ``k`` carrying
+    one extra leading axis (an identity over its elements)."""
+    ks = _traced(pats)
+    n_out = _size(shape_of(out))
+    if any(pats[k].size * n_out > MAX_CONNECTIVITY for k in ks):
+        return _conservative_rule(pats, primals, out)
+    pool = Pool([pats[k] for k in ks])
+    masks = [_nonzero_mask(x, p).astype(np.float32) for x, p in zip(primals, pats)]
+    conn = []
+    for k in ks:
+        size = pats[k].size
+        eye = np.eye(size, dtype=np.float32).reshape((size,) + pats[k].shape)
+        ops = [eye if i == k else m for i, m in enumerate(masks)]
+        conn.append(np.asarray(contract(ops, k)).reshape(size, n_out) > 0)
+    eptr, eidx = _from_connectivity(np.concatenate(conn, axis=0),
+                                    np.concatenate([pool.ids(j).ravel()
+                                                    for j in range(len(ks))]))
+    return pool.gather(shape_of(out), eidx, eptr)
 
 
 def _matmul_rule(pats, primals, out):
-    (a, b), (pa, pb) = primals, pats
-    n = _nb(pats) * 8
     nd = ndim_of(out)
-    total = 0
-    if pa is not None:
-        ua = align(_unpack(pa, n).astype(np.float32), ndim_of(a), nd)
-        total = total + np.matmul(ua, _nonzero_mask(b, pb).astype(np.float32))
-    if pb is not None:
-        ub = align(_unpack(pb, n).astype(np.float32), ndim_of(b), nd)
-        total = total + np.matmul(_nonzero_mask(a, pa).astype(np.float32), ub)
-    return _pack(total > 0)
+    nds = [ndim_of(x) for x in primals]
+
+    def contract(ops, k):
+        ops = list(ops)
+        ops[k] = align(ops[k], nds[k], nd)      # the identity axis stays in front
+        return np.matmul(*ops)
+    if 1 in nds:
+        # Vector operands: matmul's lead-axis rules differ; einsum states them.
+        a, b = ("ij" if nds[0] == 2 else "j"), ("jk" if nds[1] == 2 else "j")
+        if nds[0] <= 2 and nds[1] <= 2:
+            r = (a[0] if nds[0] == 2 else "") + (b[1] if nds[1] == 2 else "")
+            return _einsum_rule(pats, primals, out, f"{a},{b}->{r}")
+        return _conservative_rule(pats, primals, out)
+    return _contraction_rule(pats, primals, out, contract)
 
 
 def _einsum_rule(pats, primals, out, subscripts):
     lhs, rhs = subscripts.split("->")
     ins = lhs.split(",")
-    n = _nb(pats) * 8
-    masks = [_nonzero_mask(x, p).astype(np.float32) for x, p in zip(primals, pats)]
-    total = 0
-    for k, p in enumerate(pats):
-        if p is None:
-            continue
-        ops = [_unpack(p, n).astype(np.float32) if i == k else m for i, m in enumerate(masks)]
+
+    def contract(ops, k):
         subs = ["..." + s if i == k else s for i, s in enumerate(ins)]
-        total = total + np.einsum(",".join(subs) + "->..." + rhs, *ops,
-                                  optimize=len(ops) > 2)
-    return _pack(np.asarray(total) > 0)
+        return np.einsum(",".join(subs) + "->..." + rhs, *ops, optimize=len(ops) > 2)
+    return _contraction_rule(pats, primals, out, contract)
 
 
 def _conservative_rule(pats, primals, out, **params):
     """Every output element depends on everything any input depends on."""
-    u = _union(pats)
+    u = union_all([p for p in pats if p is not None])
+    n_in = next(p for p in pats if p is not None).n_in
     outs = out if isinstance(out, tuple) else (out,)
-    res = tuple(np.broadcast_to(u.reshape((-1,) + (1,) * ndim_of(o)),
-                                (u.shape[0],) + shape_of(o)) for o in outs)
-    return res if isinstance(out, tuple) else res[0]
+    res = []
+    for o in outs:
+        m = _size(shape_of(o))
+        res.append(IndexSets(shape_of(o), np.zeros(m, dtype=np.int64),
+                             np.full(m, u.shape[0], dtype=np.int64), u, n_in))
+    return tuple(res) if isinstance(out, tuple) else res[0]
 
 
 SPARSITY_RULES: dict[Primitive, Callable] = {
@@ -341,7 +366,7 @@ SPARSITY_RULES: dict[Primitive, Callable] = {
     cumsum_p: _cumsum_rule, where_p: _where_rule, scatter_add_p: _scatter_rule,
     concatenate_p: _concatenate_rule, matmul_p: _matmul_rule, einsum_p: _einsum_rule,
 }
-"""The primitives with a sharper rule than the default (elementwise OR,
+"""The primitives with a sharper rule than the default (elementwise union,
 generic linear, conservative), by primitive object."""
 for _prim, _rule in SPARSITY_RULES.items():
     _prim.sparsity = _rule
@@ -350,30 +375,33 @@ for _prim, _rule in SPARSITY_RULES.items():
 # ============================================================================
 # drivers: Jacobian and Hessian patterns
 # ============================================================================
+# Patterns up to this many entries (n_out x n_in) come back as dense boolean
+# arrays (as they always did); larger ones as scipy.sparse CSR matrices.
+DENSE_MAX = 2**22
+
+
 def _seed(x, level) -> Pattern:
     """``x`` as a Pattern whose element i depends on input i alone."""
-    n = int(np.prod(shape_of(x), dtype=np.int64))
-    eye = _pack(np.eye(n, dtype=bool))
-    return Pattern(x, eye.reshape((eye.shape[0],) + shape_of(x)), level)
+    return Pattern(x, seed(shape_of(x)), level)
 
 
-def _out_bits(out, level, n: int) -> np.ndarray:
-    """(n_out, n_in) booleans from the output leaves."""
-    rows = []
-    for leaf in tree_flatten(out)[0]:
-        m = int(np.prod(shape_of(leaf), dtype=np.int64))
-        if level_of(leaf) is level:
-            bits = _unpack(np.ascontiguousarray(leaf.pattern), n).reshape(n, m)
-            rows.append(bits.T)
-        else:
-            rows.append(np.zeros((m, n), dtype=bool))
-    return np.concatenate(rows, axis=0) if rows else np.zeros((0, n), dtype=bool)
+def _out_csr(out, level, n: int):
+    """CSR ``(n_out, n_in)`` booleans from the output leaves."""
+    leaves = tree_flatten(out)[0]
+    sets = [leaf.pattern if level_of(leaf) is level else None for leaf in leaves]
+    return to_csr(sets, [shape_of(leaf) for leaf in leaves], n)
 
 
-def jacobian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
-    """Dense boolean (n_out, n_in) dependency pattern of ``fn`` at ``x``.
-    ``reads``: a list that receives a note per observed read of a traced
-    value (then the pattern may hold at ``x`` only).
+def _result(m):
+    """Dense booleans for a small pattern, the CSR matrix for a large one."""
+    return m.toarray() if m.shape[0] * m.shape[1] <= DENSE_MAX else m
+
+
+def jacobian_pattern(fn: Callable, x, reads: list | None = None):
+    """Boolean (n_out, n_in) dependency pattern of ``fn`` at ``x``: a dense
+    array up to :data:`DENSE_MAX` entries, else a ``scipy.sparse`` CSR
+    matrix. ``reads``: a list that receives a note per observed read of a
+    traced value (then the pattern may hold at ``x`` only).
 
     >>> import numpy as np
     >>> jacobian_pattern(lambda x: x[1:] * x[:-1], np.ones(3)).astype(int)
@@ -381,16 +409,17 @@ def jacobian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
            [0, 1, 1]])
     """
     x = _as_float(x)
-    n = int(np.prod(shape_of(x), dtype=np.int64))
+    n = _size(shape_of(x))
     with new_level(PatternLevel(reads if reads is not None else [])) as level:
         out = fn(_seed(x, level))
         check_outputs(out)
-        return _out_bits(out, level, n)
+        return _result(_out_csr(out, level, n))
 
 
-def hessian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
-    """Dense boolean symmetric (n, n) pattern of the Hessian of scalar ``fn``:
-    the Jacobian pattern of its reverse gradient.
+def hessian_pattern(fn: Callable, x, reads: list | None = None):
+    """Boolean symmetric (n, n) pattern of the Hessian of scalar ``fn``: the
+    Jacobian pattern of its reverse gradient (dense or CSR as
+    :func:`jacobian_pattern`).
 
     >>> import numpy as np
     >>> hessian_pattern(lambda x: (x[0] * x[1]) + x[2] ** 3, np.ones(3)).astype(int)
@@ -398,8 +427,15 @@ def hessian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
            [1, 0, 0],
            [0, 0, 1]])
     """
-    p = jacobian_pattern(grad(fn), x, reads)
-    return p | p.T
+    x = _as_float(x)
+    n = _size(shape_of(x))
+    with new_level(PatternLevel(reads if reads is not None else [])) as level:
+        out = grad(fn)(_seed(x, level))
+        check_outputs(out)
+        p = _out_csr(out, level, n)
+    p = (p + p.T).tocsr()
+    p.sort_indices()
+    return _result(p)
 
 
 def _as_float(x):

@@ -40,7 +40,7 @@ from dualad.core.registry import shape_of
 from dualad.core.tree import tree_leaves
 from dualad.forward.api import DEFAULT_CHUNK_THRESHOLD, jacfwd, jvp, pick_chunk
 from dualad.forward.hessians import hessian_fwd_fwd, hessian_hyperdual
-from dualad.mixed import planner
+from dualad.mixed import budget, planner
 from dualad.mixed.chunked import (
     hessian_fwd_rev_chunks,
     hvp_chunks,
@@ -102,16 +102,28 @@ def _traced(args: tuple) -> bool:
     return any(hasattr(leaf, "_level") for a in args for leaf in tree_leaves(a))
 
 
-def _plan(fn, args, positions, kind, mode, opts: ExecOptions):
+def _plan(fn, args, positions, kind, mode, opts: ExecOptions, csr: bool = False):
     """The planner's Plan, or None inside another transform (where the
-    structured mode falls back to fwd-rev, see ``_hess_structured``)."""
+    structured mode falls back to fwd-rev, see ``_hess_structured``).
+    ``csr``: a sparse result was asked for (``"auto"`` then computes it
+    sparsely)."""
     if _traced(args):
         if mode == "sparse":
             raise ValueError(f"mode={mode!r} needs plain array arguments; it cannot run "
                              "inside another transform")
         return None
     return planner.plan(fn, *args, kind=kind, argnums=positions, mode=mode,
-                        memory_budget=opts.memory_budget, chunked_only=opts.chunked)
+                        memory_budget=opts.memory_budget, chunked_only=opts.chunked, csr=csr)
+
+
+def _empty_hessian(args, pos, tuple_out, csr):
+    """The Hessian with respect to empty inputs (zeros; CSR with ``csr``)."""
+    import scipy.sparse as sp
+    blocks = tuple(tuple(sp.csr_matrix((size_of(args[i]), size_of(args[j]))) if csr
+                         else np.zeros(shape_of(args[i]) + shape_of(args[j]),
+                                       dtype=dtype_of(args[i]))
+                         for j in pos) for i in pos)
+    return blocks if tuple_out else blocks[0][0]
 
 
 # ============================================================================
@@ -294,8 +306,11 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     :mod:`dualad.structured`), ``"auto"`` (the planner's choice, see
     :func:`dualad.plan`). ``chunk``: directions per batched pass (default:
     what ``memory_budget`` allows, see :func:`dualad.set_memory_budget`).
-    ``csr=True`` returns a ``scipy.sparse.csr_matrix`` ``(n, n)`` (the output
-    format only; ``sparse=True`` is its deprecated old name).
+    ``csr=True`` returns a ``scipy.sparse.csr_matrix`` ``(n, n)``
+    (``sparse=True`` is its deprecated old name); with ``mode="auto"`` it is
+    then computed sparsely (coloring or structured), or ``ValueError`` says
+    why neither applies. A dense result that cannot fit in memory is refused
+    up front (``MemoryError``, see :func:`dualad.mixed.budget.check_dense_fits`).
     ``progress=True`` shows a bar over the chunks; ``executor=`` (any
     ``concurrent.futures.Executor``) runs them there.
 
@@ -315,7 +330,13 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
 
     def hess(*args):
         args, pos = _prepare(args, positions)
-        p = _plan(fn, args, pos, "hessian", mode, opts)
+        n_total = sum(size_of(args[q]) for q in pos)
+        if n_total == 0 and not _traced(args):
+            return _empty_hessian(args, pos, tuple_out, csr)
+        if not csr and not _traced(args):
+            budget.check_dense_fits(n_total, n_total, dtype_of(args[pos[0]]).itemsize,
+                                    "Hessian")
+        p = _plan(fn, args, pos, "hessian", mode, opts, csr)
         chosen = p.mode if p is not None else ("fwd-rev" if mode == "auto" else mode)
         run = opts.with_chunk(p.chunk if p is not None else None)
         if opts.chunked and chosen not in _CHUNKED:
@@ -380,7 +401,9 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
     ``"auto"`` (the planner's choice, see :func:`dualad.plan`). ``chunk``,
     ``memory_budget``, ``progress``, ``executor`` as for :func:`hessian`;
     ``csr=True`` returns a ``scipy.sparse.csr_matrix`` ``(n_out, n_in)``
-    (``sparse=True``: its deprecated old name). Complex inputs or
+    (``sparse=True``: its deprecated old name), with ``mode="auto"``
+    computed by coloring. ``mode="sparse"`` also takes several output arrays
+    (colored as their concatenation). Complex inputs or
     ``holomorphic=True`` (see :func:`dualad.grad`) use jacrev, or jacfwd for
     ``mode="fwd"``, without planning.
 
@@ -400,7 +423,17 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
         if holomorphic or _any_complex([args_p[q] for q in pos]):
             transform = jacfwd if mode == "fwd" else jacrev
             return transform(fn, argnums, chunk=opts.chunk, holomorphic=holomorphic)(*args)
-        p = _plan(fn, args_p, pos, "jacobian", mode, opts)
+        if (mode == "sparse" or csr) and not _traced(args_p) \
+                and sum(size_of(args_p[q]) for q in pos) == 0:
+            return _empty_jacobian(fn, args_p, pos, tuple_out, csr)
+        p = _plan(fn, args_p, pos, "jacobian", mode, opts, csr)
+        if p is not None and not csr:
+            budget.check_dense_fits(p.n_out, p.n_in, dtype_of(args_p[pos[0]]).itemsize,
+                                    "Jacobian")
+        if p is not None and p.mode == "sparse" and p.probe is not None \
+                and p.probe.out_leaves != 1:
+            return _sparse_jacobian_leaves(fn, args_p, pos, p, csr, tuple_out,
+                                           opts.with_chunk(p.chunk))
         if p is None:
             chosen = _choose_jacobian_mode(fn, args_p, pos) if mode == "auto" else mode
         else:
@@ -421,6 +454,41 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
         return out if tuple_out else out[0]
 
     return jac
+
+
+def _empty_jacobian(fn, args, pos, tuple_out, csr):
+    """The Jacobian with respect to empty inputs (zeros; CSR with ``csr``)."""
+    import scipy.sparse as sp
+    leaves = tree_leaves(fn(*args))
+    if len(leaves) != 1:
+        raise ValueError("a sparse Jacobian of empty inputs needs a single array output")
+    o = shape_of(leaves[0])
+    blocks = tuple(sp.csr_matrix((size_of(leaves[0]), 0)) if csr
+                   else np.zeros(o + shape_of(args[q]), dtype=dtype_of(args[q])) for q in pos)
+    return blocks if tuple_out else blocks[0]
+
+
+def _sparse_jacobian_leaves(fn, args, pos, p, csr, tuple_out, opts):
+    """mode='sparse' for a function with several output arrays: the colored
+    Jacobian of their concatenation, split back per output (CSR blocks with
+    ``csr=True``, else ``out_k.shape + x.shape`` arrays)."""
+    if len(pos) != 1:
+        raise ValueError("mode='sparse' takes one differentiated argument")
+    q = pos[0]
+    out = fn(*args)
+    shapes = [shape_of(leaf) for leaf in tree_leaves(out)]
+    xp = namespace_of(peel(args[q]))
+
+    def flat(*a):
+        return xp.concatenate([xp.reshape(leaf, (-1,)) for leaf in tree_leaves(fn(*a))])
+    j = sparse_jacobian(flat, args[q], args=args, argnum=q, direction=p.direction or "auto",
+                        csr=True, options=opts)
+    bounds = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in shapes])
+    parts = [j[bounds[k]:bounds[k + 1]] for k in range(len(shapes))]
+    if not csr:
+        parts = [np.reshape(b.toarray(), s + shape_of(args[q])) for b, s in zip(parts, shapes)]
+    res = tuple(parts) if isinstance(out, (tuple, list)) else parts
+    return (res,) if tuple_out else res
 
 
 def _any_complex(values) -> bool:

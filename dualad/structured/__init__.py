@@ -29,7 +29,12 @@ Example::
 """
 from __future__ import annotations
 
-from dualad.structured.api import cannot_structure, hessian_structured, structured_fits
+from dualad.structured.api import (
+    cannot_structure,
+    hessian_structured,
+    structured_estimate,
+    structured_fits,
+)
 from dualad.structured.interpreter import StructuredDual, StructuredLevel
 from dualad.structured.tangents import Coo, Stats, Structured, stats
 
@@ -40,4 +45,4 @@ def reset_stats() -> None:
 
 
 __all__ = ["cannot_structure", "Coo", "Stats", "Structured", "StructuredDual", "hessian_structured",
-           "StructuredLevel", "reset_stats", "stats", "structured_fits"]
+           "StructuredLevel", "reset_stats", "stats", "structured_estimate", "structured_fits"]

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -31,18 +32,25 @@ from dualad.core.registry import shape_of
 from dualad.core.zero import Zero
 from dualad.reverse.api import grad
 from dualad.structured.interpreter import StructuredDual, StructuredLevel
-from dualad.structured.tangents import Context, Coo, Stats, Structured, coo_flat, to_coo
+from dualad.structured.tangents import (
+    Context,
+    Coo,
+    Stats,
+    Structured,
+    TooDense,
+    to_coo,
+)
 
-__all__ = ["hessian_structured", "structured_fits", "cannot_structure"]
+__all__ = ["hessian_structured", "structured_fits", "structured_estimate", "cannot_structure"]
 
 
 # ============================================================================
 # the Hessian
 # ============================================================================
-def _run(fn: Callable, x, local: Stats | None):
+def _run(fn: Callable, x, local: Stats | None, dense_limit: int | None = None):
     """One structured pass: the gradient's tangent and the pass context."""
     n = math.prod(shape_of(x))
-    ctx = Context(n, result_float_dtype(x), local)
+    ctx = Context(n, result_float_dtype(x), local, dense_limit)
     ctx.stats.passes += 1
     if local is not None:
         local.passes += 1
@@ -64,8 +72,18 @@ def _entries(ctx: Context, t, n: int):
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty, np.zeros(0, dtype=ctx.dtype)
     if isinstance(t, (Structured, Coo)):
-        flat, vals = coo_flat(to_coo(ctx, t).chunks, n)   # d * n + e
-        return flat % n, flat // n, vals
+        # Chunk by chunk (no flat d * n + e keys to divide back: on millions
+        # of entries the integer division costs more than the assembly).
+        es, ds, vs = [], [], []
+        for d, e, v in to_coo(ctx, t).chunks:
+            shape = np.broadcast_shapes(np.shape(d), np.shape(e), np.shape(v))
+            es.append(np.broadcast_to(e, shape).ravel())
+            ds.append(np.broadcast_to(d, shape).ravel())
+            vs.append(np.broadcast_to(v, shape).ravel())
+        if not vs:
+            empty = np.zeros(0, dtype=np.intp)
+            return empty, empty, np.zeros(0, dtype=ctx.dtype)
+        return np.concatenate(es), np.concatenate(ds), np.concatenate(vs)
     dense = np.reshape(t, (n, n))                          # [d, e]
     d, e = np.nonzero(dense)
     return e, d, dense[d, e]
@@ -163,6 +181,55 @@ def hessian_structured(fn: Callable, x, csr: bool = False):
 # ============================================================================
 # the planner's probe
 # ============================================================================
+def structured_estimate(fn: Callable, x, dense_limit: int | None = None) -> dict:
+    """Run one structured pass as a probe and report what it cost: ``fits``
+    (see :func:`structured_fits`), ``seconds`` (the pass, measured),
+    ``entries`` (COO entries of the result: the CSR assembly's size),
+    ``max_dense`` and ``why`` (a sentence for ``Plan.reason``). With
+    ``dense_limit``, the probe stops (``fits`` False) before a dense
+    fallback tangent of more elements, so probing a large function that
+    has no structure stays cheap.
+
+    >>> import numpy as np
+    >>> e = structured_estimate(lambda x: np.sum((x[1:] - x[:-1]) ** 2), np.zeros(5))
+    >>> e["fits"], e["entries"] >= 13
+    (True, True)
+    """
+    x = as_array(x)
+    check_differentiable(x, "x")
+    if isinstance(x, np.generic):
+        x = np.asarray(x)
+    n = math.prod(shape_of(x))
+    why = cannot_structure(x)
+    if why is not None:
+        return {"fits": False, "why": f"structured: cannot run on {why}", "seconds": 0.0,
+                "entries": 0, "max_dense": 0}
+    local = Stats()
+    t0 = time.perf_counter()
+    try:
+        tangent, ctx = _run(fn, x, local, dense_limit)
+    except TooDense as err:
+        return {"fits": False, "why": f"structured skipped: {err}",
+                "seconds": time.perf_counter() - t0, "entries": 0, "max_dense": dense_limit}
+    seconds = time.perf_counter() - t0
+    if isinstance(tangent, (Structured, Coo)):
+        entries = sum(math.prod(np.broadcast_shapes(np.shape(r), np.shape(c), np.shape(v)))
+                      for r, c, v in to_coo(ctx, tangent).chunks)
+    else:
+        entries = 0 if tangent is Zero else n * n
+    falls = sum(local.fallbacks.values())
+    # A fallback is costly when its dense tangent outgrows the Hessian (n * n):
+    # then some intermediate carries all n directions densely.
+    fits = falls == 0 or local.max_dense <= n * n
+    detail = ", ".join(f"{k} x{v}" for k, v in sorted(local.fallbacks.items())) or "none"
+    verdict = "fits" if fits else "falls back"
+    why = (f"structured {verdict}: {local.structured_ops} structured ops, "
+           f"fallbacks: {detail}; largest dense tangent {local.max_dense} "
+           f"elements (Hessian {n * n})")
+    return {"fits": fits, "why": why, "seconds": seconds, "entries": entries,
+            "max_dense": local.max_dense}
+
+
 def structured_fits(fn: Callable, x) -> tuple[bool, str]:
     """Whether ``fn``'s Hessian at ``x`` keeps its structure: one structured
     pass, counting the tangents that fell back to dense and the largest dense
@@ -178,22 +245,5 @@ def structured_fits(fn: Callable, x) -> tuple[bool, str]:
     >>> fits, reason.split(";")[0]
     (False, 'structured falls back: 5 structured ops, fallbacks: mixed:multiply x2, rule:cumsum x2')
     """
-    x = as_array(x)
-    check_differentiable(x, "x")
-    if isinstance(x, np.generic):
-        x = np.asarray(x)
-    why = cannot_structure(x)
-    if why is not None:
-        return False, f"structured: cannot run on {why}"
-    local = Stats()
-    _run(fn, x, local)
-    n = math.prod(shape_of(x))
-    falls = sum(local.fallbacks.values())
-    # A fallback is costly when its dense tangent outgrows the Hessian (n * n):
-    # then some intermediate carries all n directions densely.
-    fits = falls == 0 or local.max_dense <= n * n
-    detail = ", ".join(f"{k} x{v}" for k, v in sorted(local.fallbacks.items())) or "none"
-    verdict = "fits" if fits else "falls back"
-    return fits, (f"structured {verdict}: {local.structured_ops} structured ops, "
-                  f"fallbacks: {detail}; largest dense tangent {local.max_dense} "
-                  f"elements (Hessian {n * n})")
+    e = structured_estimate(fn, x)
+    return e["fits"], e["why"]

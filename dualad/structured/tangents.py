@@ -40,7 +40,7 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["Context", "Coo", "Stats", "Structured", "densify", "stats"]
+__all__ = ["Context", "Coo", "Stats", "Structured", "TooDense", "densify", "stats"]
 
 
 # ============================================================================
@@ -120,13 +120,21 @@ class Coo:
 # ============================================================================
 # the pass context: directions, dtype, memo tables, statistics
 # ============================================================================
+class TooDense(Exception):
+    """A structured probe stopped before a dense fallback over its limit."""
+
+
 class Context:
     """State of one structured pass (kept in the level's ``data``)."""
 
-    __slots__ = ("n", "dtype", "memo", "same_memo", "support", "recent", "stats", "local")
+    __slots__ = ("n", "dtype", "memo", "same_memo", "support", "recent", "stats", "local",
+                 "dense_limit")
 
-    def __init__(self, n: int, dtype, local: Stats | None = None):
+    def __init__(self, n: int, dtype, local: Stats | None = None,
+                 dense_limit: int | None = None):
         self.n = n
+        # A probe gives up (TooDense) before making a dense tangent this large.
+        self.dense_limit = dense_limit
         self.dtype = dtype
         self.memo: dict = {}          # (id(src), key) -> (src, keep, result)
         self.same_memo: dict = {}     # (what, id(a), id(b)) -> (a, b, answer)
@@ -137,6 +145,9 @@ class Context:
 
     # -- statistics ---------------------------------------------------------
     def count(self, reason: str, size: int = 0) -> None:
+        if self.dense_limit is not None and size > self.dense_limit:
+            raise TooDense(f"structured falls back to a dense tangent of {size} elements "
+                           f"({reason}), over the probe's limit of {self.dense_limit}")
         for s in (self.stats, self.local):
             if s is not None:
                 s.fallbacks[reason] += 1
