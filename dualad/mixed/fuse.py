@@ -1,0 +1,233 @@
+"""Fused elementwise kernels for recorded programs (``da.jit``).
+
+A run of consecutive elementwise operations of one output shape (arithmetic,
+``sin``, ``cos``, ``sqrt``, small integer powers; primal and derivative work
+alike) becomes one Numba ``njit`` loop: one pass over memory, no
+temporaries. Values the rest of the program needs (or a finiteness guard
+tests) are written out; the others live in registers.
+
+What pays (bench/NOTES.md): NumPy 2 has SIMD ``exp``/``log``/``tanh``/...
+that beat Numba's scalar libm 3-12x, so those stay NumPy calls and split
+runs; ``sin``/``cos`` (no SIMD path in NumPy for float64) and arithmetic
+chains fuse. A run must have at least :data:`MIN_RUN` operations; arrays of
+:data:`PARALLEL_SIZE` elements or more use a ``parallel=True`` loop.
+
+Accuracy: no ``fastmath`` (no reassociation); each operation is evaluated
+as NumPy does (integer powers by the same repeated squaring as the
+``power`` primitive), so results agree with the unfused program to the last
+bit for arithmetic, and within an ulp or two where Numba's ``sin``/``cos``
+differ from NumPy's. Kernels are cached on disk (Numba's cache), keyed by a
+hash of the fused expression, under :data:`CACHE_DIR`.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dualad.rules.ufuncs import _power
+
+__all__ = ["fuse_ops", "MIN_RUN", "PARALLEL_SIZE", "CACHE_DIR", "fused_kernels"]
+
+MIN_RUN = 3
+PARALLEL_SIZE = 1 << 18
+CACHE_DIR = Path(os.environ.get("DUALAD_CACHE", Path.home() / ".cache" / "dualad")) / "fused"
+
+# impl -> scalar expression template ({0}, {1}: operand expressions)
+_EXPR = {
+    np.add: "({0} + {1})", np.subtract: "({0} - {1})", np.multiply: "({0} * {1})",
+    np.true_divide: "({0} / {1})", np.negative: "(-{0})", np.positive: "(+{0})",
+    np.sin: "np.sin({0})", np.cos: "np.cos({0})", np.sqrt: "np.sqrt({0})",
+    np.square: "({0} * {0})", np.reciprocal: "(1.0 / {0})", np.absolute: "abs({0})",
+}
+
+
+def _power_expr(x: str, e) -> str | None:
+    """``x ** e`` as the ``power`` primitive computes it (repeated squaring),
+    so the fused value is bitwise the unfused one."""
+    if type(e) is not int and not (type(e) is float and e == int(e)):
+        return None
+    n = int(abs(e))
+    if not 1 <= n <= 32:
+        return None
+    result, base = None, x
+    while n:
+        if n & 1:
+            result = base if result is None else f"({result} * {base})"
+        n >>= 1
+        if n:
+            base = f"({base} * {base})"
+    return result if e > 0 else f"(1.0 / {result})"
+
+
+def _expression(impl, params, operands) -> str | None:
+    if impl is _power:
+        if set(params) != {"exponent"}:
+            return None
+        return _power_expr(operands[0], params["exponent"])
+    template = _EXPR.get(impl)
+    if template is None or params:
+        return None
+    return template.format(*operands)
+
+
+def _fusable(op, meta) -> bool:
+    impl, spec, params, slots, multi, _ = op
+    if multi or (impl not in _EXPR and impl is not _power):
+        return False
+    shape, dtype = meta[slots[0]]
+    if dtype != np.float64 or not shape:
+        return False
+    for a in spec:
+        if a.__class__ is int:
+            if meta[a] != (shape, dtype):
+                return False
+        elif type(a.value) is not float and not (
+                type(a.value) is np.ndarray and a.value.shape == shape
+                and a.value.dtype == np.float64):
+            return False
+    ops = [f"a{i}" for i in range(len(spec))]
+    return _expression(impl, params, ops) is not None
+
+
+_kernels: dict = {}
+
+
+def fused_kernels() -> int:
+    """How many fused kernels this process has compiled or loaded."""
+    return len(_kernels)
+
+
+def _load(source: str, name: str, parallel: bool):
+    key = (source, parallel)
+    kern = _kernels.get(key)
+    if kern is not None:
+        return kern
+    from numba import njit
+    digest = hashlib.sha256(f"{source}|{parallel}".encode()).hexdigest()[:24]
+    mod_name = f"dualad_fused_{digest}"
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        path = CACHE_DIR / f"{mod_name}.py"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text("import numpy as np\nfrom numba import prange\n\n" + source)
+            os.replace(tmp, path)
+        module = sys.modules.get(mod_name)
+        if module is None:       # Numba's disk cache finds the kernel by its module
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[mod_name] = module
+        fn, cache = getattr(module, name), True
+    except OSError:                          # no writable cache: compile in memory
+        ns: dict = {"np": np}
+        from numba import prange
+        ns["prange"] = prange
+        exec(source, ns)
+        fn, cache = ns[name], False
+    kern = njit(parallel=parallel, cache=cache, nogil=True, error_model="numpy")(fn)
+    _kernels[key] = kern
+    return kern
+
+
+class _Fused:
+    """A callable running one fused kernel: takes the run's array and scalar
+    inputs, returns its outputs (flat kernels, reshaped back) and, last, whether
+    every finiteness guard of the run holds as recorded (``guarded``: the
+    compiled program tests that flag)."""
+
+    __slots__ = ("kern", "shape", "n_out", "size", "__name__")
+    guarded = True
+
+    def __init__(self, kern, shape, n_out):
+        self.kern, self.shape, self.n_out = kern, shape, n_out
+        self.size = int(np.prod(shape))
+        self.__name__ = "fused"
+
+    def __call__(self, *inputs):
+        flat = [np.ravel(v) if type(v) is np.ndarray else v for v in inputs]
+        outs = [np.empty(self.size) for _ in range(self.n_out)]
+        ok = self.kern(*flat, *outs)
+        shape = self.shape
+        return (*(o.reshape(shape) for o in outs), ok)
+
+
+def _build(run, needed_after, shape):
+    """The fused op replacing ``run`` (a list of ops): ``(kernel, spec, {},
+    out slots, True, ())``; the run's finiteness guards are evaluated in the
+    kernel (exactly: every element finite), which returns one flag."""
+    args, arg_names, body, produced = [], {}, [], {}
+    guards = [g for op in run for g in op[5]]
+    for impl, spec, params, slots, _, _ in run:
+        operands = []
+        for a in spec:
+            if a.__class__ is int and a in produced:
+                operands.append(produced[a])
+                continue
+            k = ("s", a) if a.__class__ is int else ("c", id(a.value))
+            if k not in arg_names:
+                arg_names[k] = f"a{len(args)}"
+                args.append(a)
+            name = arg_names[k]
+            scalar = a.__class__ is not int and type(a.value) is float
+            operands.append(name if scalar else f"{name}[i]")
+        var = f"t{slots[0]}"
+        body.append(f"        {var} = {_expression(impl, params, operands)}")
+        produced[slots[0]] = var
+    outs = [s for s in produced if s in needed_after]
+    out_names = [f"o{k}" for k in range(len(outs))]
+    body += [f"        {o}[i] = {produced[s]}" for o, s in zip(out_names, outs)]
+    # guard g: expected True -> every element finite; False -> some element not
+    body += [f"        g{k} = g{k} and np.isfinite({produced[s]})" if want else
+             f"        g{k} = g{k} or not np.isfinite({produced[s]})"
+             for k, (s, want) in enumerate(guards)]
+    init = "".join(f"    g{k} = {bool(want)}\n" for k, (_, want) in enumerate(guards))
+    verdict = " and ".join([f"g{k}" if want else f"g{k}" for k, (_, want) in enumerate(guards)])
+    size = int(np.prod(shape))
+    parallel = size >= PARALLEL_SIZE and not guards
+    loop = "prange" if parallel else "range"
+    first_array = next(arg_names[("s", a)] for a in args if a.__class__ is int)
+    source = (f"def fused({', '.join([*arg_names.values(), *out_names])}):\n{init}"
+              f"    for i in {loop}({first_array}.size):\n" + "\n".join(body)
+              + f"\n    return {verdict or 'True'}\n")
+    kern = _load(source, "fused", parallel)
+    return (_Fused(kern, shape, len(outs)), tuple(args), {}, tuple(outs), True, ())
+
+
+def fuse_ops(ops, outputs, meta) -> list:
+    """``ops`` (a recorded program's operations) with each run of at least
+    :data:`MIN_RUN` fusable elementwise operations replaced by one kernel.
+    ``meta``: slot -> (shape, dtype)."""
+    ops = list(ops)
+    # slots read by later ops, outputs, or guarded
+    readers: dict = {}
+    for k, op in enumerate(ops):
+        for a in op[1]:
+            if a.__class__ is int:
+                readers.setdefault(a, []).append(k)
+    outs = {o for o in outputs if o.__class__ is int}
+    result, k = [], 0
+    while k < len(ops):
+        if not _fusable(ops[k], meta):
+            result.append(ops[k])
+            k += 1
+            continue
+        shape = meta[ops[k][3][0]][0]
+        j = k
+        while j < len(ops) and _fusable(ops[j], meta) and meta[ops[j][3][0]][0] == shape:
+            j += 1
+        run = ops[k:j]
+        if len(run) < MIN_RUN:
+            result.extend(run)
+            k = j
+            continue
+        needed = {op[3][0] for op in run
+                  if op[3][0] in outs or any(r >= j for r in readers.get(op[3][0], ()))}
+        result.append(_build(run, needed, shape))
+        k = j
+    return result
