@@ -142,7 +142,7 @@ def w6(which):
     for mode in ("auto", "fwd-rev", "sparse", "structured"):
         hess_rows.append(_dualad(f"dualad hessian {mode}", wl.rosen_hessian_dualad, x, mode,
                                  missing=() if mode == "auto" else (ValueError,)))
-    hess_rows.append(_dualad("dualad hessian sparse=True (CSR)", wl.rosen_hessian_csr_dualad, x))
+    hess_rows.append(_dualad("dualad hessian csr=True (CSR)", wl.rosen_hessian_csr_dualad, x))
     return [
         Task("W6", "W6 rosen grad", [
             _npf("W6", wl.rosenbrock, x),

@@ -404,7 +404,7 @@ def rosen_hessian_dualad(x, mode: str = "auto"):
 def rosen_hessian_csr_dualad(x):
     """The sparse result (scipy CSR), densified only for the check."""
     import dualad as da
-    return da.hessian(rosenbrock, sparse=True)(x)
+    return da.hessian(rosenbrock, csr=True)(x)
 
 
 def rosen_hvp_dualad(x, v):

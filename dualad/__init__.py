@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 
 from dualad import kernels, rules  # noqa: F401  (rules fill the registry and dispatch tables)
+from dualad.compat.weights import grad as grad
+from dualad.compat.weights import value_and_grad as value_and_grad
 from dualad.forward import Dual as Dual
 from dualad.forward.api import jacfwd as jacfwd
 from dualad.forward.api import jvp as jvp
 from dualad.forward.api import pick_chunk as pick_chunk
-from dualad.reverse.api import grad as grad
 from dualad.reverse.api import jacrev as jacrev
-from dualad.reverse.api import value_and_grad as value_and_grad
 from dualad.reverse.api import vjp as vjp
 
 kernels.register()              # the fused value-and-partial kernels (compiled lazily)
@@ -45,7 +45,8 @@ _LAZY = {
     "plan": "dualad.mixed.planner",
     "Plan": "dualad.mixed.planner",
     "set_memory_budget": "dualad.mixed.planner",
-    "sparsity": "dualad.mixed.sparsity",
+    "memory_budget": "dualad.mixed.budget",
+    "sparsity": "dualad.mixed.patterns",
     "set_kernels": "dualad.kernels",
     "check_grads": "dualad.testing",
     "laplacian": "dualad.forward.laplacian",

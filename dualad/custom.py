@@ -38,6 +38,7 @@ import functools
 import inspect
 import itertools
 import math
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -93,6 +94,19 @@ def _per_direction(one: Callable, ts: list, likes: list, outs: list, lead: tuple
     return res
 
 
+_transposing = threading.local()
+
+
+def _on_rule_tangent(fn, leaves) -> bool:
+    """Whether ``fn`` is being called on the tangents of its own JVP rule while
+    reverse mode transposes that rule. Why: transposing ``fn`` there would
+    transpose the rule again, forever; its own code is differentiated instead."""
+    for owner, level in getattr(_transposing, "stack", ()):
+        if owner is fn and any(getattr(a, "_level", None) is level for a in leaves):
+            return True
+    return False
+
+
 class _CustomBase:
     """The shared half: signature binding, one primitive per input structure."""
 
@@ -125,7 +139,7 @@ class _CustomBase:
     def __call__(self, *args, **kwargs):
         args = self._resolve(args, kwargs)
         leaves, in_td = tree_flatten(args)
-        if not _is_traced(leaves):
+        if not _is_traced(leaves) or _on_rule_tangent(self, leaves):
             return self.fun(*args)
         self._ready()
         entry = self._prims.get(in_td)
@@ -233,6 +247,16 @@ class custom_jvp(_CustomBase):
                 return (Zero,) * len(primals)
 
             def linear(*ts):
+                stack = _transposing.__dict__.setdefault("stack", [])
+                if ts:
+                    stack.append((self, ts[0]._level))
+                try:
+                    return rule(ts)
+                finally:
+                    if ts:
+                        stack.pop()
+
+            def rule(ts):
                 full = [Zero] * len(primals)
                 for i, t in zip(diff, ts):
                     full[i] = t

@@ -12,7 +12,7 @@ X0 = np.zeros(3)
 
 def test_pattern_follows_a_closure_mutated_in_place():
     c = np.array([1.0, 0.0, 0.0])
-    hess = da.hessian(lambda x: np.sum(c * x ** 2), mode="sparse", sparse=True)
+    hess = da.hessian(lambda x: np.sum(c * x ** 2), mode="sparse", csr=True)
     np.testing.assert_array_equal(hess(X0).toarray(), np.diag([2.0, 0.0, 0.0]))
     c[:] = 1.0
     np.testing.assert_array_equal(hess(X0).toarray(), 2.0 * np.eye(3))
@@ -23,7 +23,7 @@ def test_pattern_follows_a_closure_mutated_in_place():
 def test_recorded_pass_follows_a_closure_whose_change_keeps_the_value():
     d = np.ones(3)
     f = lambda x: np.sum(d * x ** 2) + np.sum(x[1:] * x[:-1])
-    hess = da.hessian(f, mode="sparse", sparse=True)
+    hess = da.hessian(f, mode="sparse", csr=True)
     for _ in range(3):                      # recorded, then replayed
         np.testing.assert_array_equal(hess(X0).toarray().diagonal(), [2.0, 2.0, 2.0])
     d[:] = 5.0                              # f(0) is still 0
@@ -64,7 +64,7 @@ def test_changed_branch_on_a_closure_flag():
             return np.sum(x[1:] * x[:-1])
         return np.sum(x ** 2)
 
-    hess = da.hessian(f, mode="sparse", sparse=True)
+    hess = da.hessian(f, mode="sparse", csr=True)
     np.testing.assert_array_equal(hess(X0).toarray(), 2.0 * np.eye(3))
     flag["coupled"] = True
     want = np.array([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad.mixed.chunked import Progress, chunk_ranges, run_chunks
-from dualad.mixed.sparsity import clear_cache
+from dualad.mixed.cache import clear_cache
+from dualad.mixed.runner import Progress, chunk_ranges, run_chunks
 
 
 def rosen(x):

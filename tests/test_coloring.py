@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad.mixed.chunked import record
+from dualad.mixed.cache import clear_cache
 from dualad.mixed.coloring import (
     column_coloring,
     is_star_coloring,
     row_coloring,
     seed_matrix,
-    sparse_hessian,
-    sparse_jacobian,
     star_coloring,
 )
-from dualad.mixed.sparsity import clear_cache
+from dualad.mixed.compressed import sparse_hessian, sparse_jacobian
+from dualad.mixed.replay import record
+from dualad.mixed.runner import ExecOptions
 
 
 def band(n, k):
@@ -161,7 +161,7 @@ def test_w6_rosenbrock_sparse_hessian_three_colors_exact():
     np.testing.assert_allclose(h.toarray(), rosen_hessian_ref(x), rtol=1e-13, atol=1e-9)
     assert (h != h.T).nnz == 0
     assert da.plan(rosen, x, kind="hessian").colors == 3
-    dense = sparse_hessian(rosen, x, sparse=False)
+    dense = sparse_hessian(rosen, x, csr=False)
     assert dense.shape == (1000, 1000)
     np.testing.assert_array_equal(dense, h.toarray())
 
@@ -175,7 +175,7 @@ def test_banded_hessian_uses_bandwidth_colors():
     h = sparse_hessian(f, x)
     ref = da.hessian(f, mode="fwd-rev")(x)
     np.testing.assert_allclose(h.toarray(), ref, rtol=1e-12, atol=1e-12)
-    from dualad.mixed.sparsity import coloring_for
+    from dualad.mixed.patterns import coloring_for
     assert coloring_for(f, (x,), (0,), "hessian").n_colors == 2 * k + 1
 
 
@@ -184,9 +184,9 @@ def test_block_diagonal_hessian_colors():
         r = x.reshape(-1, 3)
         return np.sum(np.prod(r, axis=1) ** 2) + np.sum(np.sin(r))
     x = np.linspace(0.1, 1.3, 12)
-    from dualad.mixed.sparsity import coloring_for
+    from dualad.mixed.patterns import coloring_for
     assert coloring_for(f, (x,), (0,), "hessian").n_colors == 3
-    np.testing.assert_allclose(sparse_hessian(f, x, sparse=False),
+    np.testing.assert_allclose(sparse_hessian(f, x, csr=False),
                                da.hessian(f, mode="fwd-rev")(x), rtol=1e-12, atol=1e-12)
 
 
@@ -197,17 +197,17 @@ def test_sparse_jacobian_directions(direction):
     ref = da.jacfwd(f)(x)
     j = sparse_jacobian(f, x, direction=direction)
     np.testing.assert_allclose(j.toarray(), ref, rtol=1e-13, atol=1e-15)
-    jd = sparse_jacobian(f, x, direction=direction, sparse=False)
+    jd = sparse_jacobian(f, x, direction=direction, csr=False)
     assert jd.shape == ref.shape
     np.testing.assert_allclose(jd, ref, rtol=1e-13, atol=1e-15)
 
 
 def test_sparse_jacobian_bandwidth_colors():
     f = lambda x: x[2:] * x[1:-1] - x[:-2]       # 3 consecutive inputs per row
-    from dualad.mixed.sparsity import coloring_for
+    from dualad.mixed.patterns import coloring_for
     x = np.linspace(1, 2, 40)
     assert coloring_for(f, (x,), (0,), "jacobian-fwd").n_colors == 3
-    np.testing.assert_allclose(sparse_jacobian(f, x, sparse=False), da.jacfwd(f)(x))
+    np.testing.assert_allclose(sparse_jacobian(f, x, csr=False), da.jacfwd(f)(x))
 
 
 def test_sparse_hessian_other_args_and_chunks():
@@ -215,11 +215,11 @@ def test_sparse_hessian_other_args_and_chunks():
     x, w = np.linspace(0.5, 1.5, 20), np.linspace(1, 2, 19)
     ref = da.hessian(f, mode="fwd-rev")(x, w)
     for chunk in (None, 1, 2):
-        h = sparse_hessian(f, x, args=(x, w), argnum=0, chunk=chunk, sparse=False)
+        h = sparse_hessian(f, x, args=(x, w), argnum=0, options=ExecOptions(chunk=chunk), csr=False)
         np.testing.assert_allclose(h, ref, rtol=1e-13, atol=1e-13)
     # A new w (same structure): replayed with the new values.
     w2 = w * 3.0
-    np.testing.assert_allclose(sparse_hessian(f, x, args=(x, w2), argnum=0, sparse=False),
+    np.testing.assert_allclose(sparse_hessian(f, x, args=(x, w2), argnum=0, csr=False),
                                3.0 * ref, rtol=1e-13, atol=1e-13)
 
 
@@ -243,7 +243,7 @@ def test_replay_follows_integer_index_arguments():
     x = np.linspace(0.5, 1.5, 12)
     for idx in (np.array([0, 3, 5]), np.array([0, 3, 5]), np.array([1, 4, 6]),
                 np.array([2, 4, 6])):
-        got = sparse_hessian(f, x, args=(x, idx), argnum=0, sparse=False)
+        got = sparse_hessian(f, x, args=(x, idx), argnum=0, csr=False)
         np.testing.assert_allclose(got, da.hessian(f, mode="fwd-rev")(x, idx), rtol=1e-13)
 
 
@@ -263,7 +263,7 @@ def test_branching_function_is_never_replayed():
     assert rep is None
     for x in (np.linspace(-1, 1, 8), np.linspace(0.1, 1, 8), np.linspace(-1, -0.1, 8)):
         for _ in range(2):
-            np.testing.assert_allclose(sparse_hessian(f, x, sparse=False),
+            np.testing.assert_allclose(sparse_hessian(f, x, csr=False),
                                        da.hessian(f, mode="fwd-rev")(x), rtol=1e-13)
 
 

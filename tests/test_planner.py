@@ -5,9 +5,16 @@ import pytest
 from conftest import lj_flat
 
 import dualad as da
-from dualad.mixed import chunked, planner
-from dualad.mixed.planner import Probe, budget_chunk, choose, format_bytes, parse_bytes, probe
-from dualad.mixed.sparsity import clear_cache
+from dualad.mixed import planner, runner
+from dualad.mixed.cache import clear_cache
+from dualad.mixed.planner import (
+    Probe,
+    budget_chunk,
+    format_bytes,
+    parse_bytes,
+    plan_from_probe,
+    probe,
+)
 
 
 def rosen(x):
@@ -77,36 +84,36 @@ def test_budget_chunk_rule():
 # choices and reasons (pure: synthetic probes)
 # ============================================================================
 def test_choose_jacobian_directions():
-    wide = choose("jacobian", Probe(20, 20_000, 160_000, 384, 1), 2**31)
+    wide = plan_from_probe("jacobian", Probe(20, 20_000, 160_000, 384, 1), 2**31)
     assert wide.mode == "rev" and wide.n_chunks == 1
     assert "n_in=384, n_out=1" in wide.reason and "reverse (1 pass" in wide.reason
     assert "forward (2 chunks of 192" in wide.reason and "fits 2.0 GB budget" in wide.reason
-    tall = choose("jacobian", Probe(20, 20_000, 160_000, 3, 500), 2**31)
+    tall = plan_from_probe("jacobian", Probe(20, 20_000, 160_000, 3, 500), 2**31)
     assert tall.mode == "fwd" and tall.chunk == 3
 
 
 def test_choose_hessian_chunk_under_budget():
     pr = Probe(10, 10**6, 8 * 10**6, 1000, 1)
-    p = choose("hessian", pr, 100 * 2**20)
+    p = plan_from_probe("hessian", pr, 100 * 2**20)
     assert p.mode == "fwd-rev"
     assert p.bytes_per_direction == 24 * 10**6
     assert p.chunk == 4 and p.n_chunks == 250
     assert "chunk 4 fits 100.0 MB budget" in p.reason
-    tiny = choose("hessian", pr, 2**20)
+    tiny = plan_from_probe("hessian", pr, 2**20)
     assert tiny.chunk == 1 and tiny.n_chunks == 1000 and "over the 1.0 MB budget" in tiny.reason
 
 
 def test_choose_keeps_default_unless_twice_cheaper():
-    small = choose("hessian", Probe(3, 7, 56, 3, 1), 2**30)
+    small = plan_from_probe("hessian", Probe(3, 7, 56, 3, 1), 2**30)
     assert small.mode == "fwd-rev" and "keeping the default" in small.reason
     assert small.costs["hyperdual"] < small.costs["fwd-rev"] < 2 * small.costs["hyperdual"]
 
 
 def test_choose_fixed_mode_and_unknown():
-    p = choose("hessian", Probe(3, 7, 56, 3, 1), 2**30, mode="rev-rev")
+    p = plan_from_probe("hessian", Probe(3, 7, 56, 3, 1), 2**30, mode="rev-rev")
     assert p.mode == "rev-rev" and "as requested" in p.reason
     with pytest.raises(ValueError, match="cannot be planned"):
-        choose("hessian", Probe(3, 7, 56, 3, 1), 2**30, mode="sparse")
+        plan_from_probe("hessian", Probe(3, 7, 56, 3, 1), 2**30, mode="sparse")
 
 
 # ============================================================================
@@ -177,13 +184,13 @@ def test_plan_value_dependent_pattern_not_reused_for_auto():
 # ============================================================================
 def count_chunks(monkeypatch):
     calls = []
-    real = chunked.run_chunks
+    real = runner.run_chunks
 
     def spy(task, n, chunk, **kw):
         calls.append((n, chunk))
         return real(task, n, chunk, **kw)
 
-    monkeypatch.setattr(chunked, "run_chunks", spy)
+    monkeypatch.setattr(runner, "run_chunks", spy)
     return calls
 
 
@@ -243,7 +250,7 @@ def test_hessian_auto_matches_fixed_and_is_symmetric(i):
         h = da.hessian(f, mode=mode)(x)
         assert np.array_equal(h, h.T), mode
         np.testing.assert_allclose(h, ref, rtol=1e-11, atol=1e-10 * np.abs(ref).max())
-    hs = da.hessian(f, sparse=True)(x)
+    hs = da.hessian(f, csr=True)(x)
     assert hs.format == "csr" and (hs != hs.T).nnz == 0
     np.testing.assert_allclose(hs.toarray(), ref, rtol=1e-11, atol=1e-10 * np.abs(ref).max())
 
@@ -260,12 +267,12 @@ def test_jacobian_auto_sparse_and_csr():
     ref = da.jacfwd(f)(x)
     assert da.plan(f, x).mode == "sparse"
     np.testing.assert_allclose(da.jacobian(f)(x), ref, rtol=1e-14)
-    j = da.jacobian(f, sparse=True)(x)
+    j = da.jacobian(f, csr=True)(x)
     assert j.format == "csr" and j.nnz == 198
     np.testing.assert_allclose(j.toarray(), ref, rtol=1e-14)
     for mode in ("fwd", "rev", "sparse"):
         np.testing.assert_allclose(da.jacobian(f, mode=mode)(x), ref, rtol=1e-14)
-        np.testing.assert_allclose(da.jacobian(f, mode=mode, sparse=True)(x).toarray(), ref,
+        np.testing.assert_allclose(da.jacobian(f, mode=mode, csr=True)(x).toarray(), ref,
                                    rtol=1e-14)
 
 

@@ -5,7 +5,9 @@ import pytest
 from conftest import lj_flat
 
 import dualad as da
-from dualad.mixed.sparsity import clear_cache, hessian_pattern, jacobian_pattern, pattern
+from dualad.mixed.cache import clear_cache
+from dualad.mixed.patterns import pattern
+from dualad.mixed.sparsity import hessian_pattern, jacobian_pattern
 
 RNG = np.random.default_rng(7)
 A_BAND = np.where(np.abs(np.subtract.outer(np.arange(8), np.arange(8))) <= 1,
@@ -86,7 +88,7 @@ def test_jacobian_pattern_is_a_superset(name):
 
 
 def test_value_dependent_pattern_is_not_reused():
-    from dualad.mixed.sparsity import volatile_reads
+    from dualad.mixed.patterns import volatile_reads
     f = lambda x: np.sort(x ** 3 - x[::-1])
     x = np.linspace(0.3, 1.1, 8)
     p1 = pattern(f, (x,), (0,), "jacobian")

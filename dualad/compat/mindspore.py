@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from dualad.compat.weights import bind_weights, weights_list
 from dualad.core.args import check_float_args, zeros_like
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
 from dualad.forward.api import jvp
-from dualad.reverse.api import _bind_weights, _ones_like, _weights_list, vjp
+from dualad.reverse.api import _ones_like, vjp
 
 __all__ = ["GradOperation", "Jvp", "Vjp"]
 
@@ -101,7 +102,7 @@ class GradOperation:
         if self.get_by_list and weights is None:
             raise ValueError("GradOperation(get_by_list=True) needs weights: "
                              "call it as op(fn, module.trainable_params())")
-        params = _weights_list(weights) if self.get_by_list else []
+        params = weights_list(weights) if self.get_by_list else []
         get_all, get_by_list, sens_param = self.get_all, self.get_by_list, self.sens_param
 
         def gradient_function(*args):
@@ -129,7 +130,7 @@ class GradOperation:
                 call = list(args)
                 for p, v in zip(positions, vals[:n], strict=True):
                     call[p] = v
-                with _bind_weights(params, vals[n:]):
+                with bind_weights(params, vals[n:]):
                     return fn(*call)
 
             primals = [args[p] for p in positions]

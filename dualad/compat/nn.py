@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -78,21 +79,32 @@ class Parameter:
         # independently, and a thread not differentiating sees the plain value.
         self._local = threading.local()
 
-    # -- tracing stack (driven by reverse.api._bind_weights) ----------------
+    # -- binding to a traced value (driven by dualad.compat.weights) --------
     def _stack(self) -> list:
         stack = getattr(self._local, "stack", None)
         if stack is None:
             stack = self._local.stack = []
         return stack
 
-    def _push(self, traced) -> None:
-        """Make ``traced`` the value NumPy code sees until :meth:`_pop`.
+    @contextmanager
+    def bound(self, value: Any) -> Iterator[Parameter]:
+        """Within the block (in this thread), NumPy code on this Parameter
+        acts on ``value`` (a traced copy while a gradient with respect to it
+        is taken). Nested blocks stack, so nested ``grad(..., weights=p)``
+        calls each see their own.
 
-        A stack, so nested ``grad(..., weights=p)`` calls each see their own."""
-        self._stack().append(traced)
-
-    def _pop(self):
-        return self._stack().pop()
+        >>> import numpy as np, dualad as da
+        >>> p = da.Parameter([1.0, 2.0])
+        >>> with p.bound(np.array([5.0, 6.0])):
+        ...     float(np.sum(p))
+        11.0
+        """
+        stack = self._stack()
+        stack.append(value)
+        try:
+            yield self
+        finally:
+            stack.pop()
 
     def _current(self):
         """The value NumPy calls act on: traced while a gradient is taken."""

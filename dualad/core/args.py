@@ -2,9 +2,11 @@
 and turning results back into plain arrays."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.backend import check_differentiable, namespace_of, result_float_dtype
 from dualad.core.levels import is_traced
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_leaves
@@ -44,12 +46,8 @@ def check_tangent(primal, tangent, what: str = "tangent"):
 
 
 def zeros_like(x, lead_shape: tuple = ()):
-    v = peel(x)
-    xp = namespace_of(v)
-    dtype = getattr(v, "dtype", np.dtype(np.float64))
-    if dtype.kind not in "fc":
-        dtype = np.dtype(np.float64)
-    return xp.zeros(tuple(lead_shape) + shape_of(x), dtype=dtype)
+    xp = namespace_of(x)
+    return xp.zeros(tuple(lead_shape) + shape_of(x), dtype=result_float_dtype(x))
 
 
 def materialize(value, like, lead_shape: tuple = ()):
@@ -69,10 +67,80 @@ def identity_rows(x, start: int, stop: int):
     """Rows ``start:stop`` of the identity over ``x``'s entries, shaped
     ``(stop - start,) + x.shape``, in ``x``'s float dtype and array namespace:
     the seeds of every batched Jacobian/Hessian pass."""
-    from dualad.core.backend import result_float_dtype
-    v = peel(x)
-    xp = namespace_of(v)
-    n = int(np.prod(shape_of(x), dtype=np.int64))
-    seeds = xp.zeros((stop - start, n), dtype=result_float_dtype(v))
+    xp = namespace_of(x)
+    n = size_of(x)
+    seeds = xp.zeros((stop - start, n), dtype=result_float_dtype(x))
     seeds[xp.arange(stop - start), xp.arange(start, stop)] = 1
     return seeds.reshape((stop - start,) + tuple(shape_of(x)))
+
+
+def size_of(x) -> int:
+    """The number of entries of ``x`` (1 for a scalar), without reading it.
+
+    >>> size_of(np.ones((2, 3))), size_of(2.0)
+    (6, 1)
+    """
+    return int(np.prod(shape_of(x), dtype=np.int64))
+
+
+def at_positions(fn: Callable, args: tuple, positions: tuple) -> Callable:
+    """``fn`` as a function of the arguments at ``positions`` only: calling
+    the result with ``xs`` calls ``fn(*args)`` with ``args[p]`` replaced by
+    ``xs[k]`` for the ``k``-th position ``p``.
+
+    >>> at_positions(lambda a, b, c: (a, b, c), (1, 2, 3), (0, 2))(10, 30)
+    (10, 2, 30)
+    """
+    if len(positions) == 1:             # the common case, without a list copy
+        p = positions[0]
+        head, tail = args[:p], args[p + 1:]
+        return lambda x: fn(*head, x, *tail)
+
+    def inner(*xs):
+        call = list(args)
+        for p, x in zip(positions, xs):
+            call[p] = x
+        return fn(*call)
+    return inner
+
+
+def as_result(x):
+    """A result leaf as a transform hands it back: Python and NumPy scalars
+    become 0-d arrays; read-only or non-contiguous arrays (broadcast views of
+    a derivative) become contiguous copies the caller owns; tracers (a
+    transform inside another) and other objects pass through unchanged.
+
+    >>> as_result(2.0), as_result(np.broadcast_to(1.0, (2,))).flags.writeable
+    (array(2.), True)
+    """
+    if hasattr(x, "_level"):
+        return x
+    if isinstance(x, (float, int, np.generic)):
+        return np.asarray(x)
+    flags = getattr(x, "flags", None)
+    if flags is not None and not (flags.c_contiguous and getattr(flags, "writeable", True)):
+        # (not ascontiguousarray: it turns a 0-d array into shape (1,))
+        return x.copy()
+    return x
+
+
+def scalar_checked(fn: Callable, what: str) -> Callable:
+    """``fn``, raising ``ValueError`` (with the shape) unless it returns one
+    number: a gradient would otherwise silently sum a vector output.
+
+    >>> scalar_checked(lambda x: x, "hessian")(np.ones(2))
+    Traceback (most recent call last):
+    ...
+    ValueError: hessian needs a scalar function; fn returned an output of shape (2,)
+    """
+    def scalar_fn(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if isinstance(out, (tuple, list, dict)):
+            raise ValueError(f"{what} needs a scalar function; fn returned a "
+                             f"{type(out).__name__}")
+        shape = shape_of(out)
+        if size_of(out) != 1:
+            raise ValueError(f"{what} needs a scalar function; fn returned an output of "
+                             f"shape {shape}")
+        return out
+    return scalar_fn

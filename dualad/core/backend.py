@@ -9,10 +9,48 @@ import numpy as np
 
 
 def peel(x):
-    """The innermost plain value under any number of tracer levels."""
+    """The innermost plain value under any number of tracer levels.
+
+    This *reads the value*: under a recording or sparsity level it marks the
+    recording impure (see :mod:`dualad.mixed.replay`). Code that needs only
+    the dtype, shape or array type uses the non-observing accessors below
+    (:func:`dtype_of`, :func:`value_type`, :func:`namespace_of`,
+    ``registry.shape_of``).
+    """
     while hasattr(x, "_level"):
         x = x.primal
     return x
+
+
+def _peek(x):
+    """The innermost value *without* marking a read: tracers whose reads are
+    observed (``_observing = True``) keep the value one level down in
+    ``_value``. Private on purpose: its result may only be inspected for
+    metadata (type, dtype), never for what the numbers are."""
+    while hasattr(x, "_level"):
+        x = x._value if x._observing else x.primal
+    return x
+
+
+def value_type(x) -> type:
+    """The Python type of the innermost value (``float``, ``np.float64``,
+    ``np.ndarray``...), without reading it.
+
+    >>> value_type(2.0)
+    <class 'float'>
+    """
+    return type(_peek(x))
+
+
+def dtype_of(x):
+    """The dtype of the innermost value, without reading it.
+
+    >>> dtype_of(np.ones(2, dtype=np.float32))
+    dtype('float32')
+    """
+    v = _peek(x)
+    dtype = getattr(v, "dtype", None)
+    return dtype if dtype is not None else np.result_type(v)
 
 
 def _is_cupy(x) -> bool:
@@ -27,7 +65,7 @@ def namespace_of(*values):
     already imported it.
     """
     for v in values:
-        if _is_cupy(peel(v)):
+        if _is_cupy(_peek(v)):
             return sys.modules["cupy"]
     return np
 
@@ -36,15 +74,31 @@ _isfinite = np.isfinite
 
 
 def all_finite_value(x) -> bool:
-    """True if every entry of the (peeled) value is finite.
+    """True if every entry of the innermost value is finite.
 
-    Callers use it to decide whether a guard is needed.
+    Callers use it to decide whether a guard is needed. This is the one
+    value read that a recording accepts: every observing tracer on the way
+    down is told the answer (``level.observe_finite``), and the staging
+    level keeps it as a guard re-checked on replay.
 
     >>> import numpy as np
     >>> all_finite_value(np.array([1.0, 2.0])), all_finite_value(np.array([1.0, np.nan]))
     (True, False)
     """
-    v = peel(x)
+    if not hasattr(x, "_level"):
+        return finite_value(x)
+    ok = finite_value(_peek(x))
+    while hasattr(x, "_level"):
+        if x._observing:
+            x._level.observe_finite(x, ok)
+            x = x._value
+        else:
+            x = x.primal
+    return ok
+
+
+def finite_value(v) -> bool:
+    """``all_finite_value`` of a plain (untraced) value."""
     if isinstance(v, float):          # Python floats and NumPy float64 scalars
         return math.isfinite(v)
     if isinstance(v, int):
@@ -67,7 +121,7 @@ def to_host(x):
 
 def is_float_value(x) -> bool:
     """True for floating (or complex) arrays and Python floats."""
-    v = peel(x)
+    v = _peek(x)
     if isinstance(v, bool):
         return False
     if isinstance(v, float):
@@ -80,7 +134,7 @@ def is_float_value(x) -> bool:
 
 def result_float_dtype(x):
     """The dtype a derivative w.r.t. ``x`` is computed in."""
-    v = peel(x)
+    v = _peek(x)
     dtype = getattr(v, "dtype", None)
     return dtype if dtype is not None and dtype.kind in "fc" else np.dtype(np.float64)
 
@@ -88,7 +142,7 @@ def result_float_dtype(x):
 def check_differentiable(x, name: str) -> None:
     """Raise ``TypeError`` naming ``name`` when ``x`` is not floating."""
     if not is_float_value(x):
-        v = peel(x)
+        v = _peek(x)
         kind = getattr(v, "dtype", type(v).__name__)
         raise TypeError(
             f"cannot differentiate with respect to {name}: it has dtype {kind}, "

@@ -9,16 +9,21 @@ silently drop a derivative (``np.asarray``, ``float``, ``tolist``) raise too.
 """
 from __future__ import annotations
 
+import linecache
+import re
+import sys
 from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.backend import peel
+from dualad.core.backend import dtype_of, peel
 from dualad.core.registry import Primitive, bind, provided, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
 REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.reduce
 FUNCTIONS: dict = {}     # numpy function -> handler(*args, **kwargs)
+ARRAY_API: list = []     # [the array API namespace module], see core/array_api.py
+LIKE: dict = {}          # creation function -> handler(like, *args, **kwargs), for like=x
 
 
 def implements(*numpy_functions) -> Callable:
@@ -59,7 +64,49 @@ def _unsupported(name: str) -> TypeError:
         f"dualad.custom_jvp / dualad.custom_vjp to supply the rule.")
 
 
+def _caller() -> str | None:
+    """The library function that asked for the conversion, for the message:
+    ``math.sin`` (a C function seen in the caller's source line) or the
+    outermost NumPy/SciPy frame (``numpy.vectorize``). Error path only."""
+    f = sys._getframe(2)
+    while f is not None and f.f_globals.get("__name__", "").startswith("dualad."):
+        f = f.f_back
+    entry = None
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if mod.split(".")[0] not in ("numpy", "scipy"):
+            break
+        entry, f = f, f.f_back
+    if entry is not None:
+        mod = entry.f_globals["__name__"]
+        name = entry.f_code.co_qualname.split(".")[0]
+        top = mod.split(".")[0]
+        if hasattr(sys.modules.get(top), name):
+            return f"{top}.{name}"
+        return ".".join([p for p in mod.split(".") if not p.startswith("_")] + [name])
+    if f is None:
+        return None
+    line = linecache.getline(f.f_code.co_filename, f.f_lineno)
+    for name in re.findall(r"([A-Za-z_][\w.]*)\s*\(", line):
+        head, *rest = name.split(".")
+        obj = f.f_locals.get(head, f.f_globals.get(head))
+        for part in rest:
+            obj = getattr(obj, part, None)
+        if getattr(obj, "__module__", None) in ("math", "cmath") or (
+                type(obj).__name__ == "builtin_function_or_method"
+                and getattr(getattr(obj, "__self__", None), "__name__", None) in ("math", "cmath")):
+            return f"{obj.__self__.__name__}.{obj.__name__}"
+    return None
+
+
 def _lost(what: str) -> TypeError:
+    site = _caller()
+    if site is not None and site.startswith(("math.", "cmath.")):
+        return TypeError(
+            f"{site}() on a traced value: {site.split('.')[0]} functions take Python floats "
+            f"and would drop the derivative; use numpy.{site.split('.')[1]} instead.")
+    if site is not None:
+        what = f"{site} (through {what})"
     return TypeError(
         f"{what} on a traced value would drop its derivative. Keep using NumPy "
         "functions on it (e.g. np.stack instead of np.array([...])), or cut it "
@@ -79,12 +126,68 @@ def _apply(ufunc, *inputs, **kwargs):
     return handler(*inputs, **kwargs)
 
 
+_SLOTS: dict = {}
+
+
+def _slots_of(cls) -> tuple:
+    slots = _SLOTS.get(cls)
+    if slots is None:
+        slots = _SLOTS[cls] = tuple(dict.fromkeys(
+            s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ())
+            if s not in ("__weakref__", "__dict__")))
+    return slots
+
+
+def clone(t):
+    """A new tracer object with ``t``'s state: a copy (values underneath are
+    never mutated, so sharing them is safe)."""
+    cls = type(t)
+    new = cls.__new__(cls)
+    for s in _slots_of(cls):
+        if hasattr(t, s):
+            setattr(new, s, getattr(t, s))
+    return new
+
+
+def become(t, new):
+    """Make tracer ``t`` hold ``new``'s value (``x[i] = v``, ``x += v``,
+    ``np.add.at``): only the tracer object changes; the arrays and graph nodes
+    it held before stay as they were for every earlier operation."""
+    if new is t:
+        return t
+    if type(new) is not type(t) or new._level is not t._level:
+        lv = getattr(new, "_level", None)
+        if lv is not None and lv.order > t._level.order:
+            raise TypeError(
+                "in-place update of a traced array with a value traced by a transform "
+                "started inside the one that made the array; build a new array instead "
+                "(e.g. collect the values and np.stack them).")
+        new = _apply(np.add, new, traced_zero(t))
+        if type(new) is not type(t) or new._level is not t._level:
+            raise TypeError(f"cannot write a {type(new).__name__} into a traced "
+                            f"{type(t).__name__} in place; build a new array instead.")
+    for s in _slots_of(type(t)):
+        if hasattr(new, s):
+            setattr(t, s, getattr(new, s))
+    return t
+
+
+def traced_zero(t):
+    """A 0-d zero at ``t``'s level with a zero derivative (the sum of an empty
+    slice of ``t``: NaN-free whatever ``t`` holds), to lift constants there."""
+    return np.sum(np.ravel(t)[0:0])
+
+
 class Tracer:
     """Array-like base of every traced value. Subclasses set ``primal`` (the
     value one level down) and ``_level``."""
 
     __slots__ = ()
     __array_priority__ = 1000
+    # True for tracers whose value reads are observed (staging, sparsity):
+    # they keep the value one level down in ``_value`` and their level has
+    # ``observe_finite`` (see dualad.mixed.replay for the contract).
+    _observing = False
 
     # -- array protocol ---------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -103,6 +206,8 @@ class Tracer:
 
     def __array_function__(self, func, types, args, kwargs):
         handler = FUNCTIONS.get(func)
+        if func in LIKE and not any(a is self for a in args):
+            return LIKE[func](self, *args, **kwargs)      # np.zeros(n, like=x)
         if handler is None:
             mod = func.__module__ or "numpy"
             prefix = mod.replace("numpy", "", 1).lstrip(".")
@@ -128,12 +233,21 @@ class Tracer:
         raise _lost(".item()")
 
     def __setitem__(self, key, value):
-        raise TypeError(
-            "in-place assignment x[...] = v into a traced array is not differentiable; "
-            "build a new array instead, e.g. np.where(mask, v, x) or np.concatenate.")
+        # Functional update (dualad/rules/inplace.py): this tracer takes the new value.
+        become(self, FUNCTIONS["setitem"](self, key, value))
 
-    def __iadd__(self, other):            # no in-place update: rebind to a new value
-        return self + other
+    def __format__(self, spec: str) -> str:
+        return format(peel(self), spec)
+
+    def __array_namespace__(self, *, api_version=None):
+        return ARRAY_API[0]          # dualad.core.array_api, registered on import
+
+    # -- augmented assignment updates this tracer (NumPy aliasing semantics) --
+    def __iadd__(self, o): return become(self, _apply(np.add, self, o))
+    def __isub__(self, o): return become(self, _apply(np.subtract, self, o))
+    def __imul__(self, o): return become(self, _apply(np.multiply, self, o))
+    def __itruediv__(self, o): return become(self, _apply(np.true_divide, self, o))
+    def __ipow__(self, o): return become(self, _apply(np.power, self, o))
 
     # -- array-like attributes ---------------------------------------------
     @property
@@ -153,8 +267,7 @@ class Tracer:
 
     @property
     def dtype(self):
-        v = peel(self)
-        return getattr(v, "dtype", None) or np.result_type(v)
+        return dtype_of(self)
 
     @property
     def T(self):
@@ -201,7 +314,7 @@ class Tracer:
     def __matmul__(self, o): return np.matmul(self, o)
     def __rmatmul__(self, o): return np.matmul(o, self)
     def __neg__(self): return _apply(np.negative, self)
-    def __pos__(self): return self
+    def __pos__(self): return clone(self)      # +x is a copy in NumPy too
     def __abs__(self): return _apply(np.absolute, self)
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
@@ -232,7 +345,7 @@ class Tracer:
     def ravel(self): return np.ravel(self)
     def flatten(self): return np.ravel(self)
     def conj(self): return self
-    def copy(self): return self
+    def copy(self, order="K"): return clone(self)
     def argmax(self, *a, **k): return np.argmax(self, *a, **k)
     def argmin(self, *a, **k): return np.argmin(self, *a, **k)
     def argsort(self, *a, **k): return np.argsort(self, *a, **k)

@@ -99,13 +99,28 @@ class new_level:
         self.level = level
 
     def __enter__(self) -> Level:
-        active_levels().append(self.level)
+        stack = active_levels()
+        if not stack and _outermost:
+            _outermost[0]()
+        stack.append(self.level)
         return self.level
 
     def __exit__(self, *exc) -> bool:
-        active_levels().pop()
+        stack = active_levels()
+        stack.pop()
         self.level.active = False
+        if not stack and _outermost:
+            _outermost[1]()
         return False
+
+
+# (enter, exit) called when a thread opens its first / closes its last level:
+# dualad.core.convert swaps NumPy's conversion entry points meanwhile.
+_outermost: list = []
+
+
+def set_outermost_hooks(enter: Callable[[], None], exit: Callable[[], None]) -> None:
+    _outermost[:] = [enter, exit]
 
 
 def persistent_level(key: str, make: Callable[[], Level]) -> Level:

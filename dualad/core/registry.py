@@ -283,11 +283,9 @@ def _linear_vjp(prim):
 
 def _core_standin(x, lead: int):
     """A zero-cost array with ``x``'s dtype and its shape minus ``lead`` axes."""
-    from dualad.core.backend import namespace_of, peel
-    v = peel(x)
-    xp = namespace_of(v)
-    dtype = getattr(v, "dtype", None) or xp.result_type(v)
-    return xp.broadcast_to(xp.zeros((), dtype=dtype), shape_of(x)[lead:])
+    from dualad.core.backend import dtype_of, namespace_of
+    xp = namespace_of(x)
+    return xp.broadcast_to(xp.zeros((), dtype=dtype_of(x)), shape_of(x)[lead:])
 
 
 def defprimitive(name: str, impl: Callable, **rules) -> Primitive:

@@ -8,14 +8,16 @@ import numpy as np
 
 from dualad.core.args import (
     as_array,
+    as_result,
     as_tuple_positions,
+    at_positions,
     check_float_args,
     check_positions,
     check_tangent,
     identity_rows,
     materialize,
 )
-from dualad.core.backend import namespace_of, peel
+from dualad.core.backend import namespace_of, peel, result_float_dtype, value_type
 from dualad.core.levels import is_traced, level_of, lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
@@ -69,13 +71,8 @@ def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = 
         out = fn(*args)
         leaves, td = tree_flatten(out)
         pairs = [_close(level, o, lead_shape) for o in leaves]
-    return (tree_unflatten(td, [_result(p) for p, _ in pairs]),
-            tree_unflatten(td, [_result(t) for _, t in pairs]))
-
-
-def _result(x):
-    return x if is_traced(x) or isinstance(x, np.ndarray) else (
-        np.asarray(x) if isinstance(x, (float, int, np.generic)) else x)
+    return (tree_unflatten(td, [as_result(p) for p, _ in pairs]),
+            tree_unflatten(td, [as_result(t) for _, t in pairs]))
 
 
 def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
@@ -119,11 +116,10 @@ def _cast_like(t, p):
     scalar arithmetic is much cheaper than on 0-d arrays)."""
     if is_traced(t):
         return t
-    pv = peel(p)
-    if type(pv) is float or type(pv) is np.float64:
+    vt = value_type(p)
+    if vt is float or vt is np.float64:
         return np.float64(t)
-    dtype = getattr(pv, "dtype", np.dtype(np.float64))
-    return namespace_of(pv).asarray(t, dtype=dtype)
+    return namespace_of(p).asarray(t, dtype=result_float_dtype(p))
 
 
 def _strip(x):
@@ -162,16 +158,13 @@ def _jac_one(fn, args, pos, chunk):
     for start in range(0, max(n, 1), k):
         stop = min(start + k, n)
         seeds = identity_rows(x, start, stop)
-
-        def f_x(xx):
-            return fn(*args[:pos], xx, *args[pos + 1:])
-
-        out_primal, t = jvp_flat(f_x, (x,), (seeds,), lead_shape=(stop - start,))
+        out_primal, t = jvp_flat(at_positions(fn, args, (pos,)), (x,), (seeds,),
+                                 lead_shape=(stop - start,))
         pieces.append(t)
-    return _assemble(pieces, out_primal, in_shape)
+    return assemble(pieces, out_primal, in_shape)
 
 
-def _assemble(pieces, out_primal, in_shape):
+def assemble(pieces, out_primal, in_shape):
     """Stack chunks of tangents (k, *out) into ``out.shape + in.shape``."""
     def one(*chunks):
         full = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)

@@ -30,6 +30,7 @@ from itertools import product
 
 import numpy as np
 
+from dualad.core.args import as_result
 from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, is_traced, level_of, new_level, persistent_level
@@ -407,14 +408,14 @@ def derivative(fn: Callable, x, order: int = 1):
     if type(x) is not float:
         x = _scalar_arg(x)
     if order == 0:
-        return _plain(fn(x))
+        return as_result(fn(x))
     coeffs = [x, 1.0] + [0.0] * (order - 1)
     with new_level(TaylorLevel()) as level:
         out = fn(Taylor._make(coeffs, level))
         if level_of(out) is level:      # the common case: one output
-            return _plain(_extract(out, level, order))
+            return as_result(_extract(out, level, order))
         leaves, td = tree_flatten(out)
-        res = [_plain(_extract(o, level, order)) for o in leaves]
+        res = [as_result(_extract(o, level, order)) for o in leaves]
     return tree_unflatten(td, res)
 
 
@@ -442,12 +443,4 @@ def _extract(o, level, order: int):
     return _full(c, o.coeffs[0])
 
 
-def _plain(v):
-    if is_traced(v):
-        return v
-    if isinstance(v, np.ndarray):
-        return v if v.flags.writeable else v.copy()
-    if isinstance(v, (float, int, np.generic)):
-        return np.asarray(v)
-    return v
 

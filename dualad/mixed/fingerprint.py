@@ -29,6 +29,7 @@ from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level, split_at
 from dualad.core.registry import bind
 from dualad.core.tree import tree_flatten
+from dualad.mixed.cache import CODE_GLOBALS
 
 
 class _Traced(Tracer):
@@ -118,11 +119,10 @@ def fingerprint(fn: Callable, args: tuple, positions: tuple) -> tuple:
 # self-contained functions need no fingerprint
 # ============================================================================
 _GLOBAL_OPS = frozenset(("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"))
-_code_globals: dict = {}     # code object -> the global names it (and nested code) uses
 
 
 def _global_names(code) -> frozenset:
-    names = _code_globals.get(code)
+    names = CODE_GLOBALS.get(code)
     if names is None:
         import dis
         found = set()
@@ -133,7 +133,8 @@ def _global_names(code) -> frozenset:
                 if ins.opname in _GLOBAL_OPS:
                     found.add(ins.argval)
             stack.extend(k for k in c.co_consts if hasattr(k, "co_code"))
-        names = _code_globals[code] = frozenset(found)
+        names = frozenset(found)
+        CODE_GLOBALS.put(code, names)
     return names
 
 

@@ -37,25 +37,34 @@ Example::
 from __future__ import annotations
 
 import math
-import os
-import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from dualad.core.args import as_array, as_tuple_positions
-from dualad.core.backend import peel
+from dualad.core.args import as_array, as_tuple_positions, at_positions, size_of
+from dualad.core.backend import dtype_of
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level
-from dualad.core.registry import bind, shape_of
+from dualad.core.registry import bind
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.forward.api import pick_chunk
-from dualad.mixed.sparsity import cache_for, coloring_for, pattern_key, volatile_reads
+from dualad.mixed.budget import (  # noqa: F401  (public through dualad.planner)
+    available_memory,
+    format_bytes,
+    get_memory_budget,
+    memory_budget,
+    parse_bytes,
+    set_memory_budget,
+)
+from dualad.mixed.cache import cache_for, signature_key
+from dualad.mixed.coloring import Coloring
+from dualad.mixed.patterns import coloring_for, volatile_reads
+from dualad.structured.api import structured_fits
 
-__all__ = ["Plan", "Probe", "plan", "probe", "set_memory_budget", "get_memory_budget",
-           "choose", "format_bytes", "parse_bytes"]
+__all__ = ["Plan", "Probe", "Candidate", "plan", "probe", "set_memory_budget",
+           "memory_budget", "get_memory_budget", "available_memory", "choose", "explain",
+           "plan_from_probe", "format_bytes", "parse_bytes"]
 
 # ----------------------------------------------------------------------------
 # cost model constants (microseconds), measured on the bench workloads
@@ -78,91 +87,6 @@ SWITCH = 0.5         # leave the textbook mode only for one priced 2x cheaper
 # cotangents too.
 BYTES_PER_DIRECTION = {"fwd": 1.0, "rev": 1.0, "fwd-rev": 3.0, "rev-rev": 3.0,
                        "hyperdual": 1.0, "fwd-fwd": 2.0, "sparse": 3.0}
-
-
-# ============================================================================
-# memory budget
-# ============================================================================
-_budget: dict = {"bytes": None, "default": None, "at": 0.0}
-_DEFAULT_TTL = 30.0          # seconds a measured default budget is reused
-_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
-          "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40,
-          "TIB": 2**40}
-
-
-def parse_bytes(value) -> int:
-    """Bytes from an int or a string like ``"2GB"``, ``"512 MiB"``.
-
-    >>> parse_bytes("1.5 KB"), parse_bytes(4096)
-    (1536, 4096)
-    """
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError(f"a memory budget must be positive, got {value}")
-        return int(value)
-    if isinstance(value, float) and value > 0:
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(value))
-    if not m or m.group(2).upper() not in _UNITS:
-        raise ValueError(f"cannot read a memory size from {value!r}; use bytes or e.g. '2GB'")
-    return max(1, int(float(m.group(1)) * _UNITS[m.group(2).upper()]))
-
-
-def format_bytes(n: float) -> str:
-    """``"2.0 GB"``-style text (binary units).
-
-    >>> format_bytes(3 * 2**30), format_bytes(1536)
-    ('3.0 GB', '1.5 KB')
-    """
-    for unit, size in (("TB", 2**40), ("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def _available_ram() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
-def set_memory_budget(budget=None) -> None:
-    """Set the memory one batched pass may use: bytes, or text such as
-    ``"2GB"``; ``None`` restores the default (a quarter of the RAM available
-    when a plan is made). Per call, ``memory_budget=`` overrides it.
-
-    >>> import dualad as da
-    >>> da.set_memory_budget("1GB"); da.planner.get_memory_budget()
-    1073741824
-    >>> da.set_memory_budget(None)
-    """
-    _budget["bytes"] = None if budget is None else parse_bytes(budget)
-
-
-def get_memory_budget(override=None) -> int:
-    """The budget in bytes: ``override``, else the set one, else the default.
-
-    >>> get_memory_budget("64MB")
-    67108864
-    """
-    if override is not None:
-        return parse_bytes(override)
-    if _budget["bytes"] is not None:
-        return _budget["bytes"]
-    now = time.monotonic()
-    if _budget["default"] is None or now - _budget["at"] > _DEFAULT_TTL:
-        # Reading /proc/meminfo costs ~30 us: measured again every 30 s only.
-        _budget["default"] = max(64 * 2**20, _available_ram() // 4)
-        _budget["at"] = now
-    return _budget["default"]
 
 
 # ============================================================================
@@ -205,9 +129,9 @@ class ProbeLevel(Level):
         outs = out if prim.n_outputs > 1 else (out,)
         self.ops += 1
         for o in outs:
-            size = int(np.prod(shape_of(o), dtype=np.int64))
+            size = size_of(o)
             self.elems += size
-            self.bytes += size * getattr(getattr(peel(o), "dtype", None), "itemsize", 8)
+            self.bytes += size * dtype_of(o).itemsize
         if prim.n_outputs > 1:
             return tuple(_Counted(o, self) for o in out)
         return _Counted(out, self)
@@ -228,13 +152,12 @@ def probe(fn: Callable, args: tuple, positions: tuple = (0,)) -> Probe:
         call = list(args)
         for p in positions:
             leaves, td = tree_flatten(args[p])
-            n_in += sum(int(np.prod(shape_of(v), dtype=np.int64)) for v in leaves)
-            itemsize = max([getattr(getattr(peel(v), "dtype", None), "itemsize", 8)
-                            for v in leaves] or [8])
+            n_in += sum(size_of(v) for v in leaves)
+            itemsize = max([dtype_of(v).itemsize for v in leaves] or [8])
             call[p] = tree_unflatten(td, [_Counted(v, level) for v in leaves])
         out = fn(*call)
         leaves = tree_flatten(out)[0]
-        n_out = sum(int(np.prod(shape_of(o), dtype=np.int64)) for o in leaves)
+        n_out = sum(size_of(o) for o in leaves)
     return Probe(level.ops, level.elems, level.bytes, n_in, n_out, itemsize,
                  len(leaves))
 
@@ -285,95 +208,155 @@ def budget_chunk(n: int, bytes_per_direction: int, budget: int,
     return pick_chunk(n, max(1, min(threshold, n, fit)))
 
 
+# ============================================================================
+# pricing: each pass's cost formula written once
+# ============================================================================
+# pass kind -> (overhead per primitive, per-element work fixed, per direction)
+_PASS = {"fwd": (OP_FWD, 2, 4), "record": (OP_REC, 2, 0), "rev": (OP_BWD, 2, 6),
+         "fwd-rev": (OP_FWD_REV, 8, 20), "rev-rev-record": (OP_REV_REV, 3, 0),
+         "rev-rev": (OP_REV_REV, 3, 22)}
+# The one-off pass a mode runs before its batched passes (the recorded tape).
+_SETUP = {"rev": "record", "rev-rev": "rev-rev-record"}
+
+
+def pass_cost(kind: str, pr: Probe, k: int) -> float:
+    """Microseconds of one pass of ``kind`` carrying ``k`` directions
+    (``"pair"``: ``k * k`` direction pairs, hyper-dual / nested forward).
+
+    >>> pr = Probe(10, 1000, 8000, 10, 1)
+    >>> pass_cost("fwd", pr, 4) > pass_cost("fwd", pr, 1)
+    True
+    """
+    if kind == "pair":
+        return pr.n_ops * OP_PAIR + pr.n_elems * ELEM * 5 * (1 + 2 * k + k * k)
+    op, fixed, per_dir = _PASS[kind]
+    return pr.n_ops * op + pr.n_elems * ELEM * (fixed + per_dir * k)
+
+
+def mode_cost(mode: str, pr: Probe, k: int, passes: int) -> float:
+    """A directional mode (``fwd``, ``rev``, ``fwd-rev``, ``rev-rev``): its
+    setup pass, then ``passes`` batched passes of ``k`` directions. The
+    colored (sparse) evaluation prices the same passes over its colors."""
+    setup = _SETUP.get(mode)
+    return (pass_cost(setup, pr, 0) if setup else 0.0) + passes * pass_cost(mode, pr, k)
+
+
 def _bpd(pr: Probe, mode: str) -> int:
     base = max(pr.n_bytes, (pr.n_in + pr.n_out) * pr.itemsize)
     return int(math.ceil(BYTES_PER_DIRECTION[mode] * base))
 
 
-def _fits(chunk: int, bpd: int, budget: int) -> str:
-    if chunk * bpd > budget:
-        return (f"one direction needs ~{format_bytes(bpd)}, over the "
-                f"{format_bytes(budget)} budget: 1 direction per pass")
-    return f"chunk {chunk} fits {format_bytes(budget)} budget"
+@dataclass(frozen=True)
+class Candidate:
+    """One way to compute the result, priced: ``cost`` (microseconds),
+    ``chunk`` directions per pass over ``passes`` passes, ``memory`` bytes
+    per carried direction, the ``coloring`` of a sparse candidate (``None``
+    otherwise) and a ``note`` (the structured probe's verdict, a sparse
+    Jacobian's direction...)."""
+
+    mode: str
+    cost: float
+    chunk: int
+    passes: int
+    memory: int
+    coloring: Coloring | None = None
+    note: str = ""
 
 
-def _dense_jacobian_costs(pr: Probe, budget: int) -> dict:
-    """mode -> (cost, chunk, passes) for the dense Jacobian modes."""
-    k_f = budget_chunk(pr.n_in, _bpd(pr, "fwd"), budget)
-    p_f = math.ceil(pr.n_in / k_f) if pr.n_in else 1
-    c_f = p_f * (pr.n_ops * OP_FWD + pr.n_elems * ELEM * (2 + 4 * k_f))
-    k_r = budget_chunk(pr.n_out, _bpd(pr, "rev"), budget)
-    p_r = math.ceil(pr.n_out / k_r) if pr.n_out else 1
-    c_r = (pr.n_ops * OP_REC + pr.n_elems * ELEM * 2
-           + p_r * (pr.n_ops * OP_BWD + pr.n_elems * ELEM * (2 + 6 * k_r)))
-    return {"fwd": (c_f, k_f, p_f), "rev": (c_r, k_r, p_r)}
-
-
-def _dense_hessian_costs(pr: Probe, budget: int) -> dict:
-    n = pr.n_in
-    out = {}
-    k = budget_chunk(n, _bpd(pr, "fwd-rev"), budget)
+def _directional(mode: str, pr: Probe, n: int, budget: int) -> Candidate:
+    bpd = _bpd(pr, mode)
+    k = budget_chunk(n, bpd, budget)
     p = math.ceil(n / k) if n else 1
-    out["fwd-rev"] = (p * (pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (8 + 20 * k)), k, p)
-    out["rev-rev"] = (pr.n_ops * OP_REV_REV + pr.n_elems * ELEM * 3
-                      + p * (pr.n_ops * OP_REV_REV + pr.n_elems * ELEM * (3 + 22 * k)), k, p)
+    return Candidate(mode, mode_cost(mode, pr, k, p), k, p, bpd)
+
+
+def dense_candidates(kind: str, pr: Probe, budget: int) -> list[Candidate]:
+    """The dense modes of ``kind``, priced."""
+    if kind == "jacobian":
+        return [_directional("fwd", pr, pr.n_in, budget),
+                _directional("rev", pr, pr.n_out, budget)]
+    n = pr.n_in
+    fr = _directional("fwd-rev", pr, n, budget)
+    rr = Candidate("rev-rev", mode_cost("rev-rev", pr, fr.chunk, fr.passes), fr.chunk,
+                   fr.passes, _bpd(pr, "rev-rev"))
     # Pair modes carry k*k direction pairs per pass over ceil(n/k)^2 blocks.
-    kp = max(1, min(n, math.isqrt(max(1, budget // max(1, _bpd(pr, "hyperdual")))), 64))
-    kp = pick_chunk(n, kp)
+    bpd = _bpd(pr, "hyperdual")
+    kp = pick_chunk(n, max(1, min(n, math.isqrt(max(1, budget // max(1, bpd))), 64)))
     blocks = math.ceil(n / kp) if n else 1
-    pair_pass = pr.n_ops * OP_PAIR + pr.n_elems * ELEM * 5 * (1 + 2 * kp + kp * kp)
-    out["hyperdual"] = (blocks * (blocks + 1) // 2 * pair_pass, kp, blocks * (blocks + 1) // 2)
-    out["fwd-fwd"] = (blocks * blocks * 1.5 * pair_pass, kp, blocks * blocks)
-    return out
+    pair = pass_cost("pair", pr, kp)
+    tri = blocks * (blocks + 1) // 2
+    return [fr, rr, Candidate("hyperdual", tri * pair, kp, tri, bpd),
+            Candidate("fwd-fwd", blocks * blocks * 1.5 * pair, kp, blocks * blocks,
+                      _bpd(pr, "fwd-fwd"))]
 
 
-def _sparse_costs(pr: Probe, kind: str, fn, args, positions, budget: int):
-    """(cost, chunk, passes, coloring) of the compressed evaluation (for a
-    Jacobian the cheaper of column/forward and row/reverse coloring), or None
+def sparse_candidate(pr: Probe, kind: str, fn, args, positions, budget: int):
+    """The compressed (colored) evaluation, priced (for a Jacobian the
+    cheaper of column/forward and row/reverse coloring); ``(None, why)``
     when no pattern can be found here."""
     variants = ("hessian",) if kind == "hessian" else ("jacobian-fwd", "jacobian-rev")
     best = None
     for variant in variants:
         try:
             col = coloring_for(fn, args, positions, variant)
-        except (TypeError, ValueError, NotImplementedError):
-            return None
+        except (TypeError, ValueError, NotImplementedError) as e:
+            return None, f"no pattern ({type(e).__name__}: {e})"
         c = max(1, col.n_colors)
-        mode = {"hessian": "sparse", "jacobian-fwd": "fwd", "jacobian-rev": "rev"}[variant]
-        k = budget_chunk(c, _bpd(pr, mode), budget, threshold=c)
+        passes = {"hessian": "fwd-rev", "jacobian-fwd": "fwd", "jacobian-rev": "rev"}[variant]
+        bpd = _bpd(pr, "sparse" if kind == "hessian" else passes)
+        k = budget_chunk(c, bpd, budget, threshold=c)
         p = math.ceil(c / k)
-        recover = col.nnz * ELEM * 10
-        if variant == "hessian":
-            cost = p * (pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (8 + 20 * k))
-        elif variant == "jacobian-fwd":
-            cost = p * (pr.n_ops * OP_FWD + pr.n_elems * ELEM * (2 + 4 * k))
-        else:
-            cost = (pr.n_ops * OP_REC + pr.n_elems * ELEM * 2
-                    + p * (pr.n_ops * OP_BWD + pr.n_elems * ELEM * (2 + 6 * k)))
+        cost = mode_cost(passes, pr, k, p) + col.nnz * ELEM * 10
         if volatile_reads(fn, args, positions, "hessian" if kind == "hessian" else "jacobian"):
             # Found anew at every call: its detection is part of the price.
-            recover += pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (pr.n_in / 8 + 2)
-        if best is None or cost + recover < best[0]:
-            best = (cost + recover, k, p, col)
-    return best
+            cost += pr.n_ops * OP_FWD_REV + pr.n_elems * ELEM * (pr.n_in / 8 + 2)
+        note = "" if kind == "hessian" else passes
+        if best is None or cost < best.cost:
+            best = Candidate("sparse", cost, k, p, bpd, col, note)
+    return best, ""
 
 
-def _structured_cost(pr: Probe, fn, args, positions):
-    """(cost, 1, 1, why) for the structured Hessian when its probe says the
-    structure holds (:func:`dualad.structured.structured_fits`), else None."""
+def structured_candidate(pr: Probe, fn, args, positions):
+    """The structured Hessian when its probe says the structure holds
+    (:func:`dualad.structured.structured_fits`); ``(None, why)`` otherwise."""
     try:
-        from dualad.structured import structured_fits
-    except Exception:                        # noqa: BLE001 - optional, maybe absent or broken
-        return None
-    pos = positions[0]
-    try:
-        fits, why = structured_fits(lambda x: fn(*args[:pos], x, *args[pos + 1:]), args[pos])
-    except Exception:                        # noqa: BLE001 - no structure: not a candidate
-        return None
+        fits, why = structured_fits(at_positions(fn, args, positions), args[positions[0]])
+    except Exception as e:                   # noqa: BLE001 - no structure: not a candidate
+        return None, f"its probe failed ({type(e).__name__})"
     if not fits:
-        return None
+        return None, why
     cost = pr.n_ops * OP_STRUCT + ELEM * 20 * (pr.n_elems + pr.n_in * pr.n_in)
-    return cost, pr.n_in, 1, why
+    return Candidate("structured", cost, pr.n_in, 1, 0, note=why), ""
+
+
+# ============================================================================
+# deciding, and saying why
+# ============================================================================
+def default_mode(kind: str, pr: Probe) -> str:
+    """The textbook choice, kept unless the model finds a mode 2x cheaper."""
+    if kind == "hessian":
+        return "fwd-rev"
+    return "fwd" if pr.n_in <= pr.n_out or pr.out_leaves != 1 else "rev"
+
+
+def choose(candidates: list[Candidate], default: str, mode: str = "auto") -> Candidate:
+    """The best candidate: ``mode`` itself when one was asked for, else the
+    cheapest if it is priced under ``SWITCH`` times the default's cost, else
+    the default (pure: no function runs here).
+
+    >>> pr = Probe(4, 400, 3200, 100, 100)
+    >>> choose(dense_candidates("jacobian", pr, 2**30), "fwd").mode
+    'fwd'
+    """
+    table = {c.mode: c for c in candidates}
+    if mode != "auto":
+        if mode not in table:
+            raise ValueError(f"mode={mode!r} cannot be planned here (it needs one plain "
+                             "array argument to differentiate)")
+        return table[mode]
+    cheapest = min(candidates, key=lambda c: c.cost)
+    base = table.get(default, cheapest)
+    return cheapest if cheapest.cost < SWITCH * base.cost else base
 
 
 def _passes(p: int, k: int) -> str:
@@ -389,78 +372,93 @@ _LONG = {"fwd": "forward", "rev": "reverse", "fwd-rev": "fwd-rev (batched HVPs)"
          "sparse": "sparse", "structured": "structured"}
 
 
-def _default_mode(kind: str, pr: Probe) -> str:
-    """The textbook choice, kept unless the model finds a mode 2x cheaper."""
-    if kind == "hessian":
-        return "fwd-rev"
-    return "fwd" if pr.n_in <= pr.n_out or pr.out_leaves != 1 else "rev"
+def describe(c: Candidate, kind: str) -> str:
+    """One candidate in words, with its estimate."""
+    if c.mode == "sparse":
+        what = "star" if kind == "hessian" else c.coloring.kind
+        return (f"sparse ({what} coloring, {_n(c.coloring.n_colors, 'color')} for "
+                f"{_n(c.coloring.nnz, 'nonzero')}: {_passes(c.passes, c.chunk)} "
+                f"{'direction' if c.chunk == 1 else 'directions'}, est. {c.cost / 1e3:.2f} ms)")
+    if c.mode == "structured":
+        return f"structured (one structured pass, est. {c.cost / 1e3:.2f} ms)"
+    unit = "" if kind == "jacobian" else (" direction" if c.chunk == 1 else " directions")
+    return f"{_LONG[c.mode]} ({_passes(c.passes, c.chunk)}{unit}, est. {c.cost / 1e3:.2f} ms)"
 
 
-def _describe(mode: str, cand, kind: str) -> str:
-    cost, k, p, extra = cand
-    if mode == "sparse":
-        what = "star" if kind == "hessian" else extra.kind
-        return (f"sparse ({what} coloring, {_n(extra.n_colors, 'color')} for "
-                f"{_n(extra.nnz, 'nonzero')}: {_passes(p, k)} "
-                f"{'direction' if k == 1 else 'directions'}, est. {cost / 1e3:.2f} ms)")
-    if mode == "structured":
-        return f"structured (one structured pass, est. {cost / 1e3:.2f} ms)"
-    unit = "" if kind == "jacobian" else (" direction" if k == 1 else " directions")
-    return f"{_LONG[mode]} ({_passes(p, k)}{unit}, est. {cost / 1e3:.2f} ms)"
+def _fits(c: Candidate, budget: int) -> str:
+    if c.chunk * c.memory > budget:
+        return (f"one direction needs ~{format_bytes(c.memory)}, over the "
+                f"{format_bytes(budget)} budget: 1 direction per pass")
+    return f"chunk {c.chunk} fits {format_bytes(budget)} budget"
 
 
-def choose(kind: str, pr: Probe, budget: int, extra: dict | None = None,
-           mode: str = "auto") -> Plan:
-    """The plan under the cost model (pure: no function runs here).
-    ``extra``: priced candidates found by probing, ``{"sparse": (cost, chunk,
-    passes, coloring), "structured": (cost, chunk, passes, why)}``.
-    ``mode`` other than ``"auto"``: that mode, with its chunk.
+def explain(kind: str, pr: Probe, budget: int, best: Candidate, candidates: list[Candidate],
+            default: str, mode: str = "auto", skipped: dict | None = None) -> str:
+    """``Plan.reason``: the probe's numbers, the choice, every other mode
+    priced (cheapest first) and every mode skipped, with why.
 
-    >>> p = choose("jacobian", Probe(4, 400, 3200, 100, 100), 2**30)
+    >>> pr = Probe(3, 7, 56, 3, 1)
+    >>> cands = dense_candidates("hessian", pr, 2**30)
+    >>> best = choose(cands, "fwd-rev")
+    >>> print(explain("hessian", pr, 2**30, best, cands, "fwd-rev"))  # doctest: +ELLIPSIS
+    n_in=3, n_out=1, 3 ops, 56 B: fwd-rev (batched HVPs) (1 pass of 3 directions, est. ...
+    """
+    head = f"n_in={pr.n_in}, n_out={pr.n_out}, {pr.n_ops} ops, {format_bytes(pr.n_bytes)}: "
+    reason = head + describe(best, kind)
+    if mode != "auto":
+        reason += " as requested"
+    else:
+        others = sorted((c for c in candidates if c.mode != best.mode), key=lambda c: c.cost)
+        if others:
+            reason += " vs " + describe(others[0], kind)
+            if len(others) > 1:
+                reason += " (also priced: " + ", ".join(describe(c, kind)
+                                                        for c in others[1:]) + ")"
+        cheapest = min(candidates, key=lambda c: c.cost)
+        if best.mode == default and cheapest.mode != default:
+            reason += f" (within {1 / SWITCH:.0f}x: keeping the default)"
+        for c in others:
+            if c.mode in ("sparse", "structured"):
+                reason += f"; {c.mode} does not pay"
+    for m, why in (skipped or {}).items():
+        reason += f"; {m} skipped: {why}"
+    if best.mode == "sparse":
+        col = best.coloring
+        density = col.nnz / max(1, col.shape[0] * col.shape[1])
+        reason += f"; pattern density {density:.2%}"
+    if best.mode == "structured":
+        return f"{reason}; {best.note}"
+    return f"{reason}; {_fits(best, budget)}"
+
+
+def plan_from_probe(kind: str, pr: Probe, budget: int, extra: list | None = None,
+                    mode: str = "auto", skipped: dict | None = None) -> Plan:
+    """The plan under the cost model from a probe (pure): the dense
+    candidates plus ``extra`` ones found by probing (sparse, structured).
+
+    >>> p = plan_from_probe("jacobian", Probe(4, 400, 3200, 100, 100), 2**30)
     >>> p.mode
     'fwd'
     """
-    table = {m: v + (None,) for m, v in (_dense_jacobian_costs(pr, budget) if kind == "jacobian"
-                                         else _dense_hessian_costs(pr, budget)).items()}
-    table.update(extra or {})
+    skipped = dict(skipped or {})
+    candidates = dense_candidates(kind, pr, budget) + list(extra or [])
     if kind == "jacobian" and pr.out_leaves != 1:
         # Reverse mode and coloring take one output array.
-        table = {m: v for m, v in table.items() if m == "fwd" or m == mode}
-    costs = {m: v[0] for m, v in table.items()}
-    head = f"n_in={pr.n_in}, n_out={pr.n_out}, {pr.n_ops} ops, {format_bytes(pr.n_bytes)}: "
-    if mode != "auto":
-        if mode not in table:
-            raise ValueError(f"mode={mode!r} cannot be planned here (it needs one plain "
-                             "array argument to differentiate)")
-        best = mode
-        reason = head + f"{_describe(mode, table[mode], kind)} as requested"
-    else:
-        default = _default_mode(kind, pr)
-        cheapest = min(table, key=lambda m: table[m][0])
-        best = cheapest if table[cheapest][0] < SWITCH * table[default][0] else default
-        others = sorted((m for m in table if m != best), key=lambda m: table[m][0])
-        reason = head + f"{_describe(best, table[best], kind)}"
-        if others:
-            reason += " vs " + _describe(others[0], table[others[0]], kind)
-        if best == default and cheapest != default:
-            reason += f" (within {1 / SWITCH:.0f}x: keeping the default)"
-        for m in ("sparse", "structured"):
-            if m in table and m != best and (not others or m != others[0]):
-                reason += f"; {_describe(m, table[m], kind)} does not pay"
-    cost, k, p, detail = table[best]
-    if best == "sparse":
-        direction = None if kind == "hessian" else ("fwd" if detail.kind == "column" else "rev")
-        bpd = _bpd(pr, "sparse" if kind == "hessian" else direction)
-        density = detail.nnz / max(1, detail.shape[0] * detail.shape[1])
-        reason += f"; pattern density {density:.2%}; {_fits(k, bpd, budget)}"
-        return Plan(kind, "sparse", k, p, reason, pr.n_in, pr.n_out, budget, bpd, costs,
-                    colors=detail.n_colors, nnz=detail.nnz, direction=direction, probe=pr)
-    if best == "structured":
-        return Plan(kind, best, k, p, f"{reason}; {detail}", pr.n_in, pr.n_out, budget, 0,
-                    costs, probe=pr)
-    bpd = _bpd(pr, best)
-    reason += f"; {_fits(k, bpd, budget)}"
-    return Plan(kind, best, k, p, reason, pr.n_in, pr.n_out, budget, bpd, costs, probe=pr)
+        for c in candidates:
+            if c.mode != "fwd" and c.mode != mode:
+                skipped[c.mode] = f"{pr.out_leaves} output arrays (it needs one)"
+        candidates = [c for c in candidates if c.mode == "fwd" or c.mode == mode]
+    default = default_mode(kind, pr)
+    best = choose(candidates, default, mode)
+    reason = explain(kind, pr, budget, best, candidates, default, mode, skipped)
+    costs = {c.mode: c.cost for c in candidates}
+    col = best.coloring
+    direction = None
+    if best.mode == "sparse" and kind == "jacobian":
+        direction = "fwd" if col.kind == "column" else "rev"
+    return Plan(kind, best.mode, best.chunk, best.passes, reason, pr.n_in, pr.n_out, budget,
+                best.memory, costs, colors=col.n_colors if col is not None else None,
+                nnz=col.nnz if col is not None else None, direction=direction, probe=pr)
 
 
 # ============================================================================
@@ -475,7 +473,9 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     for ``fn`` at ``args``, without computing it. ``mode`` other than
     ``"auto"`` plans that mode (its chunk under the budget);
     ``chunked_only`` restricts ``"auto"`` to the modes that run in chunks
-    (what ``executor=`` and ``progress=`` need).
+    (what ``executor=`` and ``progress=`` need). Cached per function, kind,
+    and argument types and shapes (values never change a plan's
+    correctness, only its estimate).
 
     >>> import numpy as np, dualad as da
     >>> rosen = lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
@@ -489,35 +489,60 @@ def plan(fn: Callable, *args, kind: str = "jacobian", argnums=0, mode: str = "au
     positions = tuple(p % len(args) for p in positions) if args else positions
     args = tuple(as_array(a) if i in positions else a for i, a in enumerate(args))
     budget = get_memory_budget(memory_budget)
-    key = pattern_key(f"plan-{kind}-{mode}-{budget}-{chunked_only}", args, positions)
-    store = cache_for(fn) if cache else {}
-    hit = store.get(key)
-    if hit is not None:
-        return hit
+    key = signature_key(f"plan-{kind}-{mode}-{budget}-{chunked_only}", args, positions)
+    store = cache_for(fn).plans
+    if cache:
+        hit = store.get(key)
+        if hit is not None:
+            return hit
     pr = probe(fn, args, positions)
+    extra, skipped = _probe_candidates(kind, mode, pr, fn, args, positions, budget,
+                                       chunked_only)
+    result = plan_from_probe(kind, pr, budget, extra, mode, skipped)
+    if chunked_only and mode == "auto" and result.mode not in CHUNKED_MODES[kind]:
+        result = plan_from_probe(kind, pr, budget, extra,
+                                 "rev" if kind == "jacobian" and pr.n_in > pr.n_out
+                                 else CHUNKED_MODES[kind][0], skipped)
+    if cache:
+        store.put(key, result)
+    return result
+
+
+def _probe_candidates(kind, mode, pr, fn, args, positions, budget, chunked_only):
+    """The sparse and structured candidates worth probing, and why the
+    others were skipped (for ``Plan.reason``)."""
+    extra, skipped = [], {}
     plain = len(positions) == 1 and isinstance(args[positions[0]], np.ndarray) and not any(
         hasattr(leaf, "_level") for a in args for leaf in tree_flatten(a)[0])
-    extra = {}
     big = pr.n_in >= SPARSE_MIN_N and (kind == "hessian" or pr.n_out >= SPARSE_MIN_N)
     # The probes must not blow the budget themselves: pattern detection keeps
     # n_in bits per intermediate (three times more through a gradient), a
     # structured pass in the worst case a dense tangent per intermediate.
     detect = (3 if kind == "hessian" else 1) * 2 * pr.n_elems * math.ceil(pr.n_in / 8)
     worst_structured = pr.n_elems * pr.n_in * pr.itemsize
-    if plain and (mode == "sparse" or (mode == "auto" and big and detect <= budget)):
-        sparse = _sparse_costs(pr, kind, fn, args, positions, budget)
-        if sparse is not None:
-            extra["sparse"] = sparse
-    if (plain and kind == "hessian" and not chunked_only
-            and (mode == "structured" or (mode == "auto" and big
-                                          and worst_structured <= 4 * budget))):
-        structured = _structured_cost(pr, fn, args, positions)
-        if structured is not None:
-            extra["structured"] = structured
-    result = choose(kind, pr, budget, extra, mode)
-    if chunked_only and mode == "auto" and result.mode not in CHUNKED_MODES[kind]:
-        result = choose(kind, pr, budget, extra, "rev" if kind == "jacobian" and
-                        pr.n_in > pr.n_out else CHUNKED_MODES[kind][0])
-    if cache:
-        store[key] = result
-    return result
+    wanted = {"sparse": mode in ("auto", "sparse")}
+    if kind == "hessian":
+        wanted["structured"] = mode in ("auto", "structured")
+    for m, want in wanted.items():
+        if not want:
+            continue
+        if not plain:
+            skipped[m] = "needs one plain NumPy array argument to differentiate"
+        elif m == "structured" and chunked_only:
+            skipped[m] = "progress=/executor= need a chunked mode"
+        elif mode == "auto" and not big:
+            skipped[m] = f"below {SPARSE_MIN_N} inputs{'' if kind == 'hessian' else '/outputs'}"
+        elif m == "sparse" and mode == "auto" and detect > budget:
+            skipped[m] = (f"detection needs ~{format_bytes(detect)}, over the "
+                          f"{format_bytes(budget)} budget")
+        elif m == "structured" and mode == "auto" and worst_structured > 4 * budget:
+            skipped[m] = (f"worst case ~{format_bytes(worst_structured)}, over 4x the "
+                          f"{format_bytes(budget)} budget")
+        else:
+            found, why = (sparse_candidate(pr, kind, fn, args, positions, budget)
+                          if m == "sparse" else structured_candidate(pr, fn, args, positions))
+            if found is not None:
+                extra.append(found)
+            else:
+                skipped[m] = why
+    return extra, skipped

@@ -23,14 +23,14 @@ tape's vjp rules are dispatched NumPy calls, so the patterns flow through the
 backward pass (the cotangent seeds are constants).
 
 Patterns are found at the given point (branches follow its values), and
-cached per function, input shapes/dtypes and the zero structure of the other
-arguments; :func:`clear_cache` drops them.
+cached by :mod:`dualad.mixed.patterns` (per function, input shapes/dtypes and
+the zero structure of the other arguments, in :mod:`dualad.mixed.cache`).
 
 Example::
 
-    >>> import numpy as np, dualad as da
+    >>> import numpy as np
     >>> f = lambda x: np.sum((x[1:] - x[:-1] ** 2) ** 2)
-    >>> da.sparsity(f, np.ones(4), kind="hessian").toarray().astype(int)
+    >>> hessian_pattern(f, np.ones(4)).astype(int)
     array([[1, 1, 0, 0],
            [1, 1, 1, 0],
            [0, 1, 1, 1],
@@ -38,9 +38,6 @@ Example::
 """
 from __future__ import annotations
 
-import hashlib
-import sys
-import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -50,7 +47,7 @@ from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, level_of, new_level, split_at
 from dualad.core.registry import Primitive, align, bind, ndim_of, shape_of
 from dualad.core.tree import tree_flatten
-from dualad.mixed.fingerprint import fingerprint, self_contained
+from dualad.reverse.api import grad
 from dualad.rules.contractions import einsum_p, matmul_p
 from dualad.rules.indexing import getitem_p, key_info, scatter_add_p
 from dualad.rules.joins import concatenate_p
@@ -66,8 +63,7 @@ from dualad.rules.reductions import (
 from dualad.rules.shape import broadcast_to_p, reshape_p, transpose_p, where_p
 from dualad.rules.ufuncs import astype_p, multiply_p
 
-__all__ = ["Pattern", "sparsity", "jacobian_pattern", "hessian_pattern", "clear_cache",
-           "pattern_key", "coloring_for", "cache_for", "volatile_reads"]
+__all__ = ["Pattern", "PatternLevel", "jacobian_pattern", "hessian_pattern"]
 
 
 # ============================================================================
@@ -77,33 +73,28 @@ class Pattern(Tracer):
     """A primal value with a packed dependency bit set per element.
 
     Reading the value from outside the interpreter (``x > 0``, ``if``, an
-    argsort) is noted: the pattern may then hold at this point only
-    (``level.reads``), and is not reused at other points.
+    argsort: any ``.primal`` read) is observed: the pattern then holds at this
+    point only (``level.reads``) and is not reused at other points. Metadata
+    (shape, dtype, array type) and the finiteness test are not reads; the
+    contract is the one of :mod:`dualad.mixed.replay`.
     """
 
-    __slots__ = ("_primal", "pattern", "_level")
+    __slots__ = ("_value", "pattern", "_level")
+    _observing = True
 
     def __init__(self, primal, pattern, level):
-        self._primal = primal
+        self._value = primal
         self.pattern = pattern
         self._level = level
 
     @property
     def primal(self):
-        from dualad.mixed.chunked import classify_read
-        kind, name = classify_read(sys._getframe(1))
-        if kind == "value":
-            self._level.reads.append(name)
-        return self._primal
+        self._level.observe_read(self)
+        return self._value
 
     @property
     def shape(self) -> tuple:
-        return shape_of(self._primal)
-
-    @property
-    def dtype(self):
-        v = peel(self._primal)
-        return getattr(v, "dtype", None) or np.result_type(v)
+        return shape_of(self._value)
 
     def __repr__(self) -> str:
         return f"Pattern(shape={self.shape})"
@@ -111,8 +102,8 @@ class Pattern(Tracer):
 
 class PatternLevel(Level):
     """The sparsity interpreter: runs ``prim`` one level down and its sparsity
-    rule on the dependency patterns. ``reads`` collects the names of code that
-    read a traced value (the pattern then holds at this point only)."""
+    rule on the dependency patterns. ``reads`` collects a note per observed
+    read of a traced value (the pattern then holds at this point only)."""
 
     __slots__ = ("reads",)
     kind = "pattern"
@@ -121,9 +112,15 @@ class PatternLevel(Level):
         super().__init__()
         self.reads = reads
 
+    def observe_finite(self, tracer: Pattern, ok: bool) -> None:
+        """The finiteness test of ``safe_mul`` changes no dependency: free."""
+
+    def observe_read(self, tracer: Pattern) -> None:
+        self.reads.append(f"a read of a traced value of shape {shape_of(tracer._value)}")
+
     def process(self, prim, args, params):
         level = self
-        primals, pats = split_at(level, args, "pattern", None, primal="_primal")
+        primals, pats = split_at(level, args, "pattern", None, primal="_value")
         out = bind(prim, *primals, **params)
         if all(p is None for p in pats):
             return out
@@ -376,8 +373,8 @@ def _out_bits(out, level, n: int) -> np.ndarray:
 
 def jacobian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
     """Dense boolean (n_out, n_in) dependency pattern of ``fn`` at ``x``.
-    ``reads``: a list that receives the names of the functions that read a
-    traced value (then the pattern may hold at ``x`` only).
+    ``reads``: a list that receives a note per observed read of a traced
+    value (then the pattern may hold at ``x`` only).
 
     >>> import numpy as np
     >>> jacobian_pattern(lambda x: x[1:] * x[:-1], np.ones(3)).astype(int)
@@ -401,7 +398,6 @@ def hessian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
            [1, 0, 0],
            [0, 0, 1]])
     """
-    from dualad.reverse.api import grad
     p = jacobian_pattern(grad(fn), x, reads)
     return p | p.T
 
@@ -411,176 +407,3 @@ def _as_float(x):
     if np.asarray(peel(x)).dtype.kind not in "fc":
         raise TypeError("sparsity needs a floating input (pass e.g. np.asarray(x, dtype=float))")
     return x
-
-
-# ============================================================================
-# cache: per function, input shape/dtype and the other arguments' structure
-# ============================================================================
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_STRONG: dict = {}     # functions that cannot be weakly referenced (ufuncs, builtins)
-
-
-def clear_cache() -> None:
-    """Forget every cached pattern, coloring, recorded pass and plan.
-
-    >>> clear_cache()
-    """
-    _CACHE.clear()
-    _STRONG.clear()
-
-
-def cache_for(fn) -> dict:
-    """The per-function cache dict (shared by sparsity, coloring and planner)."""
-    try:
-        d = _CACHE.get(fn)
-        if d is None:
-            d = _CACHE[fn] = {}
-        return d
-    except TypeError:
-        return _STRONG.setdefault(id(fn), {})
-
-
-def _digest(value) -> object:
-    """A cheap key for a held-fixed argument: shape, dtype and zero structure
-    (what a pattern can depend on); scalars by value."""
-    v = peel(value)
-    if isinstance(v, (bool, int, float, complex, str, type(None))):
-        return v
-    if isinstance(v, np.ndarray):
-        # Float values only matter through their zeros; integer and boolean
-        # arrays (indices, masks) with every value.
-        data = np.packbits(v != 0) if v.dtype.kind in "fc" else np.ascontiguousarray(v)
-        return (v.shape, v.dtype.str, hashlib.blake2b(data.tobytes(), digest_size=16).digest())
-    leaves, td = tree_flatten(v)
-    if len(leaves) == 1 and leaves[0] is v:
-        return ("id", id(v))
-    return (str(td), tuple(_digest(leaf) for leaf in leaves))
-
-
-_MAX_ENTRIES = 256
-
-
-def _bounded(store: dict) -> dict:
-    """A per-function cache, emptied when it grows past ``_MAX_ENTRIES`` (a
-    closure that changes every call would otherwise add an entry each time)."""
-    if len(store) > _MAX_ENTRIES:
-        store.clear()
-    return store
-
-
-def pattern_key(kind: str, args: tuple, positions: tuple, fn: Callable | None = None) -> tuple:
-    """Cache key: the kind, each differentiated argument's shape and dtype,
-    and a digest of the others; with ``fn``, also ``fn``'s structure
-    fingerprint (:mod:`dualad.mixed.fingerprint`), so a changed closure or global
-    can never reuse a stale pattern, coloring or recorded pass."""
-    parts = []
-    for i, a in enumerate(args):
-        if i in positions:
-            v = peel(a)
-            parts.append((shape_of(v), np.asarray(v).dtype.str if not hasattr(v, "dtype")
-                          else v.dtype.str))
-        else:
-            parts.append(_digest(a))
-    key = (kind, tuple(positions), tuple(parts))
-    if fn is None:
-        return key
-    # A function that can only see its arguments needs no fingerprint.
-    return key + (("self-contained",) if self_contained(fn) else fingerprint(fn, args, positions),)
-
-
-# ============================================================================
-# public entry point
-# ============================================================================
-def sparsity(fn: Callable, x, kind: str = "jacobian", *, cache: bool = True):
-    """The sparsity pattern of ``fn``'s Jacobian (``(n_out, n_in)``) or, for a
-    scalar ``fn``, of its Hessian (``(n, n)``, symmetric) at ``x``, as a boolean
-    ``scipy.sparse.csr_matrix`` (inputs and outputs flattened in C order).
-
-    >>> import numpy as np, dualad as da
-    >>> da.sparsity(lambda x: np.cumsum(x), np.ones(3)).toarray().astype(int)
-    array([[1, 0, 0],
-           [1, 1, 0],
-           [1, 1, 1]])
-    """
-    import scipy.sparse as sp
-    if kind not in ("jacobian", "hessian"):
-        raise ValueError(f"unknown sparsity kind {kind!r}; valid kinds are 'jacobian', 'hessian'")
-    dense = pattern(fn, (x,), (0,), kind, cache=cache)
-    return sp.csr_matrix(dense)
-
-
-def pattern(fn: Callable, args: tuple, positions: tuple, kind: str, *,
-            cache: bool = True) -> np.ndarray:
-    """Cached dense boolean pattern of ``fn`` w.r.t. ``args[positions[0]]``
-    (one differentiated argument, the others held fixed).
-
-    >>> import numpy as np
-    >>> pattern(lambda x, c: x * c, (np.ones(2), np.array([0.0, 2.0])), (0,), "jacobian")
-    array([[False, False],
-           [False,  True]])
-    """
-    if len(positions) != 1:
-        raise ValueError("sparsity detection takes one differentiated argument")
-    pos = positions[0]
-    key = pattern_key("pattern-" + kind, args, positions, fn)
-    store = _bounded(cache_for(fn)) if cache else {}
-    hit = store.get(key)
-    if hit is not None:
-        return hit
-
-    def f_x(xx):
-        return fn(*args[:pos], xx, *args[pos + 1:])
-
-    finder = hessian_pattern if kind == "hessian" else jacobian_pattern
-    reads: list = []
-    result = finder(f_x, args[pos], reads)
-    result.setflags(write=False)
-    if cache:
-        if reads:
-            # The function read a traced value (a branch, a data-dependent
-            # index): the pattern holds at this point only. Not reused.
-            store[("volatile",) + key] = tuple(dict.fromkeys(reads))
-        else:
-            store[key] = result
-    return result
-
-
-def volatile_reads(fn: Callable, args: tuple, positions: tuple, kind: str) -> tuple:
-    """Names of the readers of traced values seen when the pattern was last
-    found (empty when it holds at every point with the same structure).
-
-    >>> import numpy as np
-    >>> f = lambda x: np.sort(x) * 2.0
-    >>> _ = pattern(f, (np.ones(3),), (0,), "jacobian")
-    >>> volatile_reads(f, (np.ones(3),), (0,), "jacobian")
-    ('sort (indexing.py)',)
-    """
-    key = pattern_key("pattern-" + kind, args, positions, fn)
-    return cache_for(fn).get(("volatile",) + key, ())
-
-
-def coloring_for(fn: Callable, args: tuple, positions: tuple, kind: str, *,
-                 cache: bool = True):
-    """Cached coloring of ``fn``'s pattern: ``kind`` ``"hessian"`` (star),
-    ``"jacobian-fwd"`` (columns) or ``"jacobian-rev"`` (rows).
-
-    >>> import numpy as np
-    >>> coloring_for(lambda x: np.sum(x[1:] * x[:-1]), (np.ones(9),), (0,), "hessian").n_colors
-    3
-    """
-    from dualad.mixed.coloring import column_coloring, row_coloring, star_coloring
-    makers = {"hessian": star_coloring, "jacobian-fwd": column_coloring,
-              "jacobian-rev": row_coloring}
-    if kind not in makers:
-        raise ValueError(f"unknown coloring kind {kind!r}")
-    key = pattern_key("coloring-" + kind, args, positions, fn)
-    store = _bounded(cache_for(fn)) if cache else {}
-    hit = store.get(key)
-    if hit is not None:
-        return hit
-    pkind = "hessian" if kind == "hessian" else "jacobian"
-    dense = pattern(fn, args, positions, pkind, cache=cache)
-    col = makers[kind](dense)
-    if cache and not volatile_reads(fn, args, positions, pkind):
-        store[key] = col
-    return col

@@ -19,15 +19,26 @@ Example::
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.args import as_array, as_tuple_positions, check_float_args, check_positions
-from dualad.core.backend import namespace_of, peel
+from dualad.core.args import (
+    as_array,
+    as_result,
+    as_tuple_positions,
+    at_positions,
+    check_float_args,
+    check_positions,
+    scalar_checked,
+    size_of,
+)
+from dualad.core.backend import dtype_of, namespace_of, peel
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_leaves
 from dualad.forward.api import DEFAULT_CHUNK_THRESHOLD, jacfwd, jvp, pick_chunk
+from dualad.forward.hessians import hessian_fwd_fwd, hessian_hyperdual
 from dualad.mixed import planner
 from dualad.mixed.chunked import (
     hessian_fwd_rev_chunks,
@@ -35,8 +46,10 @@ from dualad.mixed.chunked import (
     jacobian_fwd_chunks,
     jacobian_rev_chunks,
 )
-from dualad.mixed.coloring import sparse_hessian, sparse_jacobian
+from dualad.mixed.compressed import sparse_hessian, sparse_jacobian
+from dualad.mixed.runner import ExecOptions
 from dualad.reverse.api import grad, jacrev
+from dualad.structured.api import cannot_structure, hessian_structured
 
 HESSIAN_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "sparse", "structured")
 JACOBIAN_MODES = ("auto", "fwd", "rev", "sparse")
@@ -53,24 +66,15 @@ def _check_mode(mode: str, valid: tuple, what: str) -> None:
                          + ", ".join(repr(m) for m in valid))
 
 
-def _scalar_checked(fn: Callable, what: str) -> Callable:
-    """``fn``, raising ``ValueError`` (with the shape) unless it returns one
-    number: grad would otherwise silently sum a vector output."""
-    def scalar_fn(*args, **kwargs):
-        out = fn(*args, **kwargs)
-        if isinstance(out, (tuple, list, dict)):
-            raise ValueError(f"{what} needs a scalar function; fn returned a "
-                             f"{type(out).__name__}")
-        shape = shape_of(out)
-        if int(np.prod(shape, dtype=np.int64)) != 1:
-            raise ValueError(f"{what} needs a scalar function; fn returned an output of "
-                             f"shape {shape}")
-        return out
-    return scalar_fn
-
-
-def _size(x) -> int:
-    return int(np.prod(shape_of(x), dtype=np.int64))
+def _csr_flag(csr: bool, sparse, what: str) -> bool:
+    """The CSR-output flag; ``sparse=`` is its old name (deprecated: it read
+    like ``mode="sparse"``, an algorithm, while it only picks the format)."""
+    if sparse is None:
+        return csr
+    warnings.warn(f"{what}(..., sparse=...) is deprecated: it only selects the output "
+                  f"format; use {what}(..., csr=True) (and mode='sparse' for the algorithm)",
+                  DeprecationWarning, stacklevel=3)
+    return bool(sparse) or csr
 
 
 def _prepare(args: tuple, positions: tuple) -> tuple[tuple, tuple]:
@@ -81,20 +85,32 @@ def _prepare(args: tuple, positions: tuple) -> tuple[tuple, tuple]:
     return tuple(as_array(a) if i in positions else a for i, a in enumerate(args)), positions
 
 
-def _substitute(fn: Callable, args: tuple, positions: tuple) -> Callable:
-    """``fn`` as a function of the arguments at ``positions`` only."""
-    def inner(*xs):
-        call = list(args)
-        for p, x in zip(positions, xs):
-            call[p] = x
-        return fn(*call)
-    return inner
-
-
 def _default_chunk(n: int) -> int:
     # As jacfwd: up to 1024 directions per pass, within a memory cap.
     return pick_chunk(n, max(DEFAULT_CHUNK_THRESHOLD, min(n, 1024)),
                       bytes_per_direction=max(1, n) * 8 * 16)
+
+
+def _options(chunk, progress, executor, memory_budget) -> ExecOptions:
+    return ExecOptions(chunk, progress, executor, memory_budget)
+
+
+def _traced(args: tuple) -> bool:
+    """True inside another transform (some argument is a tracer): the
+    planner's probes and replays need plain arrays, so the defaults apply."""
+    return any(hasattr(leaf, "_level") for a in args for leaf in tree_leaves(a))
+
+
+def _plan(fn, args, positions, kind, mode, opts: ExecOptions):
+    """The planner's Plan, or None inside another transform (where the
+    structured mode falls back to fwd-rev, see ``_hess_structured``)."""
+    if _traced(args):
+        if mode == "sparse":
+            raise ValueError(f"mode={mode!r} needs plain array arguments; it cannot run "
+                             "inside another transform")
+        return None
+    return planner.plan(fn, *args, kind=kind, argnums=positions, mode=mode,
+                        memory_budget=opts.memory_budget, chunked_only=opts.chunked)
 
 
 # ============================================================================
@@ -126,17 +142,19 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
         raise ValueError(f"hvp got {len(primals)} primals but {len(tangents)} tangents")
     positions = tuple(range(len(primals)))
     check_float_args(primals, positions)
-    f = _scalar_checked(fn, "hvp")
+    f = scalar_checked(fn, "hvp")
     n_dirs = _batch_of(primals, tangents)
     if n_dirs is None:
         return jvp(grad(f, positions), primals, tangents)
+    opts = _options(chunk, progress, executor, memory_budget)
     primals = tuple(as_array(p) for p in primals)
-    tangents = tuple(namespace_of(peel(p)).asarray(t, dtype=peel(p).dtype)
+    tangents = tuple(namespace_of(p).asarray(t, dtype=dtype_of(p))
                      for p, t in zip(primals, tangents))
-    if chunk is None:
-        chunk = planner.plan(fn, *primals, kind="hessian", argnums=positions, mode="fwd-rev",
-                     memory_budget=memory_budget).chunk
-    return hvp_chunks(f, primals, tangents, n_dirs, chunk, progress=progress, executor=executor)
+    if opts.chunk is None:
+        opts = opts.with_chunk(planner.plan(fn, *primals, kind="hessian", argnums=positions,
+                                            mode="fwd-rev",
+                                            memory_budget=opts.memory_budget).chunk)
+    return hvp_chunks(f, primals, tangents, n_dirs, opts)
 
 
 def _batch_of(primals: tuple, tangents: tuple) -> int | None:
@@ -155,82 +173,74 @@ def _batch_of(primals: tuple, tangents: tuple) -> int | None:
 
 
 # ============================================================================
-# Hessian modes: each returns blocks[i][j] of shape in_i.shape + in_j.shape
+# Hessian modes. Every mode takes (fn, f, args, positions, opts): ``fn`` the
+# user's function (it keys the caches), ``f`` the scalar-checked one the
+# passes evaluate, ``opts`` the execution options whole. Dense modes return
+# blocks[i][j] of shape in_i.shape + in_j.shape (symmetrised by the caller);
+# single-argument modes return the finished Hessian (dense or CSR).
 # ============================================================================
-def _hess_fwd_rev(f, args, positions, chunk, progress=False, executor=None):
+def _hess_fwd_rev(fn, f, args, positions, opts):
     """Batched forward-over-reverse: for each input j, ceil(n_j/chunk) jvps of
-    the reverse gradient, each pushing a batch of identity tangents (run by
-    :func:`dualad.mixed.chunked.hessian_fwd_rev_chunks`)."""
-    return hessian_fwd_rev_chunks(f, args, positions, chunk, _default_chunk,
-                                  progress=progress, executor=executor)
+    the reverse gradient, each pushing a batch of identity tangents."""
+    return hessian_fwd_rev_chunks(f, args, positions, _default_chunk, opts)
 
 
-def _hess_rev_rev(f, args, positions, chunk):
+def _hess_rev_rev(fn, f, args, positions, opts):
     """Reverse-over-reverse: jacrev of each gradient output."""
     g = grad(f, positions)
-    blocks = []
-    for i in range(len(positions)):
-        g_i = lambda *a, i=i: g(*a)[i]
-        row = jacrev(g_i, positions, chunk=chunk)(*args)
-        blocks.append(list(row))
-    return blocks
+    return [list(jacrev(lambda *a, i=i: g(*a)[i], positions, chunk=opts.chunk)(*args))
+            for i in range(len(positions))]
 
 
-def _hess_fwd_fwd(f, args, positions, chunk):
+def _hess_fwd_fwd(fn, f, args, positions, opts):
     """Forward-over-forward: the forward.hessians kernel for one input,
     jacfwd of jacfwd for the cross blocks of several."""
     if len(positions) == 1:
-        from dualad.forward.hessians import hessian_fwd_fwd
         p = positions[0]
-        return [[hessian_fwd_fwd(_substitute(f, args, (p,)), args[p])]]
-    blocks = []
-    for pi in positions:
-        g_i = jacfwd(f, pi)
-        blocks.append(list(jacfwd(g_i, positions, chunk=chunk)(*args)))
-    return blocks
+        return [[hessian_fwd_fwd(at_positions(f, args, (p,)), args[p])]]
+    return [list(jacfwd(jacfwd(f, pi), positions, chunk=opts.chunk)(*args))
+            for pi in positions]
 
 
-def _hess_hyperdual(f, args, positions, chunk):
+def _hess_hyperdual(fn, f, args, positions, opts):
     """Hyper-dual numbers (exact second derivatives, one pass per pair chunk).
     Several inputs are packed into one vector so cross blocks come out too."""
-    from dualad.forward.hessians import hessian_hyperdual
     if len(positions) == 1:
         p = positions[0]
-        return [[hessian_hyperdual(_substitute(f, args, (p,)), args[p], chunk=chunk)]]
+        return [[hessian_hyperdual(at_positions(f, args, (p,)), args[p], chunk=opts.chunk)]]
     xs = [args[p] for p in positions]
-    sizes = [_size(x) for x in xs]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    offsets = np.concatenate([[0], np.cumsum([size_of(x) for x in xs])]).astype(int)
     packed = np.concatenate([np.ravel(peel(x)) for x in xs])
+    f_at = at_positions(f, args, positions)
 
     def f_packed(z):
-        parts = [np.reshape(z[offsets[i]:offsets[i + 1]], shape_of(x)) for i, x in enumerate(xs)]
-        return _substitute(f, args, positions)(*parts)
+        return f_at(*[np.reshape(z[offsets[i]:offsets[i + 1]], shape_of(x))
+                      for i, x in enumerate(xs)])
 
-    full = np.reshape(hessian_hyperdual(f_packed, packed, chunk=chunk),
+    full = np.reshape(hessian_hyperdual(f_packed, packed, chunk=opts.chunk),
                       (offsets[-1], offsets[-1]))
     return [[full[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]
              for j in range(len(xs))] for i in range(len(xs))]
 
 
-_HESSIANS = {"fwd-rev": _hess_fwd_rev, "rev-rev": _hess_rev_rev,
-             "fwd-fwd": _hess_fwd_fwd, "hyperdual": _hess_hyperdual}
+def _hess_sparse(fn, f, args, p, opts, csr):
+    """Sparsity detection + star coloring (cached per ``fn``)."""
+    return sparse_hessian(fn, args[p], args=args, argnum=p, csr=csr, options=opts)
 
 
-def _traced(args: tuple) -> bool:
-    """True inside another transform (some argument is a tracer): the
-    planner's probes and replays need plain arrays, so the defaults apply."""
-    return any(hasattr(leaf, "_level") for a in args for leaf in tree_leaves(a))
+def _hess_structured(fn, f, args, p, opts, csr):
+    """Structured forward-over-reverse where the structured interpreter can
+    run; where it cannot (a traced or CuPy input) mixed/ falls back to the
+    dense fwd-rev Hessian."""
+    if cannot_structure(args[p]) is None:
+        return hessian_structured(at_positions(f, args, (p,)), args[p], csr=csr)
+    block = _symmetrize(_hess_fwd_rev(fn, f, args, (p,), opts), args, (p,))[0][0]
+    return _as_csr(block, args[p], args[p]) if csr else block
 
 
-def _plan(fn, args, positions, kind, mode, memory_budget, chunked):
-    """The planner's Plan, or None inside another transform."""
-    if _traced(args):
-        if mode in ("sparse", "structured"):
-            raise ValueError(f"mode={mode!r} needs plain array arguments; it cannot run "
-                             "inside another transform")
-        return None
-    return planner.plan(fn, *args, kind=kind, argnums=positions, mode=mode,
-                        memory_budget=memory_budget, chunked_only=chunked)
+_DENSE = {"fwd-rev": _hess_fwd_rev, "rev-rev": _hess_rev_rev,
+          "fwd-fwd": _hess_fwd_fwd, "hyperdual": _hess_hyperdual}
+_SINGLE = {"sparse": _hess_sparse, "structured": _hess_structured}
 
 
 def _choose_mode(fn: Callable, args: tuple, positions: tuple) -> str:
@@ -238,7 +248,7 @@ def _choose_mode(fn: Callable, args: tuple, positions: tuple) -> str:
     (``dualad.plan(fn, *args, kind="hessian")``); ``"fwd-rev"`` inside
     another transform.
     """
-    p = _plan(fn, args, positions, "hessian", "auto", None, False)
+    p = _plan(fn, args, positions, "hessian", "auto", ExecOptions())
     return "fwd-rev" if p is None else p.mode
 
 
@@ -247,31 +257,22 @@ def _symmetrize(blocks: list, args: tuple, positions: tuple) -> list:
     (j, i) block is the exact transpose of the (i, j) block."""
     m = len(positions)
     shapes = [shape_of(args[p]) for p in positions]
-    sizes = [_size(args[p]) for p in positions]
+    sizes = [size_of(args[p]) for p in positions]
     flat = [[np.reshape(blocks[i][j], (sizes[i], sizes[j])) for j in range(m)]
             for i in range(m)]
     out = [[None] * m for _ in range(m)]
     for i in range(m):
         for j in range(i, m):
             s = (flat[i][j] + np.transpose(flat[j][i])) * 0.5
-            out[i][j] = _plain(np.reshape(s, shapes[i] + shapes[j]))
+            out[i][j] = as_result(np.reshape(s, shapes[i] + shapes[j]))
             if j != i:
-                out[j][i] = _plain(np.reshape(np.transpose(s), shapes[j] + shapes[i]))
+                out[j][i] = as_result(np.reshape(np.transpose(s), shapes[j] + shapes[i]))
     return out
 
 
-def _plain(x):
-    # A contiguous ndarray for results outside any transform; tracers (a
-    # Hessian taken inside another transform) pass through unchanged.
-    if hasattr(x, "_level"):
-        return x
-    # (not ascontiguousarray: it turns a 0-d Hessian into shape (1,))
-    return x if x.flags.c_contiguous else x.copy()
-
-
 def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = None, *,
-            sparse: bool = False, memory_budget=None, progress: bool = False,
-            executor=None) -> Callable:
+            csr: bool = False, sparse: bool | None = None, memory_budget=None,
+            progress: bool = False, executor=None) -> Callable:
     """A function computing the Hessian of scalar ``fn``, shaped
     ``in.shape + in.shape`` (a nested tuple of blocks when ``argnums`` is a
     tuple, as in JAX). Exactly symmetric.
@@ -282,7 +283,8 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     :mod:`dualad.structured`), ``"auto"`` (the planner's choice, see
     :func:`dualad.plan`). ``chunk``: directions per batched pass (default:
     what ``memory_budget`` allows, see :func:`dualad.set_memory_budget`).
-    ``sparse=True`` returns a ``scipy.sparse.csr_matrix`` ``(n, n)``.
+    ``csr=True`` returns a ``scipy.sparse.csr_matrix`` ``(n, n)`` (the output
+    format only; ``sparse=True`` is its deprecated old name).
     ``progress=True`` shows a bar over the chunks; ``executor=`` (any
     ``concurrent.futures.Executor``) runs them there.
 
@@ -290,33 +292,30 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     >>> f = lambda x, y: (x * x * y).sum()
     >>> da.hessian(f, argnums=(0, 1), mode="rev-rev")(np.array(1.0), np.array(2.0))[0][1]
     array(2.)
-    >>> da.hessian(lambda x: np.sum(x[1:] * x[:-1] ** 2), sparse=True)(np.ones(4)).nnz
+    >>> da.hessian(lambda x: np.sum(x[1:] * x[:-1] ** 2), csr=True)(np.ones(4)).nnz
     9
     """
     _check_mode(mode, HESSIAN_MODES, "hessian")
+    csr = _csr_flag(csr, sparse, "hessian")
     positions, tuple_out = as_tuple_positions(argnums)
-    f = _scalar_checked(fn, "hessian")
-    chunked = progress or executor is not None
+    f = scalar_checked(fn, "hessian")
+    opts = _options(chunk, progress, executor, memory_budget)
 
     def hess(*args):
         args, pos = _prepare(args, positions)
-        p = _plan(fn, args, pos, "hessian", mode, memory_budget, chunked)
+        p = _plan(fn, args, pos, "hessian", mode, opts)
         chosen = p.mode if p is not None else ("fwd-rev" if mode == "auto" else mode)
-        k = chunk or (p.chunk if p is not None else None)
-        if chunked and chosen not in _CHUNKED:
+        run = opts.with_chunk(p.chunk if p is not None else None)
+        if opts.chunked and chosen not in _CHUNKED:
             raise ValueError(f"progress=/executor= need a chunked Hessian mode ('fwd-rev' or "
                              f"'sparse'), not {chosen!r}")
-        if chosen in ("sparse", "structured"):
+        if chosen in _SINGLE:
             if len(pos) != 1:
                 raise ValueError(f"mode={chosen!r} takes one differentiated argument")
-            h = _hess_single(chosen, f, fn, args, pos[0], k, sparse, progress, executor)
+            h = _SINGLE[chosen](fn, f, args, pos[0], run, csr)
             return ((h,),) if tuple_out else h
-        if chosen == "fwd-rev":
-            raw = _hess_fwd_rev(f, args, pos, k, progress, executor)
-        else:
-            raw = _HESSIANS[chosen](f, args, pos, k)
-        blocks = _symmetrize(raw, args, pos)
-        if sparse:
+        blocks = _symmetrize(_DENSE[chosen](fn, f, args, pos, run), args, pos)
+        if csr:
             blocks = [[_as_csr(b, args[pi], args[pj]) for b, pj in zip(row, pos)]
                       for row, pi in zip(blocks, pos)]
         return tuple(tuple(row) for row in blocks) if tuple_out else blocks[0][0]
@@ -324,18 +323,12 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     return hess
 
 
-def _hess_single(mode, f, fn, args, p, chunk, sparse, progress, executor):
-    """A sparse or structured Hessian of one argument."""
-    if mode == "sparse":
-        return sparse_hessian(f, args[p], args=args, argnum=p, sparse=sparse, chunk=chunk,
-                              progress=progress, executor=executor, cache_key=fn)
-    from dualad.structured import hessian_structured
-    return hessian_structured(_substitute(f, args, (p,)), args[p], sparse=sparse)
-
-
 def _as_csr(block, xi, xj):
     import scipy.sparse as sp
-    return sp.csr_matrix(np.reshape(block, (_size(xi), _size(xj))))
+    if not hasattr(block, "shape"):
+        raise ValueError("csr=True needs a function with a single array output")
+    return sp.csr_matrix(np.reshape(block, (size_of(xi) if xi is not None else -1,
+                                            size_of(xj))))
 
 
 # ============================================================================
@@ -345,25 +338,37 @@ def _choose_jacobian_mode(fn: Callable, args: tuple, positions: tuple) -> str:
     """The Jacobian mode for ``mode="auto"``: the planner's choice (forward
     when there are no more inputs than outputs unless the cost model finds
     reverse or sparse 2x cheaper); the textbook rule inside a transform."""
-    p = _plan(fn, args, positions, "jacobian", "auto", None, False)
+    p = _plan(fn, args, positions, "jacobian", "auto", ExecOptions())
     if p is not None:
         return p.mode
-    n_in = sum(_size(args[q]) for q in positions)
+    n_in = sum(size_of(args[q]) for q in positions)
     out = fn(*args)
-    n_out = sum(_size(o) for o in (out if isinstance(out, (tuple, list)) else [out]))
+    n_out = sum(size_of(o) for o in (out if isinstance(out, (tuple, list)) else [out]))
     return "fwd" if n_in <= n_out else "rev"
 
 
+def _jac_dense(fn, args, pos, argnums, tuple_out, chosen, opts):
+    """A dense Jacobian: chunked passes when the caller controls the chunks
+    (progress/executor), else jacfwd/jacrev."""
+    if opts.chunked:
+        run = jacobian_fwd_chunks if chosen == "fwd" else jacobian_rev_chunks
+        blocks = tuple(run(fn, args, q, _default_chunk(size_of(args[q])), opts) for q in pos)
+        return blocks if tuple_out else blocks[0]
+    transform = jacfwd if chosen == "fwd" else jacrev
+    return transform(fn, argnums, chunk=opts.chunk)(*args)
+
+
 def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None = None,
-             sparse: bool = False, memory_budget=None, progress: bool = False,
-             executor=None) -> Callable:
+             csr: bool = False, sparse: bool | None = None, memory_budget=None,
+             progress: bool = False, executor=None) -> Callable:
     """A function computing the Jacobian of ``fn``, shaped
     ``out.shape + in.shape`` (a tuple of them for tuple ``argnums``).
     ``mode``: ``"fwd"`` (jacfwd), ``"rev"`` (jacrev), ``"sparse"``
     (sparsity detection and coloring: one batched pass over the colors) or
     ``"auto"`` (the planner's choice, see :func:`dualad.plan`). ``chunk``,
     ``memory_budget``, ``progress``, ``executor`` as for :func:`hessian`;
-    ``sparse=True`` returns a ``scipy.sparse.csr_matrix`` ``(n_out, n_in)``.
+    ``csr=True`` returns a ``scipy.sparse.csr_matrix`` ``(n_out, n_in)``
+    (``sparse=True``: its deprecated old name).
 
     >>> import numpy as np, dualad as da
     >>> da.jacobian(lambda x: np.sin(x) * 2.0, mode="rev")(np.zeros(2))
@@ -371,44 +376,30 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
            [0., 2.]])
     """
     _check_mode(mode, JACOBIAN_MODES, "jacobian")
-    chunked = progress or executor is not None
+    csr = _csr_flag(csr, sparse, "jacobian")
+    opts = _options(chunk, progress, executor, memory_budget)
 
     def jac(*args):
         positions, tuple_out = as_tuple_positions(argnums)
         args_p, pos = _prepare(args, positions)
-        p = _plan(fn, args_p, pos, "jacobian", mode, memory_budget, chunked)
+        p = _plan(fn, args_p, pos, "jacobian", mode, opts)
         if p is None:
             chosen = _choose_jacobian_mode(fn, args_p, pos) if mode == "auto" else mode
         else:
             chosen = p.mode
-        k = chunk or (p.chunk if p is not None else None)
+        run = opts.with_chunk(p.chunk if p is not None else None)
         if chosen == "sparse":
             if len(pos) != 1:
                 raise ValueError("mode='sparse' takes one differentiated argument")
             j = sparse_jacobian(fn, args_p[pos[0]], args=args_p, argnum=pos[0],
-                                direction=p.direction or "auto", sparse=sparse, chunk=k,
-                                progress=progress, executor=executor, cache_key=fn)
+                                direction=p.direction or "auto", csr=csr, options=run)
             return (j,) if tuple_out else j
-        if chunked:
-            run = jacobian_fwd_chunks if chosen == "fwd" else jacobian_rev_chunks
-            blocks = tuple(run(fn, args_p, q, k or _default_chunk(_size(args_p[q])),
-                               progress=progress, executor=executor) for q in pos)
-            res = blocks if tuple_out else blocks[0]
-        else:
-            transform = jacfwd if chosen == "fwd" else jacrev
-            res = transform(fn, argnums, chunk=k)(*args)
-        if not sparse:
+        res = _jac_dense(fn, args_p if opts.chunked else args, pos, argnums, tuple_out,
+                         chosen, run)
+        if not csr:
             return res
         blocks = res if tuple_out else (res,)
-        out = tuple(_jac_csr(b, args_p[q]) for b, q in zip(blocks, pos))
+        out = tuple(_as_csr(b, None, args_p[q]) for b, q in zip(blocks, pos))
         return out if tuple_out else out[0]
 
     return jac
-
-
-def _jac_csr(block, x):
-    import scipy.sparse as sp
-    if not hasattr(block, "shape"):
-        raise ValueError("sparse=True needs a function with a single array output")
-    n = _size(x)
-    return sp.csr_matrix(np.reshape(block, (-1, n)))

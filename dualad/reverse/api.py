@@ -7,25 +7,27 @@ import numpy as np
 
 from dualad.core.args import (
     as_array,
+    as_result,
     as_tuple_positions,
+    at_positions,
     check_float_args,
     check_positions,
     identity_rows,
     materialize,
-    zeros_like,
 )
-from dualad.core.backend import check_differentiable, namespace_of, peel
+from dualad.core.backend import (
+    check_differentiable,
+    dtype_of,
+    is_float_value,
+    namespace_of,
+    peel,
+    value_type,
+)
 from dualad.core.levels import is_traced
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_leaves, tree_unflatten
 from dualad.forward.api import pick_chunk
 from dualad.reverse.tape import trace_vjp
-
-
-def _result(x):
-    if is_traced(x) or not isinstance(x, (float, int, np.generic)):
-        return x
-    return np.asarray(x)
 
 
 def vjp(fn: Callable, *primals, has_aux: bool = False):
@@ -51,7 +53,7 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
         return res
 
     out, out_td, pullback = trace_vjp(flat_fn, flat_in)
-    out_value = tree_unflatten(out_td, [_result(o) for o in out])
+    out_value = tree_unflatten(out_td, [as_result(o) for o in out])
 
     def vjp_fn(cotangent):
         ct_leaves, ct_td = tree_flatten(cotangent)
@@ -64,7 +66,7 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
                 raise ValueError(f"cotangent shape {cs} does not match the output shape {os_}")
             lead = cs[:len(cs) - len(os_)]
         cts = pullback([_cast(c, o) for c, o in zip(ct_leaves, out)])
-        grads = [_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
+        grads = [as_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
         return tuple(tree_unflatten(in_td, grads))
 
     if has_aux:
@@ -84,9 +86,8 @@ def _map_leaves(f, tree):
 def _cast(ct, like):
     if is_traced(ct):
         return ct
-    pv = peel(like)
-    dtype = getattr(pv, "dtype", np.dtype(np.float64))
-    return namespace_of(pv).asarray(ct, dtype=dtype if dtype.kind in "fc" else None)
+    dtype = dtype_of(like)
+    return namespace_of(like).asarray(ct, dtype=dtype if dtype.kind in "fc" else None)
 
 
 def _split_aux(res):
@@ -97,48 +98,66 @@ def _split_aux(res):
     return res[0], tuple(_strip_all(a) for a in res[1:])
 
 
+def _collect_aux(f: Callable, box: list) -> Callable:
+    """``f`` returning only its output; its aux values go into ``box``."""
+    def main(*args):
+        res, aux = _split_aux(f(*args))
+        box.append(aux)
+        return res
+    return main
+
+
 def _strip_all(x):
-    return _map_leaves(lambda v: _result(peel(v)) if is_traced(v) else v, x)
+    return _map_leaves(lambda v: as_result(peel(v)) if is_traced(v) else v, x)
+
+
+def _all_numbers(tree) -> bool:
+    leaves = tree_leaves(tree)
+    return bool(leaves) and all(isinstance(v, (int, float, np.number)) for v in leaves)
+
+
+def _check_float_output(out: list) -> None:
+    """grad of a bool- or int-valued function is a mistake (a comparison or a
+    count returned by accident), not a zero gradient."""
+    for o in out:
+        if not is_float_value(o):
+            raise TypeError(
+                "grad needs a float-valued function, but it returned "
+                f"{np.result_type(o if not hasattr(o, '_level') else o.dtype)} values; return "
+                "a float (e.g. 1.0 * ...) or differentiate the float quantity it depends on.")
 
 
 def _ones_like(x):
     """The output sensitivity: ones of ``x``'s shape and float dtype."""
-    v = peel(x)
-    if type(v) is np.float64 or type(v) is np.float32:
-        return v.dtype.type(1.0)        # scalar output: no array allocation
-    xp = namespace_of(v)
-    dtype = getattr(v, "dtype", np.dtype(np.float64))
-    return xp.ones(shape_of(x), dtype=dtype if dtype.kind in "fc" else np.float64)
+    t = value_type(x)
+    if t is np.float64 or t is np.float32:
+        return t(1.0)                   # scalar output: no array allocation
+    dtype = dtype_of(x)
+    return namespace_of(x).ones(shape_of(x), dtype=dtype if dtype.kind in "fc" else np.float64)
 
 
 # ============================================================================
 # grad and value_and_grad (MindSpore-style return structures)
 # ============================================================================
-def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-                   *, argnums=None) -> Callable:
+def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
     """A function returning ``(value, grads)``; see :func:`grad` for ``grads``.
+    (Positions only: ``dualad.value_and_grad`` adds MindSpore's ``weights=``,
+    see :mod:`dualad.compat.weights`.)
 
-    >>> import numpy as np, dualad as da
-    >>> v, g = da.value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
+    >>> import numpy as np
+    >>> v, g = value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
     >>> float(v), g
     (5.0, array([2., 4.]))
     """
-    if argnums is not None:
-        grad_position = argnums
-    if grad_position is None and weights is None:
-        raise ValueError("grad_position and weights cannot both be None: "
-                         "nothing to differentiate with respect to")
-    if grad_position is not None:
-        positions, tuple_pos = as_tuple_positions(grad_position)
-    else:
-        positions, tuple_pos = (), False
-    params = _weights_list(weights)
+    positions, tuple_pos = as_tuple_positions(argnums)
 
     def wrapper(*args):
         check_positions(positions, len(args))
         diff_args = []
         for p in positions:
             arg = args[p]
+            if isinstance(arg, (tuple, list)) and _all_numbers(arg):
+                arg = as_array(arg)         # a nested list of numbers: one array, as hessian
             if isinstance(arg, (tuple, list, dict)):
                 for leaf in tree_leaves(arg):
                     check_differentiable(leaf, f"argument {p} (grad_position={p})")
@@ -146,69 +165,39 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
             else:                       # the common case: one array or float
                 check_differentiable(arg, f"argument {p} (grad_position={p})")
                 diff_args.append(as_array(arg))
-        # The current value: a traced one when an enclosing grad is already
-        # differentiating this Parameter (nested weights grads).
-        diff_w = [pr._current() for pr in params]
-        aux_box = []
-        n_pos = len(positions)
+        aux_box: list = []               # per call: wrappers may run in several threads
+        inner = at_positions(fn, args, positions)
+        if has_aux:
+            inner = _collect_aux(inner, aux_box)
 
-        def inner(*diff):
-            call = list(args)
-            for p, d in zip(positions, diff[:n_pos]):
-                call[p] = d
-            if params:
-                with _bind_weights(params, diff[n_pos:]):
-                    res = fn(*call)
-            else:
-                res = fn(*call)
-            if has_aux:
-                res, aux = _split_aux(res)
-                aux_box.append(aux)
-            return res
-
-        flat_in, in_td = tree_flatten(tuple(diff_args) + tuple(diff_w))
+        flat_in, in_td = tree_flatten(tuple(diff_args))
         flat_tree = all(c.kind == "leaf" for c in in_td.children)
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
+        _check_float_output(out)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
-        grads = tree_unflatten(in_td, [_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
-        grads_in = grads[:len(positions)]
-        grads_w = tuple(g if pr.requires_grad else zeros_like(g)
-                        for g, pr in zip(grads[len(positions):], params))
-        if grad_position is None:
-            result = grads_w
-        else:
-            gi = tuple(grads_in) if tuple_pos else grads_in[0]
-            result = gi if weights is None else (gi, grads_w)
-        value = tree_unflatten(out_td, [_result(o) for o in out])
+        grads = tree_unflatten(in_td, [as_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
+        result = tuple(grads) if tuple_pos else grads[0]
+        value = tree_unflatten(out_td, [as_result(o) for o in out])
         if has_aux:
-            return (value,) + aux_box[0], result
+            return (value,) + aux_box.pop(), result
         return value, result
 
     return wrapper
 
 
-def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-         *, argnums=None) -> Callable:
-    """Gradient of ``fn`` (non-scalar outputs are summed; a tuple output is the
-    sum of its outputs unless ``has_aux``).
+def grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
+    """Gradient of ``fn`` with respect to the arguments at ``argnums``
+    (non-scalar outputs are summed; a tuple output is the sum of its outputs
+    unless ``has_aux``, which returns ``(grads, aux)`` with ``aux`` a tuple).
+    Positions only: ``dualad.grad`` adds MindSpore's ``weights=`` (see
+    :mod:`dualad.compat.weights`).
 
-    ===============  =========  =========================================
-    grad_position    weights    returns
-    ===============  =========  =========================================
-    0                None       gradient of the first input
-    (0, 1)           None       (grad_in0, grad_in1)
-    None             weights    (grad_w0, grad_w1, ...)
-    0                weights    (grad_in0, (grad_w0, ...))
-    ===============  =========  =========================================
-
-    With ``has_aux=True`` it returns ``(grads, aux)`` with ``aux`` a tuple.
-
-    >>> import numpy as np, dualad as da
-    >>> float(da.grad(np.sin)(0.0))
+    >>> import numpy as np
+    >>> float(grad(np.sin)(0.0))
     1.0
     """
-    vg = value_and_grad(fn, grad_position, weights, has_aux, argnums=argnums)
+    vg = value_and_grad(fn, argnums, has_aux)
 
     def wrapper(*args):
         value, grads = vg(*args)
@@ -217,35 +206,6 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
         return grads
 
     return wrapper
-
-
-def _weights_list(weights) -> list:
-    if weights is None:
-        return []
-    from dualad.compat.nn import Parameter
-    if isinstance(weights, Parameter):
-        return [weights]
-    ws = list(weights)
-    for w in ws:
-        if not isinstance(w, Parameter):
-            raise TypeError(f"weights must be Parameters (got {type(w).__name__}); "
-                            "pass module.trainable_params() or a list of da.Parameter")
-    return ws
-
-
-class _bind_weights:
-    """Point each Parameter at its traced value for the duration of a call."""
-
-    def __init__(self, params, values):
-        self.params, self.values = params, values
-
-    def __enter__(self):
-        self.saved = [p._push(v) for p, v in zip(self.params, self.values)]
-
-    def __exit__(self, *exc):
-        for p in reversed(self.params):
-            p._pop()
-        return False
 
 
 # ============================================================================
@@ -267,13 +227,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         check_float_args(args, positions)
         diff = [as_array(args[p]) for p in positions]
 
-        def inner(*d):
-            call = list(args)
-            for p, v in zip(positions, d):
-                call[p] = v
-            return fn(*call)
-
-        out, out_td, pullback = trace_vjp(inner, diff)
+        out, out_td, pullback = trace_vjp(at_positions(fn, args, positions), diff)
         if out_td.num_leaves != 1:
             raise ValueError("jacrev needs a function with a single array output")
         o = out[0]
@@ -288,7 +242,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         res = []
         for i, x in enumerate(diff):
             full = rows[i][0] if len(rows[i]) == 1 else np.concatenate(rows[i], axis=0)
-            res.append(_result(full.reshape(shape_of(o) + shape_of(x))))
+            res.append(as_result(full.reshape(shape_of(o) + shape_of(x))))
         return tuple(res) if tuple_out else res[0]
 
     return jac

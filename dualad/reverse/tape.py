@@ -17,7 +17,7 @@ Example::
 """
 from __future__ import annotations
 
-from dualad.core.dispatch import Tracer
+from dualad.core.dispatch import Tracer, clone
 from dualad.core.levels import Level, level_of, lower_to, new_level
 from dualad.core.registry import eval_with_partials, shape_of
 from dualad.core.tree import tree_flatten
@@ -106,6 +106,10 @@ def record(level: TapeLevel, prim, args, params):
         node = Node(prim, params, primals, out, parents, None, needs)
         node.partials = parts[0]
         return var_type(out, level, node, 0)
+    if keep_args:
+        # Snapshots: a later in-place update (x[i] = v) rebinds the tracer
+        # object, and the re-recorded backward must see the value used here.
+        args = tuple(clone(a) if getattr(a, "_level", None) is level else a for a in args)
     node = Node(prim, params, primals, out, parents, args if keep_args else None, needs)
     if prim.n_outputs == 1:
         return var_type(out, level, node, 0)

@@ -7,9 +7,14 @@ Importing this package fills the registry and the dispatch tables.
 
 May import: core.
 """
+from dualad.core import (  # noqa: F401  (conversions keep traced values in transforms)
+    array_api,
+    convert,
+)
 from dualad.rules import (  # noqa: F401  (each module registers its primitives)
     contractions,
     indexing,
+    inplace,
     joins,
     linalg,
     linalg_decomp,

@@ -20,7 +20,7 @@ from collections import Counter
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.backend import dtype_of, namespace_of, result_float_dtype
 from dualad.core.dispatch import implements
 from dualad.core.levels import is_traced
 from dualad.core.registry import (
@@ -37,7 +37,7 @@ from dualad.core.zero import Zero, add_any
 def _operands(*args):
     """Traced values as they are; the rest as arrays. Python scalars take the
     dtype of the traced operands, so float32 stays float32."""
-    traced = [peel(a) for a in args if is_traced(a)]
+    traced = [dtype_of(a) for a in args if is_traced(a)]
     dtype = np.result_type(*traced) if traced else np.float64
     out = []
     for a in args:

@@ -30,7 +30,7 @@ import operator
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel
+from dualad.core.backend import namespace_of, result_float_dtype
 from dualad.core.dispatch import implements, register_nondiff
 from dualad.core.registry import (
     align,
@@ -63,9 +63,7 @@ def sym(x):
 
 def dtype_of(x):
     """The floating dtype of ``x`` (through any tracer levels), for constants."""
-    v = peel(x)
-    dtype = np.result_type(v)
-    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
+    return result_float_dtype(x)
 
 
 def eye_like(n: int, x):

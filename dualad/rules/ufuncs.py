@@ -224,7 +224,4 @@ register_nondiff(
     np.nonzero, np.argwhere, np.flatnonzero, np.shape, np.ndim, np.size, np.result_type,
     np.isclose, np.allclose, np.array_equal, np.all, np.any, np.count_nonzero, np.sort_complex,
     np.searchsorted, np.iscomplexobj, np.isrealobj,
-    # shape-and-dtype constructors: the result does not depend on the values
-    # (not full_like: a traced fill value would lose its derivative)
-    np.ones_like, np.zeros_like, np.empty_like,
 )

@@ -29,7 +29,7 @@ Example::
 """
 from __future__ import annotations
 
-from dualad.structured.api import hessian_structured, structured_fits
+from dualad.structured.api import cannot_structure, hessian_structured, structured_fits
 from dualad.structured.interpreter import StructuredDual, StructuredLevel
 from dualad.structured.tangents import Coo, Stats, Structured, stats
 
@@ -39,5 +39,5 @@ def reset_stats() -> None:
     stats.reset()
 
 
-__all__ = ["Coo", "Stats", "Structured", "StructuredDual", "hessian_structured",
+__all__ = ["cannot_structure", "Coo", "Stats", "Structured", "StructuredDual", "hessian_structured",
            "StructuredLevel", "reset_stats", "stats", "structured_fits"]

@@ -24,35 +24,21 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.args import as_array
+from dualad.core.args import as_array, scalar_checked
 from dualad.core.backend import check_differentiable, result_float_dtype
-from dualad.core.levels import is_traced, level_of, lower_to, new_level
+from dualad.core.levels import level_of, lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.zero import Zero
 from dualad.reverse.api import grad
 from dualad.structured.interpreter import StructuredDual, StructuredLevel
 from dualad.structured.tangents import Context, Coo, Stats, Structured, coo_flat, to_coo
 
-__all__ = ["hessian_structured", "structured_fits"]
+__all__ = ["hessian_structured", "structured_fits", "cannot_structure"]
 
 
 # ============================================================================
 # the Hessian
 # ============================================================================
-def _scalar(fn: Callable) -> Callable:
-    def scalar_fn(x):
-        out = fn(x)
-        if isinstance(out, (tuple, list, dict)):
-            raise ValueError("a Hessian needs a scalar function; fn returned a "
-                             f"{type(out).__name__}")
-        shape = shape_of(out)
-        if math.prod(shape) != 1:
-            raise ValueError(f"a Hessian needs a scalar function; fn returned an output of "
-                             f"shape {shape}")
-        return out
-    return scalar_fn
-
-
 def _run(fn: Callable, x, local: Stats | None):
     """One structured pass: the gradient's tangent and the pass context."""
     n = math.prod(shape_of(x))
@@ -65,7 +51,7 @@ def _run(fn: Callable, x, local: Stats | None):
         # All n directions in one term: element e has one slot, direction e.
         seed = Structured(shape, [(np.arange(n, dtype=np.intp).reshape((1,) + shape),
                                    np.ones((1,) * (len(shape) + 1), dtype=ctx.dtype))])
-        g = grad(_scalar(fn))(StructuredDual._make(x, seed, level))
+        g = grad(scalar_checked(fn, "hessian"))(StructuredDual._make(x, seed, level))
         g = lower_to(g, level)
         tangent = g.tangent if level_of(g) is level else Zero
     return tangent, ctx
@@ -118,13 +104,31 @@ def _dense(ctx: Context, t, n: int):
     return np.reshape(t, (n, n))                  # T[d, e], symmetrised by the caller
 
 
-def hessian_structured(fn: Callable, x, sparse: bool = False):
+def cannot_structure(x) -> str | None:
+    """Why a structured pass cannot run at ``x`` (``None`` when it can): the
+    index maps need a plain NumPy primal, not a traced value (a Hessian
+    inside another transform) or a CuPy array. The caller (mixed/) decides
+    what to do instead.
+
+    >>> cannot_structure(np.ones(2)) is None
+    True
+    """
+    if hasattr(x, "_level"):
+        return "a traced input (inside another transform)"
+    if not isinstance(x, (np.ndarray, np.generic)):
+        return f"a {type(x).__module__}.{type(x).__name__} input (needs a NumPy array)"
+    return None
+
+
+def hessian_structured(fn: Callable, x, csr: bool = False):
     """Hessian of scalar ``fn`` at ``x`` by structured forward-over-reverse,
-    shaped ``x.shape + x.shape`` (or, with ``sparse=True``, a
+    shaped ``x.shape + x.shape`` (or, with ``csr=True``, a
     ``scipy.sparse.csr_matrix`` of shape ``(x.size, x.size)``). Exactly
     symmetric. Exact for any ``fn``; fast when the coupling between input
     entries goes through index maps (pair potentials, bonded chains,
     stencils), with dense fallbacks where it does not (see ``stats``).
+    Raises ``ValueError`` where it cannot run (:func:`cannot_structure`);
+    ``dualad.hessian(fn, mode="structured")`` falls back to fwd-rev there.
 
     >>> import numpy as np
     >>> f = lambda x: np.sum((x[1:] - x[:-1]) ** 2)
@@ -132,24 +136,20 @@ def hessian_structured(fn: Callable, x, sparse: bool = False):
     array([[ 2., -2.,  0.],
            [-2.,  4., -2.],
            [ 0., -2.,  2.]])
-    >>> hessian_structured(f, np.zeros(3), sparse=True).nnz
+    >>> hessian_structured(f, np.zeros(3), csr=True).nnz
     7
     """
     x = as_array(x)
     check_differentiable(x, "x")
-    if is_traced(x) or not isinstance(x, np.ndarray):
-        # Nested inside another transform (or a CuPy array): the structured
-        # maps need plain NumPy primals, so use the dense composition.
-        from dualad.mixed.transforms import hessian
-        h = hessian(fn, mode="fwd-rev")(x)
-        if not sparse:
-            return h
-        import scipy.sparse as sp
-        n = math.prod(shape_of(x))
-        return sp.csr_matrix(np.reshape(h, (n, n)))
+    if isinstance(x, np.generic):
+        x = np.asarray(x)
+    why = cannot_structure(x)
+    if why is not None:
+        raise ValueError(f"hessian_structured cannot run on {why}; use "
+                         "dualad.hessian(fn, mode='structured'), which falls back to fwd-rev")
     tangent, ctx = _run(fn, x, None)
     n = ctx.n
-    if sparse:
+    if csr:
         import scipy.sparse as sp
         rows, cols, vals = _entries(ctx, tangent, n)
         h = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
@@ -180,8 +180,11 @@ def structured_fits(fn: Callable, x) -> tuple[bool, str]:
     """
     x = as_array(x)
     check_differentiable(x, "x")
-    if is_traced(x) or not isinstance(x, np.ndarray):
-        return False, "structured: needs a plain NumPy input"
+    if isinstance(x, np.generic):
+        x = np.asarray(x)
+    why = cannot_structure(x)
+    if why is not None:
+        return False, f"structured: cannot run on {why}"
     local = Stats()
     _run(fn, x, local)
     n = math.prod(shape_of(x))

@@ -1,0 +1,243 @@
+"""Compressed evaluation of sparse Jacobians and Hessians: one batched pass
+over the colors of a cached coloring (:mod:`dualad.mixed.patterns`), run by
+the chunk runner, or replayed from a recording (:mod:`dualad.mixed.replay`)
+when the whole pass fits one chunk.
+
+Example::
+
+    >>> import numpy as np
+    >>> sparse_hessian(lambda x: np.sum(x[1:] * x[:-1]), np.ones(3)).toarray()
+    array([[0., 1., 0.],
+           [1., 0., 1.],
+           [0., 1., 0.]])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dualad.core.args import at_positions, scalar_checked
+from dualad.core.backend import result_float_dtype
+from dualad.core.registry import shape_of
+from dualad.forward.api import jvp_flat
+from dualad.mixed import replay
+from dualad.mixed.coloring import Coloring, seed_matrix
+from dualad.mixed.patterns import coloring_for
+from dualad.mixed.runner import ExecOptions
+from dualad.reverse.api import grad, vjp
+
+__all__ = ["sparse_hessian", "sparse_jacobian"]
+
+_DEFAULT = ExecOptions()
+
+
+# ============================================================================
+# compressed evaluation: one batched pass over the colors
+# ============================================================================
+def _seeds(col: Coloring, x, start: int, stop: int):
+    """Color indicators ``start:stop`` shaped ``(k,) + x.shape``."""
+    s = seed_matrix(col.colors, col.n_colors, dtype=result_float_dtype(x))[start:stop]
+    return s.reshape((stop - start,) + shape_of(x))
+
+
+def _hessian_task(f, args: tuple, pos: int, col: Coloring):
+    """``task(start, stop)``: ``H @ seeds`` for colors ``start:stop`` by one
+    batched forward-over-reverse pass (rows: colors)."""
+    def task(start: int, stop: int):
+        x = args[pos]
+        return jvp_flat(grad(at_positions(f, args, (pos,))), (x,), (_seeds(col, x, start, stop),),
+                        lead_shape=(stop - start,))[1]
+    return task
+
+
+class _Pullback:
+    """A tape's pullback with the output it was recorded for."""
+
+    def __init__(self, out, pull):
+        self.out, self._pull = out, pull
+
+    def __call__(self, ct):
+        return self._pull(ct)
+
+
+def _jacobian_task(f, args: tuple, pos: int, col: Coloring, pullback=None):
+    """``task(start, stop)``: ``J @ seeds`` (column coloring, batched jvp)
+    or ``seeds @ J`` (row coloring, batched vjp) for colors ``start:stop``."""
+    def task(start: int, stop: int):
+        x = args[pos]
+        if col.kind == "column":
+            return jvp_flat(at_positions(f, args, (pos,)), (x,), (_seeds(col, x, start, stop),),
+                            lead_shape=(stop - start,))[1]
+        pull = pullback
+        if pull is None:            # in a worker: record the tape here
+            pull = _Pullback(*vjp(at_positions(f, args, (pos,)), x))
+        return pull(_seeds(col, pull.out, start, stop))[0]
+    return task
+
+
+def _finish(col: Coloring, pieces: list, shape: tuple, csr: bool):
+    pieces = [np.reshape(p, (np.shape(p)[0], -1)) for p in pieces]
+    b = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0)
+    if csr:
+        return col.to_csr(b)
+    return col.to_dense(b).reshape(shape)
+
+
+# ----------------------------------------------------------------------------
+# the replayed single pass (see dualad.mixed.replay.record)
+# ----------------------------------------------------------------------------
+def _staged_positions(args: tuple, pos: int) -> list | None:
+    """Arguments fed to a replay as inputs: the differentiated one and every
+    other float array (their values may change between calls). ``None`` when
+    another argument could carry changing values the replay would bake in
+    (containers, objects): then the pass is always interpreted."""
+    out = [pos]
+    for i, a in enumerate(args):
+        if i == pos:
+            continue
+        if isinstance(a, np.ndarray):
+            if a.dtype.kind in "fc":
+                out.append(i)
+        elif not isinstance(a, (bool, int, float, complex, str, type(None))):
+            return None
+    return out
+
+
+def _same_value(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.size == 1 and b.size == 1 and a.shape == b.shape:
+        x, y = float(a.reshape(())), float(b.reshape(()))
+        return x == y or abs(x - y) <= 1e-9 * abs(y) or (x != x and y != y)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True))
+
+
+def _replayed(kind: str, fn, f, args: tuple, pos: int, col: Coloring):
+    """The compressed batch (all colors in one pass) from a replay of the
+    pass recorded on the first call (kept with the coloring, which is cached
+    per function, shapes and structure); ``None`` when the pass cannot be
+    replayed (a value-dependent branch) or a check fails.
+
+    Why a value check: a replay bakes in what ``f`` captured when it was
+    recorded; re-evaluating ``fn`` natively (one plain NumPy evaluation) and
+    comparing with the replayed value catches a changed closure or global.
+    ``f`` is ``fn`` as evaluated in the pass (scalar-checked for a Hessian).
+    """
+    entry = col.programs.get(kind)
+    if entry is False:
+        return None
+    staged = _staged_positions(args, pos)
+    if staged is None:
+        return None
+    inputs = tuple(args[i] for i in staged)
+    if entry is not None:
+        res = entry(*inputs)
+        if res is None:
+            return None
+        if not _same_value(res[1], fn(*args)):
+            col.programs.pop(kind, None)
+            return None
+        return res[0]
+    seeds = _seeds(col, args[pos], 0, col.n_colors)
+
+    def program(*vals):
+        call = list(args)
+        for i, v in zip(staged, vals):
+            call[i] = v
+        if kind == "jacobian":
+            out, t = jvp_flat(at_positions(f, tuple(call), (pos,)), (call[pos],), (seeds,),
+                              lead_shape=(col.n_colors,))
+            return t, out
+        box = []
+
+        def f_box(xx):
+            v = at_positions(f, tuple(call), (pos,))(xx)
+            box.append(v)
+            return v
+
+        t = jvp_flat(grad(f_box), (call[pos],), (seeds,), lead_shape=(col.n_colors,))[1]
+        return t, box[0]
+
+    try:
+        values, rep = replay.record(program, inputs)
+    except Exception:                 # noqa: BLE001 - any failure: no replay, same answer
+        col.programs[kind] = False
+        return None
+    col.programs[kind] = rep if rep is not None else False
+    return values[0]
+
+
+# ----------------------------------------------------------------------------
+# the drivers
+# ----------------------------------------------------------------------------
+def sparse_hessian(fn, x, *, args: tuple | None = None, argnum: int = 0, csr: bool = True,
+                   options: ExecOptions = _DEFAULT, replay: bool = True):
+    """Hessian of scalar ``fn`` by star coloring: one batched
+    forward-over-reverse pass over the colors (``options.chunk`` colors per
+    pass), entries read back directly (exactly symmetric). ``csr=True``
+    gives a ``scipy.sparse.csr_matrix`` ``(n, n)``, else a dense
+    ``x.shape + x.shape`` array. ``args``: the full argument tuple when
+    ``fn`` takes more (``x`` is then ``args[argnum]``). ``fn`` itself keys
+    the caches. A single local pass is recorded on the first call and
+    replayed after (``replay=False`` always interprets).
+
+    >>> import numpy as np
+    >>> h = sparse_hessian(lambda x: np.sum(x[1:] * x[:-1]), np.ones(4))
+    >>> h.toarray()
+    array([[0., 1., 0., 0.],
+           [1., 0., 1., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 1., 0.]])
+    """
+    args = (x,) if args is None else tuple(args)
+    f = scalar_checked(fn, "hessian")
+    col = coloring_for(fn, args, (argnum,), "hessian")
+    shape = shape_of(args[argnum]) * 2
+    k = options.chunk or max(1, col.n_colors)
+    if replay and not options.chunked and k >= col.n_colors:
+        b = _replayed("hessian", fn, f, args, argnum, col)
+        if b is not None:
+            return _finish(col, [b], shape, csr)
+    pieces = options.with_chunk(k).run(_hessian_task(f, args, argnum, col), col.n_colors,
+                                       "sparse hessian")
+    return _finish(col, pieces, shape, csr)
+
+
+def sparse_jacobian(fn, x, *, args: tuple | None = None, argnum: int = 0,
+                    direction: str = "auto", csr: bool = True,
+                    options: ExecOptions = _DEFAULT, replay: bool = True):
+    """Jacobian of array-valued ``fn`` by coloring: ``direction="fwd"``
+    colors columns (one batched jvp), ``"rev"`` rows (one batched vjp),
+    ``"auto"`` the fewer colors. CSR ``(n_out, n_in)`` with ``csr=True``,
+    else dense ``out.shape + x.shape``.
+
+    >>> import numpy as np
+    >>> sparse_jacobian(lambda x: x[1:] * x[:-1], np.arange(1.0, 4.0), csr=False)
+    array([[2., 1., 0.],
+           [0., 3., 2.]])
+    """
+    args = (x,) if args is None else tuple(args)
+    if direction == "auto":
+        fwd = coloring_for(fn, args, (argnum,), "jacobian-fwd")
+        rev = coloring_for(fn, args, (argnum,), "jacobian-rev")
+        col = rev if rev.n_colors < fwd.n_colors else fwd
+    elif direction in ("fwd", "rev"):
+        col = coloring_for(fn, args, (argnum,), "jacobian-" + direction)
+    else:
+        raise ValueError(f"unknown direction {direction!r}; valid: 'auto', 'fwd', 'rev'")
+    x = args[argnum]
+    k = options.chunk or max(1, col.n_colors)
+    if col.kind == "column" and replay and not options.chunked and k >= col.n_colors:
+        b = _replayed("jacobian", fn, fn, args, argnum, col)
+        if b is not None:
+            return _finish(col, [b], shape_of(b)[1:] + shape_of(x), csr)
+    pull = None
+    if col.kind == "row" and options.executor is None:   # record once, pull back per chunk
+        pull = _Pullback(*vjp(at_positions(fn, args, (argnum,)), x))
+    pieces = options.with_chunk(k).run(_jacobian_task(fn, args, argnum, col, pull),
+                                       col.n_colors, "sparse jacobian")
+    if csr:
+        return _finish(col, pieces, (), True)
+    if col.kind == "column":
+        out_shape = shape_of(pieces[0])[1:]
+    else:
+        out_shape = shape_of(pull.out if pull is not None else fn(*args))
+    return _finish(col, pieces, tuple(out_shape) + shape_of(x), csr)
