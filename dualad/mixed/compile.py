@@ -9,7 +9,7 @@ Runs of elementwise operations can be handed to :mod:`dualad.mixed.fuse`
 first, which replaces each run by one fused kernel call.
 
 >>> import numpy as np
->>> from dualad.mixed.chunked import record
+>>> from dualad.mixed.replay import record
 >>> _, rep = record(lambda x: np.sin(x) * 2.0, (np.zeros(2),))
 >>> run = compile_program(rep)
 >>> run(np.full(2, np.pi / 2))
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dualad.core.backend import all_finite_value
-from dualad.mixed.chunked import _finite
+from dualad.core.backend import finite_value
+from dualad.mixed.replay import _finite
 
 __all__ = ["compile_program", "program_parts"]
 
@@ -56,7 +56,7 @@ def compile_program(rep, ops=None) -> Callable:
     guard fails (as ``Replay.__call__``)."""
     inputs, own_ops, outputs, entry = program_parts(rep)
     ops = own_ops if ops is None else ops
-    ns: dict = {"_finite": _finite, "_all_finite": all_finite_value}
+    ns: dict = {"_finite": _finite, "_all_finite": finite_value}
     lines = []
     args = ", ".join(f"v{s}" for s in inputs)
     lines.append(f"def run({args}):")

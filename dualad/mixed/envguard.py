@@ -34,49 +34,20 @@ import builtins
 import dis
 import functools
 import types
-from collections import OrderedDict
 
 import numpy as np
 
+from dualad.mixed.cache import LRU
 from dualad.mixed.fingerprint import _Unkeyable, digest
 
-__all__ = ["environment_guards", "LRU", "MAX_GUARDS"]
+__all__ = ["environment_guards", "MAX_GUARDS"]
 
 MAX_GUARDS = 4096       # beyond this the function runs eagerly (see jit.py)
 _MISSING = object()
 _LIBRARIES = frozenset(("dualad", "numpy", "scipy", "math", "builtins", "numba", "jax",
                         "cupy", "functools", "operator", "itertools", "collections", "typing"))
 _GLOBAL_OPS = frozenset(("LOAD_GLOBAL", "LOAD_NAME"))
-_code_names: OrderedDict = OrderedDict()     # code -> (global names, attribute names)
-_MAX_CODE = 1024
-
-
-class LRU(OrderedDict):
-    """A bounded map that forgets its least recently used entry.
-
-    >>> c = LRU(2)
-    >>> c.put("a", 1); c.put("b", 2); _ = c.get("a"); c.put("c", 3)
-    >>> sorted(c)
-    ['a', 'c']
-    """
-
-    def __init__(self, maxsize: int):
-        super().__init__()
-        self.maxsize = maxsize
-
-    def get(self, key, default=None):
-        try:
-            value = self[key]
-        except KeyError:
-            return default
-        self.move_to_end(key)
-        return value
-
-    def put(self, key, value) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.maxsize:
-            self.popitem(last=False)
+_code_names = LRU(1024)     # code -> (global names, attribute names)
 
 
 class GuardLimit(Exception):
@@ -96,9 +67,8 @@ def _names(code) -> tuple[frozenset, frozenset]:
                 if ins.opname in _GLOBAL_OPS:
                     glob.add(ins.argval)
             stack.extend(k for k in c.co_consts if hasattr(k, "co_code"))
-        got = _code_names[code] = (frozenset(glob), frozenset(attrs))
-        while len(_code_names) > _MAX_CODE:
-            _code_names.popitem(last=False)
+        got = (frozenset(glob), frozenset(attrs))
+        _code_names.put(code, got)
     return got
 
 
@@ -112,7 +82,16 @@ def _is_library(obj) -> bool:
 
 
 def _by_content(value) -> bool:
-    return not isinstance(digest(value), _Unkeyable)
+    """Whether ``value`` is guarded by its digest (arrays, numbers, strings
+    and containers of only those); a container holding a function or another
+    object is guarded by identity and followed instead."""
+    return _keyable(digest(value))
+
+
+def _keyable(d) -> bool:
+    if isinstance(d, _Unkeyable):
+        return False
+    return all(_keyable(e) for e in d) if type(d) is tuple else True
 
 
 class _Walker:
@@ -139,7 +118,14 @@ class _Walker:
                 self.guards.append(lambda: digest(get()) == want)
             return
         self.guards.append(lambda: get() is value)
-        self.follow(value, attrs)
+        if type(value) in (list, tuple, dict):      # e.g. a dict of functions
+            n = len(value)
+            self.guards.append(lambda: len(value) == n)
+            keys = list(value) if type(value) is dict else range(n)
+            for k in keys:
+                self.bind(lambda k=k: _item(value, k), value[k])
+        else:
+            self.follow(value, attrs)
 
     def follow(self, obj, attrs=frozenset()) -> None:
         if id(obj) in self.seen:
@@ -198,6 +184,13 @@ class _Walker:
                 self.bind(lambda i=i: _default(fn, i), d, attrs)
         for k, d in (fn.__kwdefaults__ or {}).items():
             self.bind(lambda k=k: (fn.__kwdefaults__ or {}).get(k, _MISSING), d, attrs)
+
+
+def _item(container, key):
+    try:
+        return container[key]
+    except (KeyError, IndexError):
+        return _MISSING
 
 
 def _cell(cell):

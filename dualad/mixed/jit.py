@@ -62,10 +62,11 @@ import numpy as np
 
 from dualad.core.backend import namespace_of
 from dualad.core.tree import tree_flatten, tree_unflatten
-from dualad.mixed.chunked import record
+from dualad.mixed.cache import LRU
 from dualad.mixed.compile import compile_program
-from dualad.mixed.envguard import LRU, environment_guards
+from dualad.mixed.envguard import environment_guards
 from dualad.mixed.fingerprint import digest
+from dualad.mixed.replay import record
 
 __all__ = ["jit", "Jitted", "MAX_SIGNATURES", "MAX_VARIANTS"]
 
@@ -175,7 +176,14 @@ class Jitted:
             self.reasons.append(entry.reason)
             self.stats["eager"] += 1
             return self.fn(*args, **kwargs)
-        values, program = record(staged_call, tuple(leaves[i] for i in traced))
+        try:
+            values, program = record(staged_call, tuple(leaves[i] for i in traced))
+        except Exception as exc:        # noqa: BLE001  (eager decides: its answer or its error)
+            entry.programs = None
+            entry.reason = f"recording failed ({type(exc).__name__}: {exc}); runs eagerly"
+            self.reasons.append(entry.reason)
+            self.stats["eager"] += 1
+            return self.fn(*args, **kwargs)
         self.stats["records"] += 1
         entry.out_tree = box[0]
         if program is None:
@@ -196,7 +204,7 @@ class Jitted:
             return plain
         from dualad.mixed.fuse import fuse_ops
         try:
-            ops = fuse_ops(program.ops, program.outputs, _slot_meta(program, inputs))
+            ops = fuse_ops(program.ops, program.outputs, program.meta)
             if len(ops) == len(program.ops):
                 return plain
             fused = compile_program(program, ops)
@@ -236,23 +244,15 @@ def _fresh(out: list, program) -> list:
     return out
 
 
-def _slot_meta(program, inputs) -> dict:
-    """slot -> (shape, dtype) of every value of ``program`` run on ``inputs``."""
-    env = dict(zip(program.inputs, inputs))
-    meta = {s: (np.shape(v), getattr(v, "dtype", None)) for s, v in env.items()}
-    for impl, spec, params, slots, multi, _ in program.ops:
-        out = impl(*[env[a] if a.__class__ is int else a.value for a in spec], **params)
-        for s, o in zip(slots, out if multi else (out,)):
-            env[s] = o
-            meta[s] = (np.shape(o), getattr(o, "dtype", None))
-    return meta
-
-
 def _agree(a, b) -> bool:
     """Equal up to the rounding a fused kernel may differ by (an ulp or two
     in sin/cos): 1e-14 relative to the largest magnitude."""
+    if hasattr(a, "toarray") and hasattr(b, "toarray"):        # SciPy sparse results
+        a, b = a.toarray(), b.toarray()
     if type(a) is not np.ndarray or type(b) is not np.ndarray:
-        return bool(np.all(np.asarray(a) == np.asarray(b)) or np.allclose(a, b, rtol=1e-14, atol=0))
+        a, b = np.asarray(a), np.asarray(b)
+        return bool(np.array_equal(a, b, equal_nan=True)
+                    or np.allclose(a, b, rtol=1e-14, atol=0, equal_nan=True))
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
     scale = float(np.max(np.abs(b))) if b.size else 0.0

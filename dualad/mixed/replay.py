@@ -56,7 +56,7 @@ from dualad.core.backend import finite_value
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level
 from dualad.core.registry import bind, shape_of
-from dualad.core.tree import tree_flatten
+from dualad.core.tree import tree_flatten, tree_unflatten
 
 __all__ = ["Staged", "StagingLevel", "Replay", "record"]
 
@@ -151,6 +151,43 @@ class StagingLevel(Level):
         wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
         return wrapped if prim.n_outputs > 1 else wrapped[0]
 
+    def stage_call(self, fn: Callable, value: Staged) -> Staged:
+        """Record ``fn`` applied to a recorded value as one more operation
+        (a plain function with no derivative that does not steer the
+        computation, e.g. :func:`dualad.core.args.as_result` turning a
+        result scalar into a 0-d array): a replay repeats it."""
+        out = fn(value._value)
+        slot = self.new_slot(out)
+        self.ops.append((fn, (value.slot,), {}, (slot,), False))
+        return Staged(out, self, slot)
+
+
+def recorded_values(args):
+    """``args`` (a pytree) with each value being recorded (a :class:`Staged`
+    of an active staging level) replaced by its raw value; ``args`` itself
+    when it holds no tracer; ``None`` when it holds another tracer. The
+    planner and the sparsity detection of a transform recorded by
+    ``da.jit`` run on these (they must not observe the recorded values)."""
+    leaves, tree = tree_flatten(args)
+    raw, staged = [], False
+    for leaf in leaves:
+        level = getattr(leaf, "_level", None)
+        if level is not None:
+            if type(level) is not StagingLevel or not level.active:
+                return None
+            leaf, staged = leaf._value, True
+        raw.append(leaf)
+    return tree_unflatten(tree, raw) if staged else args
+
+
+def refuse_recording(args) -> None:
+    """Mark the recording that ``args`` belong to impure (a decision was
+    taken from their values)."""
+    for leaf in tree_flatten(args)[0]:
+        if type(getattr(leaf, "_level", None)) is StagingLevel:
+            leaf._level.observe_read(leaf)
+            return
+
 
 def _finite(v) -> bool:
     """``all_finite_value`` for the replay: a sum is finite only if every
@@ -172,11 +209,12 @@ class Replay:
     [array([2., 2.])]
     """
 
-    __slots__ = ("inputs", "ops", "outputs", "n_slots", "signature", "entry")
+    __slots__ = ("inputs", "ops", "outputs", "n_slots", "signature", "entry", "meta")
 
-    def __init__(self, inputs, ops, outputs, n_slots, signature, entry=()):
+    def __init__(self, inputs, ops, outputs, n_slots, signature, entry=(), meta=None):
         self.inputs, self.ops, self.outputs = inputs, ops, outputs
         self.n_slots, self.signature, self.entry = n_slots, signature, entry
+        self.meta = meta          # slot -> recorded (shape, dtype) (da.jit's fuser reads it)
 
     def __call__(self, *inputs):
         env = [None] * self.n_slots
@@ -242,7 +280,7 @@ def record(fn: Callable, inputs: tuple) -> tuple:
     input_slots = tuple(st.slot for st in staged)
     entry = tuple((s, guards[s]) for s in input_slots if s in guards)
     program = Replay(input_slots, kept, tuple(outputs), level.n_slots,
-                     tuple(level.meta[st.slot] for st in staged), entry)
+                     tuple(level.meta[st.slot] for st in staged), entry, level.meta)
     return values, program
 
 

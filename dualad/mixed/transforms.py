@@ -47,6 +47,8 @@ from dualad.mixed.chunked import (
     jacobian_rev_chunks,
 )
 from dualad.mixed.compressed import sparse_hessian, sparse_jacobian
+from dualad.mixed.patterns import volatile_reads
+from dualad.mixed.replay import recorded_values, refuse_recording
 from dualad.mixed.runner import ExecOptions
 from dualad.reverse.api import grad, jacrev
 from dualad.structured.api import cannot_structure, hessian_structured
@@ -103,7 +105,19 @@ def _traced(args: tuple) -> bool:
 
 def _plan(fn, args, positions, kind, mode, opts: ExecOptions):
     """The planner's Plan, or None inside another transform (where the
-    structured mode falls back to fwd-rev, see ``_hess_structured``)."""
+    structured mode falls back to fwd-rev, see ``_hess_structured``).
+
+    Under a ``da.jit`` recording the planner runs on the recorded values:
+    its choice depends on shapes and on the sparsity pattern, which holds for
+    every value unless it is volatile (then the recording is refused: the
+    replay could need another plan)."""
+    raw = recorded_values(args) if _traced(args) else None
+    if raw is not None:
+        p = planner.plan(fn, *raw, kind=kind, argnums=positions, mode=mode,
+                         memory_budget=opts.memory_budget, chunked_only=opts.chunked)
+        if volatile_reads(fn, raw, positions, "hessian" if kind == "hessian" else "jacobian"):
+            refuse_recording(args)          # the plan holds at this point only
+        return p
     if _traced(args):
         if mode == "sparse":
             raise ValueError(f"mode={mode!r} needs plain array arguments; it cannot run "
