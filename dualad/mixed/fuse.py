@@ -9,8 +9,10 @@ tests) are written out; the others live in registers.
 What pays (bench/NOTES.md): NumPy 2 has SIMD ``exp``/``log``/``tanh``/...
 that beat Numba's scalar libm 3-12x, so those stay NumPy calls and split
 runs; ``sin``/``cos`` (no SIMD path in NumPy for float64) and arithmetic
-chains fuse. A run must have at least :data:`MIN_RUN` operations; arrays of
-:data:`PARALLEL_SIZE` elements or more use a ``parallel=True`` loop.
+chains fuse. A run must have at least :data:`MIN_RUN` operations on arrays
+of :data:`MIN_SIZE` elements or more (below that NumPy's per-call cost is
+lower than a Numba call's); arrays of :data:`PARALLEL_SIZE` elements or
+more use a ``parallel=True`` loop (when the run has no finiteness guard).
 
 Accuracy: no ``fastmath`` (no reassociation); each operation is evaluated
 as NumPy does (integer powers by the same repeated squaring as the
@@ -31,9 +33,10 @@ import numpy as np
 
 from dualad.rules.ufuncs import _power
 
-__all__ = ["fuse_ops", "MIN_RUN", "PARALLEL_SIZE", "CACHE_DIR", "fused_kernels"]
+__all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "CACHE_DIR", "fused_kernels"]
 
 MIN_RUN = 3
+MIN_SIZE = 512            # below this a Numba call costs more than NumPy's calls
 PARALLEL_SIZE = 1 << 18
 CACHE_DIR = Path(os.environ.get("DUALAD_CACHE", Path.home() / ".cache" / "dualad")) / "fused"
 
@@ -80,7 +83,7 @@ def _fusable(op, meta) -> bool:
     if multi or (impl not in _EXPR and impl is not _power):
         return False
     shape, dtype = meta[slots[0]]
-    if dtype != np.float64 or not shape:
+    if dtype != np.float64 or not shape or int(np.prod(shape)) < MIN_SIZE:
         return False
     for a in spec:
         if a.__class__ is int:

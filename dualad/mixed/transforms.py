@@ -341,6 +341,9 @@ def _as_csr(block, xi, xj):
     import scipy.sparse as sp
     if not hasattr(block, "shape"):
         raise ValueError("csr=True needs a function with a single array output")
+    stage = getattr(getattr(block, "_level", None), "stage_call", None)
+    if stage is not None:           # recorded by da.jit: the conversion is one more operation
+        return stage(lambda b: _as_csr(b, xi, xj), block)
     return sp.csr_matrix(np.reshape(block, (size_of(xi) if xi is not None else -1,
                                             size_of(xj))))
 
