@@ -151,14 +151,23 @@ class StagingLevel(Level):
         wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
         return wrapped if prim.n_outputs > 1 else wrapped[0]
 
-    def stage_call(self, fn: Callable, value: Staged) -> Staged:
-        """Record ``fn`` applied to a recorded value as one more operation
-        (a plain function with no derivative that does not steer the
-        computation, e.g. :func:`dualad.core.args.as_result` turning a
-        result scalar into a 0-d array): a replay repeats it."""
-        out = fn(value._value)
+    def stage_call(self, fn: Callable, *args) -> Staged:
+        """Record ``fn(*args)`` (a plain function of the raw values, with no
+        derivative, that does not steer the computation: e.g.
+        :func:`dualad.core.args.as_result` turning a result scalar into a
+        0-d array, or the scatter of Hessian entries into their matrix) as
+        one more operation: a replay repeats it."""
+        vals, spec = [], []
+        for a in args:
+            if getattr(a, "_level", None) is self:
+                vals.append(a._value)
+                spec.append(a.slot)
+            else:
+                vals.append(a)
+                spec.append(_Const(a))
+        out = fn(*vals)
         slot = self.new_slot(out)
-        self.ops.append((fn, (value.slot,), {}, (slot,), False))
+        self.ops.append((fn, tuple(spec), {}, (slot,), False))
         return Staged(out, self, slot)
 
 
