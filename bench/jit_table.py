@@ -69,9 +69,19 @@ def _check(got, want, rtol=1e-8):
                                    atol=rtol * float(np.max(np.abs(w))))
 
 
+class _Printer(list):
+    """Rows, printed as they come (a long run shows progress)."""
+
+    def append(self, row) -> None:
+        super().append(row)
+        name, t, peer, p, _ = row
+        ratio = f"{t / p:.2f}" if p == p else "-"
+        print(f"| {name} | {_fmt(t)} | {peer} | {_fmt(p)} | {ratio} |", flush=True)
+
+
 def rows() -> list:
     import dualad as da
-    out = []
+    out = _Printer()
 
     def add(name, dualad_fn, peer_name, peer_fn, note=""):
         t = _timeit(dualad_fn)
@@ -165,9 +175,7 @@ def main() -> None:
     print(f"threads: {threads}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("| row | dualad | peer | peer time | ratio |")
     print("|---|---|---|---|---|")
-    for name, t, peer, p, _ in rows():
-        ratio = f"{t / p:.2f}" if p == p else "-"
-        print(f"| {name} | {_fmt(t)} | {peer} | {_fmt(p)} | {ratio} |")
+    rows()
 
 
 if __name__ == "__main__":
