@@ -144,11 +144,11 @@ class _Fused:
     every finiteness guard of the run holds as recorded (``guarded``: the
     compiled program tests that flag)."""
 
-    __slots__ = ("kern", "shape", "n_out", "size", "__name__")
+    __slots__ = ("kern", "shape", "n_out", "size", "spec", "__name__")
     guarded = True
 
-    def __init__(self, kern, shape, n_out):
-        self.kern, self.shape, self.n_out = kern, shape, n_out
+    def __init__(self, kern, shape, n_out, spec=None):
+        self.kern, self.shape, self.n_out, self.spec = kern, shape, n_out, spec
         self.size = int(np.prod(shape))
         self.__name__ = "fused"
 
@@ -160,46 +160,78 @@ class _Fused:
         return (*(o.reshape(shape) for o in outs), ok)
 
 
+class KernelSpec:
+    """A fused run as data: argument names (``args``: the run's slots and
+    constants), ``lines`` ``(variable, scalar expression)`` in order,
+    ``outs`` ``(output name, variable)``, ``guards`` ``(variable, expected
+    finiteness)`` and which arguments are scalars. Rendered for the CPU
+    (:func:`cpu_source`) or CUDA (:mod:`dualad.mixed.fuse_gpu`)."""
+
+    __slots__ = ("args", "names", "scalars", "lines", "outs", "guards")
+
+    def __init__(self):
+        self.args, self.names, self.scalars = [], [], set()
+        self.lines, self.outs, self.guards = [], [], []
+
+
+def kernel_spec(run, needed_after) -> KernelSpec:
+    """The :class:`KernelSpec` of ``run`` (a list of recorded elementwise
+    ops); ``needed_after``: slots the rest of the program reads."""
+    spec = KernelSpec()
+    keys: dict = {}
+    produced: dict = {}
+    for impl, operands, params, slots, _, guards in run:
+        exprs = []
+        for a in operands:
+            if a.__class__ is int and a in produced:
+                exprs.append(produced[a])
+                continue
+            k = ("s", a) if a.__class__ is int else ("c", id(a.value))
+            if k not in keys:
+                keys[k] = f"a{len(spec.args)}"
+                spec.args.append(a)
+                spec.names.append(keys[k])
+                if a.__class__ is not int and type(a.value) is float:
+                    spec.scalars.add(keys[k])
+            name = keys[k]
+            exprs.append(name if name in spec.scalars else f"{name}[i]")
+        var = f"t{slots[0]}"
+        spec.lines.append((var, _expression(impl, params, exprs)))
+        produced[slots[0]] = var
+        spec.guards += [(produced[g], want) for g, want in guards]
+    spec.outs = [(f"o{k}", produced[s]) for k, s in enumerate(
+        s for s in produced if s in needed_after)]
+    return spec
+
+
+def cpu_source(spec: KernelSpec, parallel: bool) -> str:
+    """A Numba ``njit`` loop: writes the outputs, returns whether every
+    guard holds (expected finite: every element finite; expected not: some
+    element not finite)."""
+    body = [f"        {v} = {e}" for v, e in spec.lines]
+    body += [f"        {o}[i] = {v}" for o, v in spec.outs]
+    body += [f"        g{k} = g{k} and np.isfinite({v})" if want else
+             f"        g{k} = g{k} or not np.isfinite({v})"
+             for k, (v, want) in enumerate(spec.guards)]
+    init = "".join(f"    g{k} = {bool(want)}\n" for k, (_, want) in enumerate(spec.guards))
+    verdict = " and ".join(f"g{k}" for k in range(len(spec.guards))) or "True"
+    first = next(n for n in spec.names if n not in spec.scalars)
+    params = ", ".join(spec.names + [o for o, _ in spec.outs])
+    return (f"def fused({params}):\n{init}"
+            f"    for i in {'prange' if parallel else 'range'}({first}.size):\n"
+            + "\n".join(body) + f"\n    return {verdict}\n")
+
+
 def _build(run, needed_after, shape):
     """The fused op replacing ``run`` (a list of ops): ``(kernel, spec, {},
     out slots, True, ())``; the run's finiteness guards are evaluated in the
     kernel (exactly: every element finite), which returns one flag."""
-    args, arg_names, body, produced = [], {}, [], {}
-    guards = [g for op in run for g in op[5]]
-    for impl, spec, params, slots, _, _ in run:
-        operands = []
-        for a in spec:
-            if a.__class__ is int and a in produced:
-                operands.append(produced[a])
-                continue
-            k = ("s", a) if a.__class__ is int else ("c", id(a.value))
-            if k not in arg_names:
-                arg_names[k] = f"a{len(args)}"
-                args.append(a)
-            name = arg_names[k]
-            scalar = a.__class__ is not int and type(a.value) is float
-            operands.append(name if scalar else f"{name}[i]")
-        var = f"t{slots[0]}"
-        body.append(f"        {var} = {_expression(impl, params, operands)}")
-        produced[slots[0]] = var
-    outs = [s for s in produced if s in needed_after]
-    out_names = [f"o{k}" for k in range(len(outs))]
-    body += [f"        {o}[i] = {produced[s]}" for o, s in zip(out_names, outs)]
-    # guard g: expected True -> every element finite; False -> some element not
-    body += [f"        g{k} = g{k} and np.isfinite({produced[s]})" if want else
-             f"        g{k} = g{k} or not np.isfinite({produced[s]})"
-             for k, (s, want) in enumerate(guards)]
-    init = "".join(f"    g{k} = {bool(want)}\n" for k, (_, want) in enumerate(guards))
-    verdict = " and ".join([f"g{k}" if want else f"g{k}" for k, (_, want) in enumerate(guards)])
-    size = int(np.prod(shape))
-    parallel = size >= PARALLEL_SIZE and not guards
-    loop = "prange" if parallel else "range"
-    first_array = next(arg_names[("s", a)] for a in args if a.__class__ is int)
-    source = (f"def fused({', '.join([*arg_names.values(), *out_names])}):\n{init}"
-              f"    for i in {loop}({first_array}.size):\n" + "\n".join(body)
-              + f"\n    return {verdict or 'True'}\n")
-    kern = _load(source, "fused", parallel)
-    return (_Fused(kern, shape, len(outs)), tuple(args), {}, tuple(outs), True, ())
+    spec = kernel_spec(run, needed_after)
+    out_slots = [s for op in run for s in op[3] if s in needed_after]
+    parallel = int(np.prod(shape)) >= PARALLEL_SIZE and not spec.guards
+    kern = _load(cpu_source(spec, parallel), "fused", parallel)
+    return (_Fused(kern, shape, len(spec.outs), spec), tuple(spec.args), {}, tuple(out_slots),
+            True, ())
 
 
 def fuse_ops(ops, outputs, meta) -> list:
