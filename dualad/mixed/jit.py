@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import functools
 import types
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -105,7 +106,8 @@ class Jitted:
     """A function wrapped by :func:`jit` (see the module notes).
 
     Attributes: ``stats`` (counts of ``records``, ``replays``, ``eager``
-    calls and ``guard_misses``) and ``reasons`` (why signatures run eagerly).
+    calls and ``guard_misses``) and ``reasons`` (why signatures run eagerly,
+    or were not fused: the latest 32).
     """
 
     def __init__(self, fn: Callable, *, maxsize: int = MAX_SIGNATURES, fuse: bool = True):
@@ -115,7 +117,7 @@ class Jitted:
         self.__wrapped__ = fn
         self.cache = LRU(maxsize)
         self.stats = {"records": 0, "replays": 0, "eager": 0, "guard_misses": 0}
-        self.reasons: list = []
+        self.reasons: deque = deque(maxlen=32)       # the latest reasons only
         self.fuse = fuse
         functools.update_wrapper(self, fn, updated=())
 
