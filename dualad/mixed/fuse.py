@@ -12,7 +12,7 @@ runs; ``sin``/``cos`` (no SIMD path in NumPy for float64) and arithmetic
 chains fuse. A run must have at least :data:`MIN_RUN` operations on arrays
 of :data:`MIN_SIZE` elements or more (below that NumPy's per-call cost is
 lower than a Numba call's); arrays of :data:`PARALLEL_SIZE` elements or
-more use a ``parallel=True`` loop (when the run has no finiteness guard).
+more use a ``parallel=True`` loop (the guards are counts: sum reductions).
 
 Accuracy: no ``fastmath`` (no reassociation); each operation is evaluated
 as NumPy does (integer powers by the same repeated squaring as the
@@ -210,11 +210,13 @@ def cpu_source(spec: KernelSpec, parallel: bool) -> str:
     element not finite)."""
     body = [f"        {v} = {e}" for v, e in spec.lines]
     body += [f"        {o}[i] = {v}" for o, v in spec.outs]
-    body += [f"        g{k} = g{k} and np.isfinite({v})" if want else
-             f"        g{k} = g{k} or not np.isfinite({v})"
-             for k, (v, want) in enumerate(spec.guards)]
-    init = "".join(f"    g{k} = {bool(want)}\n" for k, (_, want) in enumerate(spec.guards))
-    verdict = " and ".join(f"g{k}" for k in range(len(spec.guards))) or "True"
+    # g_k counts the non-finite elements of guarded value k (a sum: a
+    # reduction prange can run in parallel)
+    body += [f"        if not np.isfinite({v}):\n            g{k} += 1"
+             for k, (v, _) in enumerate(spec.guards)]
+    init = "".join(f"    g{k} = 0\n" for k in range(len(spec.guards)))
+    verdict = " and ".join(f"g{k} == 0" if want else f"g{k} > 0"
+                           for k, (_, want) in enumerate(spec.guards)) or "True"
     first = next(n for n in spec.names if n not in spec.scalars)
     params = ", ".join(spec.names + [o for o, _ in spec.outs])
     return (f"def fused({params}):\n{init}"
@@ -228,7 +230,7 @@ def _build(run, needed_after, shape):
     kernel (exactly: every element finite), which returns one flag."""
     spec = kernel_spec(run, needed_after)
     out_slots = [s for op in run for s in op[3] if s in needed_after]
-    parallel = int(np.prod(shape)) >= PARALLEL_SIZE and not spec.guards
+    parallel = int(np.prod(shape)) >= PARALLEL_SIZE
     kern = _load(cpu_source(spec, parallel), "fused", parallel)
     return (_Fused(kern, shape, len(spec.outs), spec), tuple(spec.args), {}, tuple(out_slots),
             True, ())
