@@ -227,17 +227,51 @@ def _helper(m, x):
     return m(x)
 
 
-def test_guard_branch_outcome_falls_back_to_eager():
+def test_guard_branch_outcome():
     def f(x):
-        if x[0] > 0:
+        if x[0] > 0:                            # one boolean read: a guard on it
             return np.sum(x ** 2)
         return np.sum(x ** 3)
 
     g = da.grad(f)
     j = da.jit(g)
-    _same(j(np.array([1.0, 2.0])), g(np.array([1.0, 2.0])))
-    _same(j(np.array([-1.0, 2.0])), g(np.array([-1.0, 2.0])))
+    for v in ([1.0, 2.0], [-1.0, 2.0], [3.0, 1.0], [-2.0, 5.0]):
+        _same(j(np.array(v)), g(np.array(v)))
+    assert j.stats["records"] == 2 and j.stats["replays"] == 2
+
+
+def test_where_condition_is_recorded_not_read():
+    relu = lambda x: np.sum(np.where(x > 0, x, 0.01 * x) ** 2)
+    v = np.cos(np.arange(40.0))
+    for fn in (da.grad(relu), lambda x: da.hvp(relu, (x,), (v,))):
+        j = da.jit(fn)
+        for lo in (-1.0, -3.0, 0.5):
+            x = np.linspace(lo, lo + 2.5, 40)
+            _same(j(x), fn(x))
+        assert j.stats["records"] == 1 and j.stats["replays"] == 2
+
+
+def test_large_value_read_runs_eagerly():
+    def f(x):
+        return np.sum(x[np.nonzero(x > 0)] ** 2)   # the indices of 40 values
+
+    g = da.grad(f)
+    j = da.jit(g)
+    for lo in (-1.0, 0.5):
+        x = np.linspace(lo, lo + 2.5, 40)
+        _same(j(x), g(x))
     assert j.reasons and j.stats["replays"] == 0
+
+
+def test_value_guards_that_keep_failing_go_eager():
+    def f(x):
+        return x * 2.0 if float(np.sum(x)) > 0 else x   # a scalar read each call
+
+    j = da.jit(lambda x: f(x))
+    for k in range(jitmod.MAX_MISSES + 4):
+        x = np.full(3, float(k + 1))
+        _same(j(x), f(x))
+    assert j.stats["eager"] >= 1
 
 
 def test_guard_shape_and_dtype():

@@ -32,6 +32,21 @@ def _peek(x):
     return x
 
 
+def staging_bottom(x):
+    """The recorded value under ``x`` when the bottom of ``x`` is a value
+    being recorded (an observing tracer whose level can record plain
+    functions: ``da.jit``'s staging level), else None. Not a read.
+
+    >>> staging_bottom(1.0) is None
+    True
+    """
+    while hasattr(x, "_level"):
+        if x._observing:
+            return x if getattr(x._level, "stage_call", None) is not None else None
+        x = x.primal
+    return None
+
+
 def value_type(x) -> type:
     """The Python type of the innermost value (``float``, ``np.float64``,
     ``np.ndarray``...), without reading it.

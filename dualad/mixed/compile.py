@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.backend import finite_value
-from dualad.mixed.replay import _finite
+from dualad.mixed.replay import ValueGuard, _finite
 
 __all__ = ["compile_program", "program_parts"]
 
@@ -96,7 +96,10 @@ def compile_program(rep, ops=None) -> Callable:
     lines.append(f"def run({args}):")
 
     def guard(slot, expected):
-        if expected:
+        if expected.__class__ is ValueGuard:
+            ns[f"g{slot}"] = expected
+            lines.append(f"    if not g{slot}.holds(v{slot}): return None")
+        elif expected:
             lines.append(f"    if not _finite(v{slot}): return None")
         else:
             lines.append(f"    if _all_finite(v{slot}): return None")

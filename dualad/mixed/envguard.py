@@ -20,8 +20,10 @@ only the closure cells of its functions are followed (that is how
 ``da.grad(f)`` reaches ``f``).
 
 >>> import numpy as np
+>>> def scaled(c):
+...     return lambda x: c * x
 >>> c = np.ones(2)
->>> guards = environment_guards(lambda x: c * x)
+>>> guards = environment_guards(scaled(c))
 >>> all(g() for g in guards)
 True
 >>> c[0] = 2.0

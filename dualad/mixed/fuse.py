@@ -79,8 +79,10 @@ def _expression(impl, params, operands) -> str | None:
 
 
 def _fusable(op, meta) -> bool:
-    impl, spec, params, slots, multi, _ = op
+    impl, spec, params, slots, multi, guards = op
     if multi or (impl not in _EXPR and impl is not _power):
+        return False
+    if any(type(want) is not bool for _, want in guards):     # a value guard
         return False
     shape, dtype = meta[slots[0]]
     if dtype != np.float64 or not shape or int(np.prod(shape)) < MIN_SIZE:

@@ -26,10 +26,14 @@ unchanged; the checks are:
   functions, modules and other objects by identity. A failed guard re-records.
 * **value guards inside the program**: the finiteness tests of the 0*inf
   guards (``safe_mul``) are re-checked where they were made; a changed answer
-  runs the function eagerly and records the new path.
-* **branches**: any other read of a traced value (``if x > 0``, ``float(x)``,
-  ``np.nonzero(x)``) makes the recording *impure*; that signature then always
-  runs eagerly (``jitted.reasons`` says why). Eager is always right.
+  records the new path (up to :data:`MAX_VARIANTS` programs per signature).
+* **branches**: comparisons and other derivative-free functions are recorded
+  (``np.where(x > 0, a, b)`` needs no guard); a read of a small traced value
+  (``if x[0] > 0:`` reads one boolean) becomes a guard on that exact value
+  (a changed outcome records the other path); a read of a larger one
+  (``np.nonzero(x)``) makes the recording *impure*: that signature runs
+  eagerly (``jitted.reasons`` says why), as does one whose program guards
+  failed more than :data:`MAX_MISSES` times. Eager is always right.
 
 What is not replayed: Python side effects (``print``, appending to a list,
 counters) happen on the recording call only, as in ``jax.jit``. A mutable
@@ -73,6 +77,7 @@ __all__ = ["jit", "Jitted", "MAX_SIGNATURES", "MAX_VARIANTS"]
 
 MAX_SIGNATURES = 64     # signatures remembered per jitted function (LRU)
 MAX_VARIANTS = 4        # programs per signature (finiteness-guard variants)
+MAX_MISSES = 8          # program-guard failures before a signature runs eagerly
 
 _FLOAT_SCALARS = (float, complex, np.floating, np.complexfloating)
 
@@ -81,10 +86,11 @@ class _Entry:
     """What one signature remembers: the environment guards, the programs
     recorded for it (``None``: impure, run eagerly), and the output tree."""
 
-    __slots__ = ("guards", "programs", "out_tree", "reason")
+    __slots__ = ("guards", "programs", "out_tree", "reason", "misses")
 
     def __init__(self, guards):
         self.guards = guards
+        self.misses = 0
         self.programs: list | None = []
         self.out_tree = None
         self.reason: str | None = None
@@ -173,6 +179,15 @@ class Jitted:
             self.stats["guard_misses"] += 1
             if entry.guards is None or not _guards_hold(entry.guards):
                 entry = None                    # the environment changed: start over
+            else:
+                entry.misses += 1
+                if entry.misses > MAX_MISSES:   # value guards that keep failing
+                    entry.programs = None
+                    entry.reason = (f"{MAX_MISSES} program guards failed for one signature "
+                                    "(values read while recording keep changing); runs eagerly")
+                    self.reasons.append(entry.reason)
+                    self.stats["eager"] += 1
+                    return self.fn(*args, **kwargs)
         if entry is None:
             entry = _Entry(environment_guards(self.fn))
             self.cache.put(key, entry)

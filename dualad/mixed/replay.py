@@ -28,10 +28,17 @@ exactly three ways:
    replay (a failed guard makes ``Replay.__call__`` return ``None`` and the
    caller runs the interpreted path, which is always right).
 3. **Everything else observes the value.** Any read of ``.primal`` (hence
-   ``peel``, ``bool(x)``, comparisons, ``argsort``, conversions...) calls
-   ``level.observe_read(tracer)``: the recording becomes *impure* and
-   :func:`record` returns ``None`` for the program (the sparsity level
-   marks its pattern *volatile*: valid at this point only).
+   ``peel``, ``bool(x)``, ``argsort``, conversions...) calls
+   ``level.observe_read(tracer)``. A value of at most
+   :data:`MAX_GUARDED_READ` elements (a branch's condition, a scalar)
+   becomes a :class:`ValueGuard`: the replay holds only where that value is
+   the same, so whatever was decided from it holds too. A larger one makes
+   the recording *impure* and :func:`record` returns ``None`` for the
+   program (the sparsity level marks its pattern *volatile*: valid at this
+   point only). Comparisons and the other derivative-free NumPy functions
+   (``x > 0``, ``np.sign``) are recorded as operations
+   (:meth:`StagingLevel.stage_call`, through ``dispatch``): ``if x > 0:``
+   reads only the one boolean, and ``np.where(x > 0, ...)`` reads nothing.
 
 Nothing else is trusted: no caller inspection, no list of "safe" functions.
 Adding a reader that needs only metadata means using an accessor of (1);
@@ -120,10 +127,17 @@ class StagingLevel(Level):
     # -- the contract's two hooks (see the module notes) -------------------
     def observe_finite(self, staged: Staged, ok: bool) -> None:
         """A finiteness test of a recorded value: kept as a replay guard."""
-        self.guards[staged.slot] = ok
+        if self.guards.get(staged.slot).__class__ is not ValueGuard:   # (that one implies it)
+            self.guards[staged.slot] = ok
 
     def observe_read(self, staged: Staged) -> None:
-        """Any other read of a recorded value: the program may not be reused."""
+        """Any other read of a recorded value: a small value (a branch's
+        condition, a scalar) becomes a guard on that exact value; a larger
+        one means the program may not be reused."""
+        v = staged._value
+        if type(v) in _GUARDABLE and getattr(v, "size", 1) <= MAX_GUARDED_READ:
+            self.guards[staged.slot] = ValueGuard(v)
+            return
         if self.impure is None:
             self.impure = (f"the value of slot {staged.slot} (shape "
                            f"{shape_of(staged._value)}) was read")
@@ -198,6 +212,42 @@ def refuse_recording(args) -> None:
             return
 
 
+MAX_GUARDED_READ = 16      # elements: a read of a larger value refuses the recording
+_GUARDABLE = frozenset((np.ndarray, np.bool_, np.float64, np.float32, np.int64, np.int32,
+                        np.intp, bool, int, float))
+
+
+class ValueGuard:
+    """A replay guard on the exact value a recording read (contract point 3
+    for small values): the replay holds only where the value is the same,
+    so whatever the reader decided from it holds too.
+
+    >>> ValueGuard(np.bool_(True)).holds(np.bool_(True)), ValueGuard(1.5).holds(2.0)
+    (True, False)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value.copy() if type(value) is np.ndarray else value
+
+    def holds(self, v) -> bool:
+        w = self.value
+        if type(v) is not type(w):
+            return False
+        if type(w) is np.ndarray:
+            return v.shape == w.shape and v.dtype == w.dtype and bool(
+                np.array_equal(v, w, equal_nan=w.dtype.kind in "fc"))
+        return bool(v == w) or (v != v and w != w)
+
+
+def _guard_holds(value, expected) -> bool:
+    """A replay guard: a ValueGuard, or the finiteness answer (a bool)."""
+    if expected.__class__ is ValueGuard:
+        return expected.holds(value)
+    return (_finite(value) if expected else finite_value(value)) == expected
+
+
 def _finite(v) -> bool:
     """``all_finite_value`` for the replay: a sum is finite only if every
     term is (an overflowing sum says "not finite": the caller then takes the
@@ -233,7 +283,7 @@ class Replay:
                                  f"{getattr(v, 'dtype', None)}, recorded for {sig}")
             env[slot] = v
         for slot, expected in self.entry:        # guards on the inputs themselves
-            if finite_value(env[slot]) != expected:
+            if not _guard_holds(env[slot], expected):
                 return None
         for impl, spec, params, slots, multi, guards in self.ops:
             out = impl(*[env[a] if a.__class__ is int else a.value for a in spec], **params)
@@ -243,8 +293,7 @@ class Replay:
             else:
                 env[slots[0]] = out
             for slot, expected in guards:
-                value = env[slot]
-                if (_finite(value) if expected else finite_value(value)) != expected:
+                if not _guard_holds(env[slot], expected):
                     return None
         return [env[o] if o.__class__ is int else o.value for o in self.outputs]
 
@@ -267,7 +316,7 @@ def record(fn: Callable, inputs: tuple) -> tuple:
     differ. Unused operations are dropped from the program.
 
     >>> import numpy as np
-    >>> out, rep = record(lambda x: x * x if x[0] > 0 else -x, (np.ones(2),))
+    >>> out, rep = record(lambda x: x[np.argsort(x)], (np.ones(20),))   # reads 20 values
     >>> rep is None
     True
     """

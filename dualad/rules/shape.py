@@ -204,7 +204,10 @@ where_p = defprimitive("where", lambda cond, x, y: namespace_of(x, y).where(cond
 
 @implements(np.where)
 def where(cond, x=None, y=None):
-    from dualad.core.backend import peel
+    from dualad.core.backend import peel, staging_bottom
     if x is None and y is None:
         return np.nonzero(peel(cond))
-    return where_p(peel(cond), x, y)
+    # The condition carries no derivative: its plain value, or, under a
+    # da.jit recording, the recorded condition (an input of the program).
+    recorded = staging_bottom(cond) if hasattr(cond, "_level") else None
+    return where_p(peel(cond) if recorded is None else recorded, x, y)
