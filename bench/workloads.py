@@ -295,10 +295,6 @@ def laplacian_fwd_fwd(params, pts):
     return lap
 
 
-def _first(x):
-    return x[0] if isinstance(x, (tuple, list)) else x
-
-
 def laplacian_hvp(params, pts):
     """sum_k (H e_k)[:, k] with da.hvp of the summed u."""
     import dualad as da
@@ -309,7 +305,7 @@ def laplacian_hvp(params, pts):
     lap = 0.0
     for k, t in enumerate(_unit_tangents(pts)):
         _, hv = da.hvp(total, (pts,), (t,))
-        lap = lap + _first(hv)[:, k]
+        lap = lap + hv[:, k]
     return lap
 
 
@@ -340,15 +336,11 @@ def laplacian_forward(params, pts):
 
 
 def laplacian_vmap_hessian(params, pts):
-    """trace of vmap(hessian) over the points. HOOK: needs ``da.vmap`` (issue
-    13 item 1, another branch); raises NotImplementedError until it exists,
-    which the suite records as a missing row."""
+    """trace of da.vmap(da.hessian) over the points: the dense 3x3 Hessian of
+    each point in one batched pass (forward over reverse), then np.trace."""
     import dualad as da
-    vmap = getattr(da, "vmap", None)
-    if vmap is None:
-        raise NotImplementedError("da.vmap is not on this branch")
     u1 = lambda x: pinn_u(params, x[None, :])[0]   # noqa: E731
-    return np.trace(vmap(da.hessian(u1))(pts), axis1=1, axis2=2)
+    return np.trace(da.vmap(da.hessian(u1))(pts), axis1=1, axis2=2)
 
 
 def laplacian_ref(params, pts):
@@ -409,7 +401,7 @@ def rosen_hessian_csr_dualad(x):
 
 def rosen_hvp_dualad(x, v):
     import dualad as da
-    return _first(da.hvp(rosenbrock, (x,), (v,))[1])
+    return da.hvp(rosenbrock, (x,), (v,))[1]
 
 
 def rosen_grad_ref(x):

@@ -38,6 +38,7 @@ _LAZY = {
     "Tensor": "dualad.reverse.tensor",
     "Parameter": "dualad.compat.nn",
     "Module": "dualad.compat.nn",
+    "vmap": "dualad.batching.api",
     "GradOperation": "dualad.compat.mindspore",
     "Jvp": "dualad.compat.mindspore",
     "Vjp": "dualad.compat.mindspore",

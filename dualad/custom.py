@@ -43,8 +43,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dualad.batching.rules import broadcasting_rule, register_rule
 from dualad.core.args import zeros_like
-from dualad.core.backend import is_float_value, peel
+from dualad.core.backend import is_float_value, peel, peel_keep_batch
 from dualad.core.levels import is_traced, level_of, new_level
 from dualad.core.registry import bind, defprimitive, shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
@@ -75,6 +76,13 @@ def _fit(t, like, lead: tuple = ()):
         return Zero
     shape = lead + shape_of(like)
     return t if shape_of(t) == shape else np.broadcast_to(t, shape)
+
+
+def _broadcasts(shape: tuple, to: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, to) == to
+    except ValueError:
+        return False
 
 
 def _per_direction(one: Callable, ts: list, likes: list, outs: list, lead: tuple) -> list:
@@ -205,8 +213,10 @@ class custom_jvp(_CustomBase):
             raise TypeError(f"no JVP rule defined for custom_jvp function {self.__name__}; "
                             "define one with @f.defjvp")
 
-    def _tangent_out(self, in_td, primals, ts, n_out: int) -> list:
-        """The rule's output tangents (leaves, Zero where None) for unbatched ``ts``."""
+    def _tangent_out(self, in_td, primals, ts, outs: list) -> list:
+        """The rule's output tangents (leaves, Zero where None) for unbatched
+        ``ts``, each checked to broadcast to its output's shape."""
+        n_out = len(outs)
         targs = [zeros_like(p) if t is Zero else t for p, t in zip(primals, ts)]
         res = self.jvp_rule(tree_unflatten(in_td, list(primals)), tree_unflatten(in_td, targs))
         if not isinstance(res, (tuple, list)) or len(res) != 2:
@@ -215,6 +225,14 @@ class custom_jvp(_CustomBase):
         if len(leaves) != n_out:
             raise ValueError(f"the JVP rule of {self.__name__} returned {len(leaves)} tangent "
                              f"leaves for {n_out} outputs")
+        for k, (t, o) in enumerate(zip(leaves, outs)):
+            ts_, os_ = shape_of(t), shape_of(o)
+            if t is not None and ts_ != os_ and not _broadcasts(ts_, os_):
+                which = "" if n_out == 1 else f" {k}"
+                raise ValueError(
+                    f"the JVP rule {getattr(self.jvp_rule, '__qualname__', 'rule')} of "
+                    f"{self.__name__} returned a tangent{which} of shape {ts_} for an output "
+                    f"of shape {os_}; tangent_out must have the output's shape")
         return leaves
 
     def _make_prim(self, in_td, out_td):
@@ -229,7 +247,7 @@ class custom_jvp(_CustomBase):
                 return Zero if n_out == 1 else (Zero,) * n_out
 
             def one(ts):
-                got = self._tangent_out(in_td, primals, ts, n_out)
+                got = self._tangent_out(in_td, primals, ts, outs)
                 return [_fit(t, o) for t, o in zip(got, outs)]
 
             lead = _lead_shape(tangents, primals)
@@ -261,9 +279,11 @@ class custom_jvp(_CustomBase):
                 for i, t in zip(diff, ts):
                     full[i] = t
                 return [None if t is Zero else t
-                        for t in self._tangent_out(in_td, primals, full, n_out)]
+                        for t in self._tangent_out(in_td, primals, full, outs)]
 
-            _, _, pull = trace_vjp(linear, [zeros_like(primals[i]) for i in diff])
+            # linear's None leaves are Zero tangents: no output check
+            _, _, pull = trace_vjp(linear, [zeros_like(primals[i]) for i in diff],
+                                   check_out=False)
             lead = _lead_shape(cts, outs)
             if len(lead) > 1:       # the tape takes one batch axis: fold the rest in
                 m = math.prod(lead)
@@ -399,6 +419,8 @@ stop_gradient_p = defprimitive("stop_gradient", lambda x: x,
                                jvp=lambda primals, tangents, out: Zero,
                                vjp=lambda ct, primals, out, needs: (Zero,),
                                taylor=_stop_taylor)
+# Per example and elementwise: under vmap it acts on the batched value as is.
+register_rule(stop_gradient_p, broadcasting_rule)
 
 
 def stop_gradient(x):
@@ -411,4 +433,4 @@ def stop_gradient(x):
     """
     # Binding runs the primitive's zero rules at each level; the tape still
     # wraps the result in a (dead) node, so peel it to the plain value.
-    return tree_map(lambda v: peel(stop_gradient_p(v)) if is_traced(v) else v, x)
+    return tree_map(lambda v: peel_keep_batch(stop_gradient_p(v)) if is_traced(v) else v, x)

@@ -96,7 +96,8 @@ def test_w4_hessian(mode):
 
 
 @pytest.mark.parametrize("variant", ["laplacian_fwd_rev", "laplacian_fwd_fwd", "laplacian_hvp",
-                                     "laplacian_hyperdual", "laplacian_dual_batch_grad"])
+                                     "laplacian_hyperdual", "laplacian_dual_batch_grad",
+                                     "laplacian_forward", "laplacian_vmap_hessian"])
 def test_w5_laplacian(variant):
     params, pts = wl.w5_data((3, 6, 5, 1), n_points=7)
     ref = wl.laplacian_ref(params, pts)

@@ -94,11 +94,11 @@ def test_batched_hvp_in_chunks_with_progress(capsys, monkeypatch):
     v = np.random.default_rng(1).normal(size=(7, 30))
     g, hv = da.hvp(energy, (X,), (v,), chunk=3, progress=True)
     h = da.hessian(energy, mode="fwd-rev")(X)
-    np.testing.assert_allclose(hv[0], v @ h, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g[0], da.grad(energy)(X), rtol=1e-14)
+    np.testing.assert_allclose(hv, v @ h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g, da.grad(energy)(X), rtol=1e-14)
     assert "hvp: 3/3 chunks" in capsys.readouterr().err
-    single = da.hvp(energy, (X,), (v[2],))[1][0]
-    np.testing.assert_allclose(hv[0][2], single, rtol=1e-13)
+    single = da.hvp(energy, (X,), (v[2],))[1]
+    np.testing.assert_allclose(hv[2], single, rtol=1e-13)
 
 
 def test_batched_hvp_several_primals_and_errors():
@@ -138,8 +138,8 @@ def _all_paths(ex):
          lambda: da.jacobian(band_map, mode="rev", chunk=8, executor=ex)(X)),
         ("jacobian sparse rev", lambda: da.jacobian(lambda x: x * np.sum(x), mode="sparse")(X),
          lambda: da.jacobian(lambda x: x * np.sum(x), mode="sparse", chunk=1, executor=ex)(X)),
-        ("hvp", lambda: da.hvp(closure, (X,), (np.eye(30)[:9],), chunk=4)[1][0],
-         lambda: da.hvp(closure, (X,), (np.eye(30)[:9],), chunk=4, executor=ex)[1][0]),
+        ("hvp", lambda: da.hvp(closure, (X,), (np.eye(30)[:9],), chunk=4)[1],
+         lambda: da.hvp(closure, (X,), (np.eye(30)[:9],), chunk=4, executor=ex)[1]),
     ]:
         out.append((name, local(), remote()))
     return out

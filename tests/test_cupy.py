@@ -94,7 +94,7 @@ def test_batched_hvp_and_forward_values_on_gpu(cp):
     f = lambda x: np.sum(np.sin(x) * x ** 2)
     x = np.linspace(-1, 1, 6)
     g, hv = da.hvp(f, (cp.asarray(x),), (cp.asarray(np.eye(6)),))
-    np.testing.assert_allclose(hv[0].get(), da.hessian(f)(x), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hv.get(), da.hessian(f)(x), rtol=1e-12, atol=1e-14)
     hd = da.forward.HyperDual(cp.asarray(0.3), cp.asarray(1.0), cp.asarray(1.0),
                               cp.asarray(0.0))
     y = np.sin(hd)
@@ -113,3 +113,15 @@ def test_forward_over_reverse_through_linear_transposes_on_gpu(cp):
                                rtol=1e-10, atol=1e-10)
     h_auto = da.hessian(flat_lj)(cp.asarray(x))
     np.testing.assert_allclose(h_auto.get(), h_gpu.get(), rtol=1e-10, atol=1e-10)
+
+
+def test_vmap_grad_and_batched_jvp_on_gpu(cp):
+    w = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    f = lambda x: np.sum(np.tanh(x @ cp.asarray(w)) ** 2) + np.max(x)
+    xs = np.random.default_rng(0).normal(size=(6, 3))
+    got = da.vmap(da.grad(f))(cp.asarray(xs))
+    assert isinstance(got, cp.ndarray)
+    want = np.stack([da.grad(f)(cp.asarray(x)).get() for x in xs])
+    np.testing.assert_allclose(got.get(), want, rtol=1e-12)
+    _, t = da.jvp(np.sin, (cp.asarray(xs[0]),), (cp.asarray(np.eye(3)),), batched=True)
+    np.testing.assert_allclose(t.get(), np.diag(np.cos(xs[0])), rtol=1e-14)

@@ -176,7 +176,7 @@ def test_vjp_called_twice():
 def test_vjp_batched_cotangents():
     _, pull = da.vjp(lambda x: np.exp(x) * x, X)
     cts = np.stack([np.eye(3)[0], np.eye(3)[2], np.ones(3)])
-    (gb,) = pull(cts)
+    (gb,) = pull(cts, batched=True)
     assert gb.shape == (3, 3)
     d = np.exp(X) * (1 + X)
     np.testing.assert_allclose(gb, cts * d)

@@ -132,15 +132,17 @@ ALLOWED: dict[str, set[str]] = {
     "reverse": {"core", "forward"},
     "batching": {"core", "rules", "forward"},
     "structured": {"core", "rules", "forward", "reverse"},
-    "custom": {"core", "forward", "reverse"},
+    "custom": {"core", "forward", "reverse", "batching"},
     "testing": {"core", "forward", "reverse"},
     # mixed/ may load the whole package in a fresh executor worker ("root").
     "mixed": {"core", "rules", "kernels", "forward", "reverse", "batching", "structured",
               "custom", "root"},
-    "physics": {"core", "rules", "forward", "reverse", "structured", "mixed"},
+    "physics": set(),          # plain NumPy energies: usable with any transform
+
     "compat": {"core", "forward", "reverse", "mixed", "custom"},
-    "optimize": {"core", "forward", "reverse", "mixed"},
-    "ase": {"core", "forward", "reverse", "mixed", "physics"},
+    # Integrations sit on top and use the public API (``import dualad as da``).
+    "optimize": {"core", "forward", "reverse", "mixed", "root"},
+    "ase": {"core", "forward", "reverse", "mixed", "physics", "root"},
     "amp": {"compat"},
     "autograd": {"reverse"},
     "root": None,              # dualad/__init__.py: the public names, may import all

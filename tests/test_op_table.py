@@ -196,6 +196,11 @@ ROWS: list[OpSpec] = [
     op("clip(x, lo, hi) traced bounds", np.clip,
        {"vector": [(5,), (5,), (5,)], "broadcast": [(3, 4), (4,), ()]},
        CLIPPABLE, U(-0.55, -0.45), U(0.45, 0.55)),
+    # mod: |x / y - k - 1/2| < 0.33 for every sample, away from the jumps
+    op("remainder", np.remainder, BI, GRID(0.5), S(0.95, 1.05)),
+    op("x % y", lambda x, y: x % y, BI, GRID(0.5), S(0.95, 1.05)),
+    op("2.5 % y", lambda y: 2.5 % y, UN, S(0.7, 0.8)),
+    op("fmod", np.fmod, BI, GRID(0.5), S(0.95, 1.05)),
     op("astype(float64)", lambda x: x.astype(np.float64) * 1.0, UN),
     # -- reductions --------------------------------------------------------------
     op("sum", np.sum, SVMT),
@@ -462,6 +467,110 @@ def _svd_invariant(a):
     u, s, vt = LA.svd(a, full_matrices=False)
     return u ** 2, s, vt ** 2
 
+
+# -- complex values (real inputs, complex intermediates; h11b) -----------------
+ROWS += [
+    op("real(exp(1j x))", lambda x: np.real(np.exp(1j * x)), UN),
+    op("imag(x * (1 + 2j))**2", lambda x: np.imag(x * (1.0 + 2.0j)) ** 2, UN),
+    op("conj(z) * z", lambda x, y: np.real(np.conj(x + 1j * y) * (x + 1j * y) ** 2), BI),
+    op("abs/angle of complex", lambda x, y: np.abs(x + 1j * y) * np.angle(x + 1j * y),
+       BI, S(0.3, 2.0)),
+    op("z.real, z.imag, z.conj()", lambda x: (x * 1j + x * x).conj().imag
+       + (x * (2 - 1j)).real, UN),
+    op("astype(complex) -> real", lambda x: np.real(x.astype(np.complex128) * (1 + 1j)), UN),
+    op("norm/var of complex", lambda x, y: np.linalg.norm(x + 1j * y) + np.var(x * y + 1j * x),
+       {"vector": [(5,), (5,)], "matrix": [(3, 4), (3, 4)]}),
+]
+
+# -- numpy.fft (h11b): real-valued views of the complex results ---------------
+FFT = np.fft
+ROWS += [
+    op("fft (real, imag)", lambda x, y: (FFT.fft(x + 1j * y).real, FFT.fft(x * y).imag),
+       {k: v for k, v in BI.items() if k != "scalar"}),
+    op("ifft(n=6, norm='ortho')", lambda x: np.abs(FFT.ifft(x, n=6, norm="ortho")), VMT),
+    op("fft2 / ifft2", lambda x, y: np.real(FFT.fft2(x + 1j * y) * FFT.ifft2(x * y)),
+       {"matrix": [(3, 4), (3, 4)], "tensor3": [(2, 3, 4), (2, 3, 4)]}),
+    op("fftn(s, axes) / ifftn", lambda x: np.imag(FFT.fftn(x, s=(3, 2), axes=(0, -1))
+                                                  + FFT.ifftn(x * x)[:3, ..., :2]),
+       {"matrix": [(3, 4)], "tensor3": [(3, 2, 4)]}),
+    op("rfft / irfft", lambda x: FFT.irfft(FFT.rfft(x) * (1 + 0.5j) + 1j), VMT),
+    op("irfft(n=5, norm='forward')", lambda x, y: FFT.irfft(x + 1j * y, n=5, norm="forward"),
+       {"vector": [(4,), (4,)], "matrix": [(3, 4), (3, 4)]}),
+    op("rfft2 / irfft2", lambda x: FFT.irfft2(FFT.rfft2(x) ** 2, s=(3, 5)), MT),
+    op("rfftn / irfftn(axes)", lambda x: FFT.irfftn(FFT.rfftn(x, axes=(0,)) * 1j, axes=(0,)),
+       MT),
+    op("fftshift / ifftshift", lambda x: FFT.fftshift(x) * FFT.ifftshift(x * x, axes=-1), VMT),
+]
+
+# -- more NumPy functions as compositions (h11b, dualad/rules/misc.py) ----------
+_XP = np.linspace(-1.2, 1.2, 5)
+ROWS += [
+    op("rad2deg/degrees/deg2rad/radians",
+       lambda x: np.rad2deg(x) + np.degrees(x * x) + np.deg2rad(x) * np.radians(x), UN),
+    op("fabs", np.fabs, UN, S(0.2, 2.0)),
+    op("sinc", np.sinc, UN, U(-1.5, 1.5)),
+    op("sinc near 0", lambda x: np.sinc(x * 1e-4), UN),
+    op("logaddexp2", np.logaddexp2, BI),
+    op("linspace(traced ends)", lambda a, b: np.linspace(a, b, 5, axis=-1),
+       {"scalar": [(), ()], "vector": [(3,), (3,)]}),
+    op("linspace(endpoint=False, retstep)", lambda a, b: np.linspace(a, b, 4, False, True),
+       {"scalar": [(), ()]}),
+    op("gradient", np.gradient, {"vector": [(6,)], "matrix": [(3, 4)]}),
+    op("gradient(h, edge_order=2, axis)", lambda f: np.gradient(f, 0.3, axis=-1, edge_order=2),
+       VMT),
+    op("nan_to_num", lambda x: np.nan_to_num(np.where(x > 0, x, np.nan) * 2.0, nan=-1.0), UN,
+       S(0.5, 2.0)),
+    op("pad(constant)", lambda x: np.pad(x, ((1, 2),) * x.ndim, constant_values=1.5), VMT),
+    op("pad(edge/reflect/symmetric/wrap)", lambda x: (
+        np.pad(x, 2, mode="edge"), np.pad(x, (1, 2), mode="reflect"),
+        np.pad(x, 3, mode="symmetric"), np.pad(x, (4, 1), mode="wrap")), VMT),
+    op("partition", lambda x: np.partition(x, 1, axis=-1), VMT, D),
+    op("rollaxis", lambda x: np.rollaxis(x, 2, 0), {"tensor3": [(2, 3, 4)]}),
+    op("select", lambda x, y: np.select([x > 0.5, x < 0], [x * y, y * y], default=x),
+       {"vector": [(5,), (5,)], "matrix": [(3, 4), (3, 4)]}, S(0.1, 1.0)),
+    op("interp(x, xp, fp)", lambda x, fp: np.interp(x, _XP, fp),
+       {"vector": [(4,), (5,)]}, U(-1.5, 1.5), N),
+    op("polyval(p, x)", np.polyval, {"vector": [(3,), (4,)], "matrix": [(4,), (2, 3)]}),
+    op("piecewise", lambda x: np.piecewise(x, [x < 0, x > 0.5], [np.sin, lambda v: v * v, 0.5]),
+       UN, S(0.1, 1.0)),
+    op("meshgrid", lambda x, y: np.meshgrid(x, y), {"vector": [(3,), (4,)]}),
+    op("eig / eigvals (real and complex spectra)", lambda a: _eig_views(a),
+       {"real-spectrum": [(3, 3)], "batched": [(2, 3, 3)]}, SYM),
+    op("eig (complex pairs)", lambda a: _eig_views(a), {"matrix": [(3, 3)], "4x4": [(4, 4)]}),
+]
+
+# -- scipy.special (h11b; registered lazily, checked here when SciPy exists) --
+try:
+    import scipy.special as _sc
+except ImportError:                                   # pragma: no cover
+    _sc = None
+if _sc is not None:
+    _P01 = U(0.1, 0.9)
+    ROWS += [
+        op("scipy erf/erfc/ndtr/expit", lambda x: (_sc.erf(x), _sc.erfc(x), _sc.ndtr(x),
+                                                   _sc.expit(x)), UN),
+        op("scipy erfinv/erfcinv/ndtri/logit", lambda u: (
+            _sc.erfinv(u), _sc.erfcinv(u), _sc.ndtri(u), _sc.logit(u)), UN, _P01),
+        op("scipy gammaln/digamma/gamma", lambda x: (_sc.gammaln(x), _sc.digamma(x),
+                                                     _sc.gamma(x)), UN, POS),
+        op("scipy log_ndtr", _sc.log_ndtr, UN, U(-4.0, 2.0)),
+        op("scipy xlogy/xlog1py/betaln", lambda x, y: (_sc.xlogy(x, y), _sc.xlog1py(x, y),
+                                                       _sc.betaln(x, y)), BI, POS),
+        op("scipy i0/i0e/i1/i1e/j0/j1", lambda x: (_sc.i0(x), _sc.i0e(x), _sc.i1(x),
+                                                   _sc.i1e(x), _sc.j0(x), _sc.j1(x)), UN,
+           S(0.2, 2.0)),
+        op("scipy y0/y1/jv/yv/iv/kv/ive/kve", lambda x: (
+            _sc.y0(x), _sc.y1(x), _sc.jv(1.5, x), _sc.yv(0.5, x), _sc.iv(2.0, x),
+            _sc.kv(0.5, x), _sc.ive(1.0, x), _sc.kve(1.0, x)), UN, POS),
+        op("scipy zeta(s, q)", lambda q: _sc.zeta(3.0, q), UN, POS),
+    ]
+
+
+def _eig_views(a):
+    # Real-valued views of both outputs (complex when the spectrum is).
+    w, v = np.linalg.eig(a)
+    c = np.linspace(0.5, 1.5, w.shape[-1]) * (1 - 0.5j)
+    return np.real(w * c) + np.imag(np.linalg.eigvals(a)) ** 2, np.real(v * c) + np.imag(v) ** 2
 
 CASES = [(spec, fam) for spec in ROWS for fam in spec.families]
 IDS = [f"{spec.name}[{fam}]" for spec, fam in CASES]

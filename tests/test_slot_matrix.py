@@ -49,20 +49,26 @@ broadcast_to  transpose  linear       rule          rule         -       L
 cbrt          partials   rule         elementwise   elementwise  -       EOS
 cholesky      jvp+vjp    jvp          conservative  dense        -       -
 concatenate   jvp+vjp    rule         rule          rule         -       -
+conj          transpose  linear       linear        dense        -       L
 cos           partials   rule         elementwise   elementwise  fused   E
 cosh          partials   rule         elementwise   elementwise  -       E
 cumsum        transpose  linear       rule          dense        -       L
 det           jvp+vjp    jvp          conservative  dense        -       -
+eig           jvp+vjp    jvp          conservative  dense        -       2
 eigh          jvp+vjp    jvp          conservative  dense        -       2
 einsum        jvp+vjp    multilinear  rule          dense        -       M
 exp           partials   rule         elementwise   elementwise  -       EO
 exp2          partials   rule         elementwise   elementwise  -       EO
 expm1         partials   rule         elementwise   elementwise  -       EO
+fft           transpose  linear       linear        dense        -       L
 fmax          partials   generic      elementwise   elementwise  -       E
 fmin          partials   generic      elementwise   elementwise  -       E
+fmod          partials   generic      elementwise   elementwise  -       E
 getitem       transpose  linear       rule          rule         -       L
 hypot         partials   generic      elementwise   elementwise  -       EOS
+imag          transpose  linear       linear        dense        -       L
 inv           jvp+vjp    jvp          conservative  dense        -       -
+irfft         transpose  linear       linear        dense        -       L
 lane_shift    transpose  linear       rule          rule         -       L
 log           partials   rule         elementwise   elementwise  -       ES
 log10         partials   rule         elementwise   elementwise  -       ES
@@ -81,12 +87,15 @@ pow           partials   rule         elementwise   elementwise  -       EOS
 power         partials   rule         elementwise   elementwise  -       ES
 prod          jvp+vjp    jvp          rule          rule         -       -
 qr            jvp+vjp    jvp          conservative  dense        -       2
+real          transpose  linear       linear        dense        -       L
 reciprocal    partials   rule         elementwise   elementwise  -       EO
 reduce_max    jvp+vjp    jvp          rule          rule         -       -
 reduce_min    jvp+vjp    jvp          rule          rule         -       -
+remainder     partials   generic      elementwise   elementwise  -       E
 reshape       transpose  linear       rule          rule         -       L
 scatter_add   transpose  linear       rule          rule         -       L
 sin           partials   rule         elementwise   elementwise  fused   E
+sinc          partials   generic      elementwise   elementwise  -       E
 sinh          partials   rule         elementwise   elementwise  -       E
 slogdet       jvp+vjp    jvp          conservative  dense        -       2
 solve         jvp+vjp    jvp          conservative  dense        -       -
@@ -98,6 +107,7 @@ sum           transpose  linear       rule          rule         -       L
 svd           jvp+vjp    jvp          conservative  dense        -       3
 tan           partials   rule         elementwise   elementwise  -       EO
 tanh          partials   rule         elementwise   elementwise  -       EO
+to_complex    transpose  linear       linear        dense        -       L
 transpose     transpose  linear       rule          rule         -       L
 true_divide   partials   rule         elementwise   elementwise  -       EOS
 where         jvp+vjp    rule         rule          rule         -       -
@@ -133,8 +143,10 @@ TABLES = {
 
 def builtin_primitives() -> list[Primitive]:
     """The registered primitives, less those made by custom_jvp/custom_vjp
-    (named ``custom_jvp:...``) in other tests."""
-    return [p for n, p in sorted(registry.items()) if ":" not in n]
+    (named ``custom_jvp:...``) in other tests and the extension families
+    registered on first use (``scipy.special.erf``: see
+    :func:`test_extension_primitives_live_in_their_module`)."""
+    return [p for n, p in sorted(registry.items()) if ":" not in n and "." not in n]
 
 
 # ============================================================================
@@ -232,6 +244,27 @@ def test_every_primitive_is_bound_to_its_module_level_name() -> None:
                 bound[value.name] = value
     missing = [p.name for p in builtin_primitives() if bound.get(p.name) is not p]
     assert not missing, f"primitives not bound to a module-level <name>_p: {missing}"
+
+
+def test_extension_primitives_live_in_their_module() -> None:
+    """Primitives named ``scipy.special.*`` are made by
+    dualad.rules.scipy_special (registered when SciPy's ufuncs first meet a
+    traced value), each implementing that SciPy function."""
+    pytest.importorskip("scipy")
+    import scipy.special as sc
+
+    import dualad.rules.scipy_special  # noqa: F401
+    ext = [p for n, p in registry.items() if n.startswith("scipy.special.")]
+    assert ext
+    for p in ext:
+        public = getattr(sc, p.name.rsplit(".", 1)[1], None)
+        assert public is not None, p.name
+        x = np.array([1.3, 1.6])
+        nin = p.impl.nin if isinstance(p.impl, np.ufunc) else public.nin if isinstance(
+            public, np.ufunc) else 2
+        args = (x,) * nin
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(p.impl(*args), public(*args))
 
 
 def test_no_string_lookups_of_primitives() -> None:

@@ -168,7 +168,9 @@ def test_taylor_rejects_bad_coefficient_shapes():
 # ============================================================================
 def test_order_zero_and_argument_checks():
     assert float(derivative(np.sin, 0.5, order=0)) == math.sin(0.5)
-    assert float(derivative(np.exp, 1, order=2)) == pytest.approx(math.e, rel=1e-15)
+    assert float(derivative(np.exp, 1.0, order=2)) == pytest.approx(math.e, rel=1e-15)
+    with pytest.raises(TypeError, match="floating"):     # as grad: ints are refused
+        derivative(np.exp, 1, order=2)
     with pytest.raises(ValueError, match="order"):
         derivative(np.sin, 0.5, order=-1)
     with pytest.raises(ValueError, match="scalar"):

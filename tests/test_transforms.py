@@ -131,7 +131,8 @@ def test_hessian_inside_grad():
 @pytest.mark.parametrize("f,x", CASES, ids=["couple", "outer", "where", "bcast"])
 def test_hvp_matches_hessian(f, x):
     v = np.linspace(-1.0, 1.0, x.size).reshape(x.shape)
-    (g,), (hv,) = da.hvp(f, (x,), (v,))
+    g, hv = da.hvp(f, (x,), (v,))
+    assert isinstance(g, np.ndarray) and isinstance(hv, np.ndarray)
     close(g, da.grad(f)(x))
     H = da.hessian(f)(x).reshape(x.size, x.size)
     close(hv, (H @ v.reshape(-1)).reshape(x.shape))

@@ -53,8 +53,9 @@ def bind_weights(params: list, values) -> ExitStack:
 
 
 def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-                   *, argnums=None) -> Callable:
-    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``.
+                   *, argnums=None, holomorphic: bool = False) -> Callable:
+    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``
+    and ``holomorphic``.
 
     >>> import numpy as np, dualad as da
     >>> v, g = da.value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
@@ -67,7 +68,7 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         if grad_position is None:
             raise ValueError("grad_position and weights cannot both be None: "
                              "nothing to differentiate with respect to")
-        return rev.value_and_grad(fn, grad_position, has_aux)
+        return rev.value_and_grad(fn, grad_position, has_aux, holomorphic=holomorphic)
     params = weights_list(weights)
     if grad_position is not None:
         positions, tuple_pos = as_tuple_positions(grad_position)
@@ -87,7 +88,8 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
         # differentiating this Parameter (nested weights grads).
         current = [p._current() for p in params]
         diff = pos + tuple(range(n, n + len(params)))
-        value, grads = rev.value_and_grad(with_weights, diff, has_aux)(*args, *current)
+        value, grads = rev.value_and_grad(with_weights, diff, has_aux,
+                                          holomorphic=holomorphic)(*args, *current)
         grads_w = tuple(g if pr.requires_grad else zeros_like(g)
                         for g, pr in zip(grads[len(pos):], params))
         if grad_position is None:
@@ -99,7 +101,7 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
 
 
 def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
-         *, argnums=None) -> Callable:
+         *, argnums=None, holomorphic: bool = False) -> Callable:
     """Gradient of ``fn`` (non-scalar outputs are summed; a tuple output is the
     sum of its outputs unless ``has_aux``).
 
@@ -114,6 +116,10 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
 
     With ``has_aux=True`` it returns ``(grads, aux)`` with ``aux`` a tuple.
 
+    Complex values follow JAX: for a real-valued ``fn`` of ``z = x + iy`` the
+    result is ``df/dx - i df/dy``; a complex-valued ``fn`` raises unless
+    ``holomorphic=True`` (then the result is ``f'(z)``; inputs must be complex).
+
     >>> import numpy as np, dualad as da
     >>> float(da.grad(np.sin)(0.0))
     1.0
@@ -124,8 +130,8 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
         if grad_position is None:
             raise ValueError("grad_position and weights cannot both be None: "
                              "nothing to differentiate with respect to")
-        return rev.grad(fn, grad_position, has_aux)
-    vg = value_and_grad(fn, grad_position, weights, has_aux)
+        return rev.grad(fn, grad_position, has_aux, holomorphic=holomorphic)
+    vg = value_and_grad(fn, grad_position, weights, has_aux, holomorphic=holomorphic)
 
     def wrapper(*args):
         value, grads = vg(*args)

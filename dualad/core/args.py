@@ -6,10 +6,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.backend import check_differentiable, namespace_of, result_float_dtype
+from dualad.core.backend import (
+    check_differentiable,
+    is_float_value,
+    namespace_of,
+    peel,
+    result_float_dtype,
+)
 from dualad.core.levels import is_traced
 from dualad.core.registry import shape_of
-from dualad.core.tree import tree_leaves
+from dualad.core.tree import tree_flatten, tree_leaves
 from dualad.core.zero import Zero
 
 
@@ -39,6 +45,15 @@ def as_array(x):
     return x
 
 
+def check_chunk(chunk) -> None:
+    """``chunk`` (directions per batched pass) must be None or a positive int."""
+    if chunk is None:
+        return
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer (directions per pass) or None "
+                         f"for the default, got {chunk!r}")
+
+
 def check_tangent(primal, tangent, what: str = "tangent"):
     ps, ts = shape_of(primal), shape_of(tangent)
     if ps != ts:
@@ -61,6 +76,38 @@ def check_float_args(args, positions, names=None) -> None:
     for p in positions:
         for leaf in tree_leaves(args[p]):
             check_differentiable(leaf, names[p] if names else f"argument {p}")
+
+
+def _describe(leaf) -> str:
+    v = peel(leaf)
+    if v is None:
+        return "None (a missing `return`?)"
+    dtype = getattr(v, "dtype", None)
+    if dtype is not None:
+        return f"a {type(v).__name__} of dtype {dtype}"
+    return f"a value of type {type(v).__name__} ({v!r:.40})"
+
+
+def check_outputs(out) -> None:
+    """Raise ``TypeError`` unless every leaf of the output pytree is floating.
+
+    Every transform's output path calls this once: a forgotten ``return``
+    (None), a string, a generator, a bool or an integer would otherwise come
+    back as a silent zero derivative.
+
+    >>> check_outputs((np.ones(2), 1.0))
+    >>> check_outputs(None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TypeError: the differentiated function returned None (a missing `return`?); it must ...
+    """
+    leaves, _ = tree_flatten(out)
+    for leaf in leaves:
+        if not is_float_value(leaf):
+            what = _describe(leaf)
+            if leaf is not out:
+                what = f"a {type(out).__name__} containing {what}"
+            raise TypeError(f"the differentiated function returned {what}; it must "
+                            "return floating arrays (or a tuple/list/dict of them)")
 
 
 def identity_rows(x, start: int, stop: int):
@@ -139,6 +186,7 @@ def scalar_checked(fn: Callable, what: str) -> Callable:
     """
     def scalar_fn(*args, **kwargs):
         out = fn(*args, **kwargs)
+        check_outputs(out)
         if isinstance(out, (tuple, list, dict)):
             raise ValueError(f"{what} needs a scalar function; fn returned a "
                              f"{type(out).__name__}")
@@ -148,3 +196,55 @@ def scalar_checked(fn: Callable, what: str) -> Callable:
                              f"shape {shape}")
         return out
     return scalar_fn
+def batch_lead(primal_leaves, leaves, what: str, call: str) -> tuple:
+    """``(k,)``: the common leading batch axis of batched tangents/cotangents,
+    each shaped ``(k,) + primal.shape``; a ``ValueError`` naming both shapes
+    otherwise.
+
+    >>> batch_lead([np.zeros(2)], [np.zeros((5, 2))], "tangent", "jvp(..., batched=True)")
+    (5,)
+    """
+    ks = set()
+    for p, t in zip(primal_leaves, leaves):
+        ps, ts = shape_of(p), shape_of(t)
+        if len(ts) != len(ps) + 1 or ts[1:] != ps:
+            raise ValueError(f"batched {what} shape {ts} must be (k,) + its primal's shape "
+                             f"{ps} ({call})")
+        ks.add(ts[0])
+    if len(ks) > 1:
+        raise ValueError(f"batched {what}s must share one batch size k, got {sorted(ks)}")
+    return (ks.pop(),) if ks else (0,)
+
+
+def _is_complex_leaf(x) -> bool:
+    # From the dtype only (a traced value's dtype is no read of its value).
+    dtype = getattr(x, "dtype", None)
+    return dtype.kind == "c" if dtype is not None else isinstance(x, complex)
+
+
+def check_complex(what: str, holomorphic: bool, inputs=(), outputs=(),
+                  real_inputs: bool = False) -> None:
+    """JAX's rules for complex values in ``grad``/``jacrev``/``jacfwd``:
+    a complex output needs ``holomorphic=True`` (``jacfwd``: a complex input
+    too, ``real_inputs``), and ``holomorphic=True`` needs complex inputs."""
+    if holomorphic:
+        for x in tree_leaves(inputs):
+            if not _is_complex_leaf(x):
+                raise TypeError(f"{what}(holomorphic=True) requires complex inputs, got "
+                                f"{getattr(x, 'dtype', type(x).__name__)}")
+        return
+    which = "inputs" if real_inputs else "outputs"
+    for x in tree_leaves(inputs if real_inputs else outputs):
+        if _is_complex_leaf(x):
+            raise TypeError(
+                f"{what} requires real-valued {which}, got {x.dtype}. For a holomorphic "
+                f"function pass holomorphic=True; otherwise differentiate np.real/np.imag "
+                f"(or np.abs) of the result.")
+
+
+def real_part_for(ct, primal):
+    """The cotangent of a real primal is real: a complex cotangent reaching a
+    real input keeps its real part (the part that pairs with real tangents)."""
+    if _is_complex_leaf(ct) and not _is_complex_leaf(primal):
+        return np.real(ct)
+    return ct

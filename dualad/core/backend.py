@@ -68,6 +68,21 @@ def dtype_of(x):
     return dtype if dtype is not None else np.result_type(v)
 
 
+def peel_keep_batch(x):
+    """The value under ``x``'s derivative levels, stopping at a batched value
+    (a vmap's tracer): for data without a derivative (masks, comparisons,
+    indices), whose batch axis must stay known to the vmap.
+
+    >>> float(peel_keep_batch(2.0))
+    2.0
+    """
+    while hasattr(x, "_level"):
+        if getattr(x, "_batched", False):
+            return x
+        x = x.primal
+    return x
+
+
 def _is_cupy(x) -> bool:
     cp = sys.modules.get("cupy")
     return cp is not None and isinstance(x, cp.ndarray)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.backend import dtype_of, peel, staging_bottom
+from dualad.core.backend import dtype_of, peel, peel_keep_batch, staging_bottom
+from dualad.core.levels import LostDerivativeError
 from dualad.core.registry import Primitive, bind, provided, shape_of
 
 UFUNCS: dict = {}        # ufunc -> handler(*inputs, **kwargs)
@@ -25,6 +26,9 @@ REDUCERS: dict = {}      # (ufunc, method) -> handler(x, **kwargs), e.g. np.add.
 FUNCTIONS: dict = {}     # numpy function -> handler(*args, **kwargs)
 ARRAY_API: list = []     # [the array API namespace module], see core/array_api.py
 LIKE: dict = {}          # creation function -> handler(like, *args, **kwargs), for like=x
+# Callables ``loader(ufunc) -> bool`` that register rules for a ufunc from
+# another library (scipy.special) the first time one reaches a traced value.
+UFUNC_LOADERS: list = []
 
 
 def implements(*numpy_functions) -> Callable:
@@ -52,7 +56,14 @@ def _nondiff(fn):
         staged = staged_call(fn, args, kwargs)
         if staged is not None:
             return staged
-        return fn(*[peel(a) for a in args], **{k: peel(v) for k, v in kwargs.items()})
+        vals = [peel_keep_batch(a) for a in args]
+        top = None
+        for v in vals:
+            if getattr(v, "_batched", False) and (top is None or v._level.order > top.order):
+                top = v._level
+        if top is not None:
+            return top.nondiff(fn, vals, {k: peel(v) for k, v in kwargs.items()})
+        return fn(*vals, **{k: peel(v) for k, v in kwargs.items()})
     return call
 
 
@@ -87,7 +98,7 @@ def staged_call(fn, args, kwargs):
 def _compare(op, a, b):
     """A comparison of traced values: no derivative; recorded under da.jit."""
     staged = staged_call(op, (a, b), {})
-    return staged if staged is not None else op(peel(a), peel(b))
+    return staged if staged is not None else op(peel_keep_batch(a), peel_keep_batch(b))
 
 
 def register_nondiff(*functions) -> None:
@@ -97,9 +108,31 @@ def register_nondiff(*functions) -> None:
         (UFUNCS if isinstance(f, np.ufunc) else FUNCTIONS)[f] = _nondiff(f)
 
 
+def ufunc_name(ufunc) -> str:
+    """The public name of a ufunc: ``numpy.sin``, ``scipy.special.erf``."""
+    name = ufunc.__name__
+    if getattr(np, name, None) is ufunc:
+        return f"numpy.{name}"
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, name, None) is ufunc:
+        return f"scipy.special.{name}"
+    return name
+
+
+def _ufunc_handler(ufunc):
+    handler = UFUNCS.get(ufunc)
+    if handler is None:
+        for load in UFUNC_LOADERS:
+            if load(ufunc):
+                return UFUNCS.get(ufunc)
+    return handler
+
+
 def _unsupported(name: str) -> TypeError:
+    if "." not in name:
+        name = f"numpy.{name}"
     return TypeError(
-        f"dualad cannot differentiate numpy.{name}: it has no derivative rule. "
+        f"dualad cannot differentiate {name}: it has no derivative rule. "
         f"Write the computation with supported functions, or wrap it with "
         f"dualad.custom_jvp / dualad.custom_vjp to supply the rule.")
 
@@ -139,18 +172,22 @@ def _caller() -> str | None:
     return None
 
 
-def _lost(what: str) -> TypeError:
+def _lost(what: str, buffer: bool = False) -> TypeError:
     site = _caller()
     if site is not None and site.startswith(("math.", "cmath.")):
-        return TypeError(
+        return LostDerivativeError(
             f"{site}() on a traced value: {site.split('.')[0]} functions take Python floats "
             f"and would drop the derivative; use numpy.{site.split('.')[1]} instead.")
     if site is not None:
         what = f"{site} (through {what})"
-    return TypeError(
+    hint = (" Writing a traced value into a plain NumPy array (z = np.zeros(n); "
+            "z[i] = x[j]) does this too: allocate the buffer from a traced value "
+            "(z = np.zeros_like(x)), or collect the values in a list and np.stack "
+            "them.") if buffer else ""
+    return LostDerivativeError(
         f"{what} on a traced value would drop its derivative. Keep using NumPy "
         "functions on it (e.g. np.stack instead of np.array([...])), or cut it "
-        "explicitly with dualad.stop_gradient(x) first.")
+        f"explicitly with dualad.stop_gradient(x) first.{hint}")
 
 
 def _apply(ufunc, *inputs, **kwargs):
@@ -158,7 +195,9 @@ def _apply(ufunc, *inputs, **kwargs):
     convert them, and the rules need their shapes)."""
     handler = UFUNCS.get(ufunc)
     if handler is None:
-        raise _unsupported(ufunc.__name__)
+        handler = _ufunc_handler(ufunc)
+        if handler is None:
+            raise _unsupported(ufunc_name(ufunc))
     for a in inputs:
         if a.__class__ is list or a.__class__ is tuple:
             inputs = tuple(np.asarray(b) if b.__class__ in (list, tuple) else b for b in inputs)
@@ -241,7 +280,7 @@ class Tracer:
             return _apply(ufunc, *inputs, **kwargs)
         handler = REDUCERS.get((ufunc, method))
         if handler is None:
-            raise _unsupported(f"{ufunc.__name__}.{method}")
+            raise _unsupported(f"{ufunc_name(ufunc)}.{method}")
         return handler(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
@@ -251,17 +290,17 @@ class Tracer:
         if handler is None:
             mod = func.__module__ or "numpy"
             prefix = mod.replace("numpy", "", 1).lstrip(".")
-            raise _unsupported(f"{prefix + '.' if prefix else ''}{func.__name__}")
+            raise _unsupported(f"numpy.{prefix + '.' if prefix else ''}{func.__name__}")
         return handler(*args, **kwargs)
 
     def __array__(self, dtype=None, copy=None):
-        raise _lost("np.asarray()/np.array()")
+        raise _lost("np.asarray()/np.array()", buffer=True)
 
     def __float__(self):
-        raise _lost("float()")
+        raise _lost("float()", buffer=True)
 
     def __int__(self):
-        raise _lost("int()")
+        raise _lost("int()", buffer=True)
 
     def __complex__(self):
         raise _lost("complex()")
@@ -319,7 +358,11 @@ class Tracer:
 
     @property
     def real(self):
-        return self
+        return np.real(self)
+
+    @property
+    def imag(self):
+        return np.imag(self)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -332,7 +375,7 @@ class Tracer:
 
     def __bool__(self) -> bool:
         # Branching on a traced value follows the primal.
-        return bool(peel(self))
+        return bool(peel_keep_batch(self))
 
     __hash__ = object.__hash__
 
@@ -359,6 +402,7 @@ class Tracer:
     def __floordiv__(self, o): return np.floor_divide(self, o)
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
     def __mod__(self, o): return np.mod(self, o)
+    def __rmod__(self, o): return np.mod(o, self)
     def __lt__(self, o): return _compare(operator.lt, self, o)
     def __le__(self, o): return _compare(operator.le, self, o)
     def __gt__(self, o): return _compare(operator.gt, self, o)
@@ -384,7 +428,8 @@ class Tracer:
     def squeeze(self, axis=None): return np.squeeze(self, axis)
     def ravel(self): return np.ravel(self)
     def flatten(self): return np.ravel(self)
-    def conj(self): return self
+    def conj(self): return np.conjugate(self)
+    def conjugate(self): return np.conjugate(self)
     def copy(self, order="K"): return clone(self)
     def argmax(self, *a, **k): return np.argmax(self, *a, **k)
     def argmin(self, *a, **k): return np.argmin(self, *a, **k)
@@ -407,5 +452,7 @@ class Tracer:
     def astype(self, dtype, copy=True):
         dtype = np.dtype(dtype)
         if dtype.kind not in "fc":
-            return peel(self).astype(dtype)     # integer/bool views carry no derivative
+            return peel_keep_batch(self).astype(dtype)   # integer/bool views carry no derivative
+        if dtype.kind == "f" and self.dtype.kind == "c":
+            return np.real(self).astype(dtype)  # NumPy drops the imaginary part
         return provided.astype(self, dtype=dtype)

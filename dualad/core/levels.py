@@ -105,12 +105,17 @@ class new_level:
         stack.append(self.level)
         return self.level
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> bool:
         stack = active_levels()
         stack.pop()
         self.level.active = False
         if not stack and _outermost:
             _outermost[1]()
+        if exc_type is ValueError and isinstance(exc.__cause__, LostDerivativeError):
+            # NumPy turns the error of float(tracer) in `buffer[i] = tracer` into
+            # "setting an array element with a sequence" (a tracer has
+            # __getitem__); the reason and the fix are in ours.
+            raise exc.__cause__.with_traceback(tb) from None
         return False
 
 
@@ -121,6 +126,11 @@ _outermost: list = []
 
 def set_outermost_hooks(enter: Callable[[], None], exit: Callable[[], None]) -> None:
     _outermost[:] = [enter, exit]
+
+
+class LostDerivativeError(TypeError):
+    """A traced value was converted to a plain number or array (``float(x)``,
+    ``np.asarray(x)``, ``buffer[i] = x``): its derivative would be lost."""
 
 
 def persistent_level(key: str, make: Callable[[], Level]) -> Level:

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from dualad.core.backend import all_finite_value
 from dualad.core.levels import leaked
 from dualad.core.zero import Zero, add_any, safe_mul
@@ -130,6 +132,33 @@ def eval_with_partials(prim: Primitive, primals, params) -> tuple:
     return bind(prim, *primals, **params), None
 
 
+# the second-order hook: kernels/ installs ``hook(prim, x, g, lap, diag)``
+# giving ``(f(x), f'(x) g, f'(x) lap + f''(x) <g, g>)`` in one fused pass, or
+# None; the forward-Laplacian interpreter asks through eval_laplacian_update
+_laplacian_hook: list = [None]
+
+
+def install_laplacian_kernel(hook: Callable | None) -> None:
+    """Install (or remove, with ``None``) the fused forward-Laplacian update hook."""
+    _laplacian_hook[0] = hook
+
+
+def eval_laplacian_update(prim: Primitive, x, g, lap, diag: bool):
+    """``(y, g_y, lap_y)`` of a unary elementwise ``prim`` at ``x`` carrying
+    first derivatives ``g`` (``(d,) + x.shape``) and a Laplacian part ``lap``
+    (``x.shape``, or ``g``'s shape when ``diag``; ``Zero`` allowed) from one
+    fused kernel, or ``None`` (no kernel applies: use the rules).
+
+    >>> from dualad.rules.ufuncs import tanh_p
+    >>> eval_laplacian_update(tanh_p, 0.0, Zero, Zero, False) is None
+    True
+    """
+    hook = _laplacian_hook[0]
+    if hook is None:
+        return None
+    return hook(prim, x, g, lap, diag)
+
+
 def bind(prim: Primitive, *args, **params):
     """Run ``prim`` on ``args``: the highest traced level among them interprets it."""
     top = None
@@ -170,6 +199,8 @@ def align(t, in_ndim: int, out_ndim: int):
         return t
     shape = shape_of(t)
     lead = len(shape) - in_ndim
+    if not hasattr(t, "reshape"):     # a Python complex (np.float64 * 1j is one)
+        t = np.asarray(t)
     return t.reshape(shape[:lead] + (1,) * extra + shape[lead:])
 
 

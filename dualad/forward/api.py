@@ -11,13 +11,17 @@ from dualad.core.args import (
     as_result,
     as_tuple_positions,
     at_positions,
+    batch_lead,
+    check_chunk,
+    check_complex,
     check_float_args,
+    check_outputs,
     check_positions,
     check_tangent,
     identity_rows,
     materialize,
 )
-from dualad.core.backend import namespace_of, peel, result_float_dtype, value_type
+from dualad.core.backend import namespace_of, peel_keep_batch, result_float_dtype, value_type
 from dualad.core.levels import is_traced, level_of, lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.tree import tree_flatten, tree_map, tree_unflatten
@@ -69,19 +73,30 @@ def jvp_flat(fn: Callable, primals: tuple, tangents: tuple, lead_shape: tuple = 
             tl, _ = tree_flatten(t)
             args.append(tree_unflatten(td, [_open(level, a, b) for a, b in zip(pl, tl)]))
         out = fn(*args)
+        check_outputs(out)
         leaves, td = tree_flatten(out)
         pairs = [_close(level, o, lead_shape) for o in leaves]
     return (tree_unflatten(td, [as_result(p) for p, _ in pairs]),
             tree_unflatten(td, [as_result(t) for _, t in pairs]))
 
 
-def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
+def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False,
+        *, batched: bool = False):
     """Jacobian-vector product: ``(fn(*primals), J @ tangents)``.
+
+    ``batched=True``: every tangent has shape ``(k,) + primal.shape`` (k
+    directions at once, one pass) and each output tangent gets the leading k
+    axis. Without it a tangent must have exactly its primal's shape (the flag
+    removes the ambiguity when ``primal.shape[0] == k``).
 
     >>> import numpy as np, dualad as da
     >>> y, t = da.jvp(np.sin, (0.0,), (1.0,))
     >>> float(y), float(t)
     (0.0, 1.0)
+    >>> x = np.array([1.0, 2.0])
+    >>> da.jvp(lambda x: x * x, (x,), (np.eye(2),), batched=True)[1]
+    array([[2., 0.],
+           [0., 4.]])
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("jvp expects primals and tangents as tuples, e.g. jvp(f, (x,), (v,))")
@@ -91,7 +106,16 @@ def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
     if ptd != ttd:
         raise ValueError(f"primals and tangents must have the same structure: {ptd} vs {ttd}")
     check_float_args(primals, range(len(primals)))
+    lead = batch_lead(pl, tl, "tangent", "da.jvp(f, primals, tangents, batched=True)") \
+        if batched else ()
     for p, t in zip(pl, tl):
+        if batched:
+            continue
+        if shape_of(t) != shape_of(p) and shape_of(t)[1:] == shape_of(p):
+            raise ValueError(
+                f"tangent shape {shape_of(t)} does not match its primal's shape {shape_of(p)}; "
+                "for a batch of tangents with a leading axis, call "
+                "da.jvp(f, primals, tangents, batched=True)")
         check_tangent(p, t)
     tl = [_cast_like(t, p) for p, t in zip(pl, tl)]
     tangents = tree_unflatten(ttd, tl)
@@ -105,10 +129,11 @@ def jvp(fn: Callable, primals: tuple, tangents: tuple, has_aux: bool = False):
             aux_box.append(tuple(_strip(x) for x in res[1:]))
             return res[0]
 
-        out, tout = jvp_flat(fn_main, primals, tangents)
+        out, tout = jvp_flat(fn_main, primals, tangents, lead)
         aux = aux_box[0]
         return out, tout, aux[0] if len(aux) == 1 else aux
-    return jvp_flat(fn, primals, tangents)
+    return jvp_flat(fn, primals, tangents, lead)
+
 
 
 def _cast_like(t, p):
@@ -124,10 +149,11 @@ def _cast_like(t, p):
 
 def _strip(x):
     """Aux outputs: remove every tracer level opened by the transform."""
-    return tree_map(lambda v: peel(v) if is_traced(v) else v, x)
+    return tree_map(lambda v: peel_keep_batch(v) if is_traced(v) else v, x)
 
 
-def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
+def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None,
+           holomorphic: bool = False) -> Callable:
     """Jacobian by forward mode, ``out.shape + in.shape``, in ceil(n/chunk)
     vectorised passes (a batch of tangents per pass).
 
@@ -137,11 +163,13 @@ def jacfwd(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
            [0., 4.]])
     """
     positions, tuple_out = as_tuple_positions(argnums)
+    check_chunk(chunk)
 
     def jac(*args):
         check_positions(positions, len(args))
         check_float_args(args, positions)
         args = tuple(as_array(a) if i in positions else a for i, a in enumerate(args))
+        check_complex("jacfwd", holomorphic, [args[p] for p in positions], real_inputs=True)
         blocks = [_jac_one(fn, args, p, chunk) for p in positions]
         return tuple(blocks) if tuple_out else blocks[0]
 

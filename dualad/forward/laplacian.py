@@ -41,6 +41,7 @@ from dualad.core.registry import (
     _needs_guard,
     align,
     bind,
+    eval_laplacian_update,
     eval_with_partials,
     ndim_of,
     push_partials,
@@ -132,6 +133,11 @@ def _inner(gi, gj, diag: bool):
 # elementwise: partials and their derivatives (partials on Duals)
 # ----------------------------------------------------------------------------
 def _elementwise(level, prim, primals, grads, laps, traced, params):
+    if len(primals) == 1 and traced and not params:
+        # a fused kernel (kernels/ installs it) does the whole unary update
+        got = eval_laplacian_update(prim, primals[0], grads[0], laps[0], level.diag)
+        if got is not None:
+            return got
     out, parts = eval_with_partials(prim, primals, params)
     if parts is None:
         parts = prim.partials(out, *primals, **params)

@@ -30,7 +30,7 @@ from itertools import product
 
 import numpy as np
 
-from dualad.core.args import as_result
+from dualad.core.args import as_result, check_outputs
 from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, is_traced, level_of, new_level, persistent_level
@@ -408,10 +408,13 @@ def derivative(fn: Callable, x, order: int = 1):
     if type(x) is not float:
         x = _scalar_arg(x)
     if order == 0:
-        return as_result(fn(x))
+        out = fn(x)
+        check_outputs(out)
+        return as_result(out)
     coeffs = [x, 1.0] + [0.0] * (order - 1)
     with new_level(TaylorLevel()) as level:
         out = fn(Taylor._make(coeffs, level))
+        check_outputs(out)
         if level_of(out) is level:      # the common case: one output
             return as_result(_extract(out, level, order))
         leaves, td = tree_flatten(out)
@@ -420,10 +423,8 @@ def derivative(fn: Callable, x, order: int = 1):
 
 
 def _scalar_arg(x):
-    if isinstance(x, bool):
-        raise TypeError("derivative needs a floating point x, got a bool")
-    if isinstance(x, int):
-        return float(x)
+    # As grad: an int or bool x is refused (TypeError naming it), not converted.
+    check_differentiable(x, "x (the point derivative() evaluates at)")
     if shape_of(x) != ():
         raise ValueError(f"derivative needs a scalar x, got shape {shape_of(x)}")
     check_differentiable(x, "x")

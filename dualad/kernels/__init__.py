@@ -23,7 +23,7 @@ import threading
 
 import numpy as np
 
-from dualad.core.registry import Primitive, install_fused_kernel
+from dualad.core.registry import Primitive, install_fused_kernel, install_laplacian_kernel
 from dualad.kernels.table import EXPRESSIONS
 
 _MODES = ("auto", "numpy", "numba")
@@ -115,13 +115,31 @@ def value_and_partial(prim: Primitive, x):
     return None
 
 
+def laplacian_update(prim: Primitive, x, g, lap, diag: bool):
+    """``(y, g_y, lap_y)`` of a unary primitive in the forward-Laplacian
+    interpreter from one fused CPU pass (:mod:`dualad.kernels.second`), or
+    ``None`` (no kernel for ``prim``, non-array or mixed-dtype operands, few
+    elements in ``"auto"`` mode, ``set_kernels("numpy")``). The hook that
+    :func:`register` installs."""
+    mode = _settings.get("mode")
+    if mode == "numpy" or type(x) is not np.ndarray:
+        return None
+    from dualad.kernels import second
+    if not second.applies(prim, x, g, lap, diag):
+        return None
+    if mode == "auto" and g.size < _settings.get("min_size"):
+        return None
+    return second.laplacian_update(prim, x, g, lap, diag)
+
+
 def register() -> None:
     """Mark the primitives that have a fused kernel and install the
-    evaluate-with-partials hook into the registry (called once, by
+    evaluate-with-partials and forward-Laplacian hooks into the registry (called once, by
     ``import dualad``; the rules never import this package)."""
     for prim in EXPRESSIONS:
         prim.fused = True
     install_fused_kernel(value_and_partial)
+    install_laplacian_kernel(laplacian_update)
 
 
 def _gpu_ok() -> bool:

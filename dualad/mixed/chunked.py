@@ -75,7 +75,7 @@ def jacobian_rev_chunks(fn: Callable, args: tuple, pos: int, chunk: int | None =
 
     def task(start: int, stop: int):
         p = pull if local else vjp(f, x)[1]
-        return p(identity_rows(out, start, stop))[0]
+        return p(identity_rows(out, start, stop), batched=True)[0]
 
     pieces = options.run(task, size_of(out), "jacobian rev", chunk)
     return np.reshape(_cat(pieces), shape_of(out) + shape_of(x))

@@ -57,7 +57,7 @@ class _Pullback:
         self.out, self._pull = out, pull
 
     def __call__(self, ct):
-        return self._pull(ct)
+        return self._pull(ct, batched=True)     # a batch of color seeds
 
 
 def _jacobian_task(f, args: tuple, pos: int, col: Coloring, pullback=None):

@@ -31,63 +31,70 @@ __all__ = ["distance2", "star", "orders", "hessian_colors"]
 STAR_WORK_FACTOR = 8
 
 
+def greedy_distance2(m_ptr, m_idx, n_ptr, n_idx, order):
+    """Distance-2 sweep (compiled by :func:`_compiled`)."""
+    n = order.shape[0]
+    color = np.full(n, -1, np.int64)
+    forbidden = np.full(n + 1, -1, np.int64)
+    for j in order:
+        for a in range(m_ptr[j], m_ptr[j + 1]):
+            r = m_idx[a]
+            for b in range(n_ptr[r], n_ptr[r + 1]):
+                c = color[n_idx[b]]
+                if c >= 0:
+                    forbidden[c] = j
+        c = 0
+        while forbidden[c] == j:
+            c += 1
+        color[j] = c
+    return color
+
+
+def greedy_star(ptr, idx, order):
+    """Star sweep, StarColoringAlg1 (compiled by :func:`_compiled`)."""
+    n = order.shape[0]
+    color = np.full(n, -1, np.int64)
+    forbidden = np.full(n + 1, -1, np.int64)
+    for v in order:
+        for a in range(ptr[v], ptr[v + 1]):
+            w = idx[a]
+            cw = color[w]
+            if cw >= 0:
+                forbidden[cw] = v
+            for b in range(ptr[w], ptr[w + 1]):
+                x = idx[b]
+                if x == v:
+                    continue
+                cx = color[x]
+                if cx < 0 or forbidden[cx] == v:
+                    continue
+                if cw < 0:
+                    forbidden[cx] = v        # v-w-x with w still uncolored
+                else:
+                    for c in range(ptr[x], ptr[x + 1]):
+                        y = idx[c]
+                        if y != w and color[y] == cw:
+                            forbidden[cx] = v   # v-w-x-y would be bicolored
+                            break
+        c = 0
+        while forbidden[c] == v:
+            c += 1
+        color[v] = c
+    return color
+
+
 def _compiled():
-    """The Numba kernels, compiled on first use (not at ``import dualad``)."""
+    """The sweeps compiled with Numba on first use (not at ``import dualad``;
+    ``cache=True``: later processes load them from disk). Without Numba (a
+    demo install) the same loops run as Python: exact, slower."""
     global _KERNELS
     if _KERNELS is None:
-        from numba import njit
-
-        @njit(cache=True)
-        def greedy_distance2(m_ptr, m_idx, n_ptr, n_idx, order):   # pragma: no cover
-            n = order.shape[0]
-            color = np.full(n, -1, np.int64)
-            forbidden = np.full(n + 1, -1, np.int64)
-            for j in order:
-                for a in range(m_ptr[j], m_ptr[j + 1]):
-                    r = m_idx[a]
-                    for b in range(n_ptr[r], n_ptr[r + 1]):
-                        c = color[n_idx[b]]
-                        if c >= 0:
-                            forbidden[c] = j
-                c = 0
-                while forbidden[c] == j:
-                    c += 1
-                color[j] = c
-            return color
-
-        @njit(cache=True)
-        def greedy_star(ptr, idx, order):                            # pragma: no cover
-            n = order.shape[0]
-            color = np.full(n, -1, np.int64)
-            forbidden = np.full(n + 1, -1, np.int64)
-            for v in order:
-                for a in range(ptr[v], ptr[v + 1]):
-                    w = idx[a]
-                    cw = color[w]
-                    if cw >= 0:
-                        forbidden[cw] = v
-                    for b in range(ptr[w], ptr[w + 1]):
-                        x = idx[b]
-                        if x == v:
-                            continue
-                        cx = color[x]
-                        if cx < 0 or forbidden[cx] == v:
-                            continue
-                        if cw < 0:
-                            forbidden[cx] = v        # v-w-x with w still uncolored
-                        else:
-                            for c in range(ptr[x], ptr[x + 1]):
-                                y = idx[c]
-                                if y != w and color[y] == cw:
-                                    forbidden[cx] = v   # v-w-x-y would be bicolored
-                                    break
-                c = 0
-                while forbidden[c] == v:
-                    c += 1
-                color[v] = c
-            return color
-
-        _KERNELS = (greedy_distance2, greedy_star)
+        try:
+            from numba import njit
+        except ImportError:           # pragma: no cover - numba is a core dependency
+            _KERNELS = (greedy_distance2, greedy_star)
+        else:
+            _KERNELS = (njit(cache=True)(greedy_distance2), njit(cache=True)(greedy_star))
     return _KERNELS
 
 

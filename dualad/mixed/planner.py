@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dualad.core.args import as_array, as_tuple_positions, at_positions, size_of
+from dualad.core.args import as_array, as_tuple_positions, at_positions, check_outputs, size_of
 from dualad.core.backend import dtype_of
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level
@@ -156,6 +156,7 @@ def probe(fn: Callable, args: tuple, positions: tuple = (0,)) -> Probe:
             itemsize = max([dtype_of(v).itemsize for v in leaves] or [8])
             call[p] = tree_unflatten(td, [_Counted(v, level) for v in leaves])
         out = fn(*call)
+        check_outputs(out)
         leaves = tree_flatten(out)[0]
         n_out = sum(size_of(o) for o in leaves)
     return Probe(level.ops, level.elems, level.bytes, n_in, n_out, itemsize,

@@ -59,6 +59,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dualad.core.args import check_outputs
 from dualad.core.backend import finite_value
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, new_level
@@ -323,6 +324,7 @@ def record(fn: Callable, inputs: tuple) -> tuple:
     with new_level(StagingLevel()) as level:
         staged = [Staged(v, level, level.new_slot(v)) for v in inputs]
         out = fn(*staged)
+        check_outputs(out)
         leaves = tree_flatten(out)[0]
         values = [leaf._value if getattr(leaf, "_level", None) is level else leaf
                   for leaf in leaves]

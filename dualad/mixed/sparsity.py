@@ -42,6 +42,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dualad.core.args import check_outputs
 from dualad.core.backend import peel
 from dualad.core.dispatch import Tracer
 from dualad.core.levels import Level, level_of, new_level, split_at
@@ -213,18 +214,26 @@ def _multiply_rule(pats, primals, out, **params):
     return _full(total, shape_of(out))
 
 
+_WEIGHTS = np.random.default_rng(20261207)   # fixed: patterns are reproducible
+
+
 def _linear_rule(prim: Primitive) -> Callable:
-    """A linear primitive on nonnegative 0/1 floats maps to nonnegatives: its
-    nonzeros are exactly the OR of the dependencies (the generic route)."""
+    """A linear primitive applied to the dependency indicators, one per input
+    along a lead axis, with each indicator scaled by a random weight in
+    [1, 2): an output depends on an input iff its value is nonzero. The
+    random weights make that exact for any coefficients, negative or complex
+    (an FFT of equal weights would cancel; random ones cancel with
+    probability zero), not only for sums and copies."""
     def rule(pats, primals, out, **params):
         if any(p is not None for p in pats[1:]):
             return _conservative_rule(pats, primals, out, **params)
         p = pats[0]
         n = p.shape[0] * 8
-        f = _unpack(p, n).astype(np.float32)
+        bits = _unpack(p, n)
+        f = bits * _WEIGHTS.uniform(1.0, 2.0, bits.shape)
         res = prim.impl(f, *[peel(a) for a in primals[1:]],
                         **{**params, "lead": params.get("lead", 0) + 1})
-        return _pack(np.asarray(res) > 0)
+        return _pack(np.asarray(res) != 0)
     return rule
 
 
@@ -385,6 +394,7 @@ def jacobian_pattern(fn: Callable, x, reads: list | None = None) -> np.ndarray:
     n = int(np.prod(shape_of(x), dtype=np.int64))
     with new_level(PatternLevel(reads if reads is not None else [])) as level:
         out = fn(_seed(x, level))
+        check_outputs(out)
         return _out_bits(out, level, n)
 
 

@@ -29,6 +29,7 @@ from dualad.core.args import (
     as_result,
     as_tuple_positions,
     at_positions,
+    check_chunk,
     check_float_args,
     check_positions,
     scalar_checked,
@@ -140,17 +141,21 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
     of ``chunk`` directions (default: what the memory budget allows), with a
     progress bar (``progress=True``) or farmed out (``executor=``).
 
+    With one primal the result is two arrays ``(grad, H @ v)``; with several,
+    two tuples structured like ``primals``.
+
     >>> import numpy as np, dualad as da
     >>> g, hv = da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),),
     ...                (np.array([1.0, 0.0]),))
-    >>> g[0], hv[0]
+    >>> g, hv
     (array([ 3., 12.]), array([6., 0.]))
-    >>> da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),), (np.eye(2),))[1][0]
+    >>> da.hvp(lambda x: (x ** 3).sum(), (np.array([1.0, 2.0]),), (np.eye(2),))[1]
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError("hvp expects primals and tangents as tuples, e.g. hvp(f, (x,), (v,))")
+    check_chunk(chunk)
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"hvp got {len(primals)} primals but {len(tangents)} tangents")
@@ -159,7 +164,7 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
     f = scalar_checked(fn, "hvp")
     n_dirs = _batch_of(primals, tangents)
     if n_dirs is None:
-        return jvp(grad(f, positions), primals, tangents)
+        return _one_or_tuples(jvp(grad(f, positions), primals, tangents), len(primals))
     opts = _options(chunk, progress, executor, memory_budget)
     primals = tuple(as_array(p) for p in primals)
     tangents = tuple(namespace_of(p).asarray(t, dtype=dtype_of(p))
@@ -168,7 +173,13 @@ def hvp(fn: Callable, primals: tuple, tangents: tuple, *, chunk: int | None = No
         opts = opts.with_chunk(planner.plan(fn, *primals, kind="hessian", argnums=positions,
                                             mode="fwd-rev",
                                             memory_budget=opts.memory_budget).chunk)
-    return hvp_chunks(f, primals, tangents, n_dirs, opts)
+    return _one_or_tuples(hvp_chunks(f, primals, tangents, n_dirs, opts), len(primals))
+
+
+def _one_or_tuples(res, n: int):
+    """hvp's result: two arrays for one primal (as jvp), tuples for several."""
+    g, hv = res
+    return (g[0], hv[0]) if n == 1 else (tuple(g), tuple(hv))
 
 
 def _batch_of(primals: tuple, tangents: tuple) -> int | None:
@@ -310,6 +321,7 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     9
     """
     _check_mode(mode, HESSIAN_MODES, "hessian")
+    check_chunk(chunk)
     csr = _csr_flag(csr, sparse, "hessian")
     positions, tuple_out = as_tuple_positions(argnums)
     f = scalar_checked(fn, "hessian")
@@ -377,7 +389,7 @@ def _jac_dense(fn, args, pos, argnums, tuple_out, chosen, opts):
 
 def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None = None,
              csr: bool = False, sparse: bool | None = None, memory_budget=None,
-             progress: bool = False, executor=None) -> Callable:
+             progress: bool = False, executor=None, holomorphic: bool = False) -> Callable:
     """A function computing the Jacobian of ``fn``, shaped
     ``out.shape + in.shape`` (a tuple of them for tuple ``argnums``).
     ``mode``: ``"fwd"`` (jacfwd), ``"rev"`` (jacrev), ``"sparse"``
@@ -385,7 +397,9 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
     ``"auto"`` (the planner's choice, see :func:`dualad.plan`). ``chunk``,
     ``memory_budget``, ``progress``, ``executor`` as for :func:`hessian`;
     ``csr=True`` returns a ``scipy.sparse.csr_matrix`` ``(n_out, n_in)``
-    (``sparse=True``: its deprecated old name).
+    (``sparse=True``: its deprecated old name). Complex inputs or
+    ``holomorphic=True`` (see :func:`dualad.grad`) use jacrev, or jacfwd for
+    ``mode="fwd"``, without planning.
 
     >>> import numpy as np, dualad as da
     >>> da.jacobian(lambda x: np.sin(x) * 2.0, mode="rev")(np.zeros(2))
@@ -393,12 +407,16 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
            [0., 2.]])
     """
     _check_mode(mode, JACOBIAN_MODES, "jacobian")
+    check_chunk(chunk)
     csr = _csr_flag(csr, sparse, "jacobian")
     opts = _options(chunk, progress, executor, memory_budget)
 
     def jac(*args):
         positions, tuple_out = as_tuple_positions(argnums)
         args_p, pos = _prepare(args, positions)
+        if holomorphic or _any_complex([args_p[q] for q in pos]):
+            transform = jacfwd if mode == "fwd" else jacrev
+            return transform(fn, argnums, chunk=opts.chunk, holomorphic=holomorphic)(*args)
         p = _plan(fn, args_p, pos, "jacobian", mode, opts)
         if p is None:
             chosen = _choose_jacobian_mode(fn, args_p, pos) if mode == "auto" else mode
@@ -420,3 +438,7 @@ def jacobian(fn: Callable, argnums=0, mode: str = "auto", *, chunk: int | None =
         return out if tuple_out else out[0]
 
     return jac
+
+
+def _any_complex(values) -> bool:
+    return any(np.iscomplexobj(peel(v)) for v in tree_leaves(values))

@@ -10,17 +10,20 @@ from dualad.core.args import (
     as_result,
     as_tuple_positions,
     at_positions,
+    batch_lead,
+    check_chunk,
+    check_complex,
     check_float_args,
     check_positions,
     identity_rows,
     materialize,
+    real_part_for,
 )
 from dualad.core.backend import (
     check_differentiable,
     dtype_of,
-    is_float_value,
     namespace_of,
-    peel,
+    peel_keep_batch,
     value_type,
 )
 from dualad.core.levels import is_traced
@@ -32,13 +35,19 @@ from dualad.reverse.tape import trace_vjp
 
 def vjp(fn: Callable, *primals, has_aux: bool = False):
     """Vector-Jacobian product: ``(fn(*primals), vjp_fn)``; ``vjp_fn(ct)``
-    returns one cotangent per primal. ``vjp_fn`` may be called many times, and
-    with a batch of cotangents (a leading axis).
+    returns one cotangent per primal. ``vjp_fn`` may be called many times;
+    ``vjp_fn(ct, batched=True)`` takes a batch of k cotangents, each leaf
+    shaped ``(k,) + out.shape``, and returns cotangents with that leading k
+    axis (one backward pass). Without the flag a cotangent must have exactly
+    its output's shape.
 
     >>> import numpy as np, dualad as da
     >>> y, pull = da.vjp(lambda x: x * x, np.array([1.0, 3.0]))
     >>> pull(np.ones(2))[0]
     array([2., 6.])
+    >>> pull(np.eye(2), batched=True)[0]
+    array([[2., 0.],
+           [0., 6.]])
     """
     check_float_args(primals, range(len(primals)))
     primals = tuple(_prep(p) for p in primals)
@@ -55,18 +64,23 @@ def vjp(fn: Callable, *primals, has_aux: bool = False):
     out, out_td, pullback = trace_vjp(flat_fn, flat_in)
     out_value = tree_unflatten(out_td, [as_result(o) for o in out])
 
-    def vjp_fn(cotangent):
+    def vjp_fn(cotangent, *, batched: bool = False):
         ct_leaves, ct_td = tree_flatten(cotangent)
         if ct_td != out_td and not (out_td.num_leaves == 1 and len(ct_leaves) == 1):
             raise ValueError(f"cotangent structure {ct_td} does not match the output {out_td}")
         lead = ()
+        if batched:
+            lead = batch_lead(out, ct_leaves, "cotangent", "vjp_fn(ct, batched=True)")
         for o, c in zip(out, ct_leaves):
             cs, os_ = shape_of(c), shape_of(o)
-            if cs != os_ and cs[1:] != os_:
-                raise ValueError(f"cotangent shape {cs} does not match the output shape {os_}")
-            lead = cs[:len(cs) - len(os_)]
+            if cs != os_ and not batched:
+                hint = ("; for a batch of cotangents with a leading axis, call "
+                        "vjp_fn(ct, batched=True)") if cs[1:] == os_ else ""
+                raise ValueError(f"cotangent shape {cs} does not match the output shape "
+                                 f"{os_}{hint}")
         cts = pullback([_cast(c, o) for c, o in zip(ct_leaves, out)])
-        grads = [as_result(materialize(c, p, lead)) for c, p in zip(cts, flat_in)]
+        grads = [as_result(real_part_for(materialize(c, p, lead), p))
+                 for c, p in zip(cts, flat_in)]
         return tuple(tree_unflatten(in_td, grads))
 
     if has_aux:
@@ -108,23 +122,12 @@ def _collect_aux(f: Callable, box: list) -> Callable:
 
 
 def _strip_all(x):
-    return _map_leaves(lambda v: as_result(peel(v)) if is_traced(v) else v, x)
+    return _map_leaves(lambda v: as_result(peel_keep_batch(v)) if is_traced(v) else v, x)
 
 
 def _all_numbers(tree) -> bool:
     leaves = tree_leaves(tree)
     return bool(leaves) and all(isinstance(v, (int, float, np.number)) for v in leaves)
-
-
-def _check_float_output(out: list) -> None:
-    """grad of a bool- or int-valued function is a mistake (a comparison or a
-    count returned by accident), not a zero gradient."""
-    for o in out:
-        if not is_float_value(o):
-            raise TypeError(
-                "grad needs a float-valued function, but it returned "
-                f"{np.result_type(o if not hasattr(o, '_level') else o.dtype)} values; return "
-                "a float (e.g. 1.0 * ...) or differentiate the float quantity it depends on.")
 
 
 def _ones_like(x):
@@ -139,10 +142,11 @@ def _ones_like(x):
 # ============================================================================
 # grad and value_and_grad (MindSpore-style return structures)
 # ============================================================================
-def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
-    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``.
-    (Positions only: ``dualad.value_and_grad`` adds MindSpore's ``weights=``,
-    see :mod:`dualad.compat.weights`.)
+def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False, *,
+                   holomorphic: bool = False) -> Callable:
+    """A function returning ``(value, grads)``; see :func:`grad` for ``grads``
+    and ``holomorphic``. (Positions only: ``dualad.value_and_grad`` adds
+    MindSpore's ``weights=``, see :mod:`dualad.compat.weights`.)
 
     >>> import numpy as np
     >>> v, g = value_and_grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
@@ -174,9 +178,10 @@ def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
         flat_tree = all(c.kind == "leaf" for c in in_td.children)
         traced = inner if flat_tree else (lambda *lv: inner(*tree_unflatten(in_td, lv)))
         out, out_td, pullback = trace_vjp(traced, flat_in)
-        _check_float_output(out)
+        check_complex("grad", holomorphic, flat_in, out)
         cts = pullback([_ones_like(o) for o in out], retain_graph=False)
-        grads = tree_unflatten(in_td, [as_result(materialize(c, p)) for c, p in zip(cts, flat_in)])
+        grads = tree_unflatten(in_td, [as_result(real_part_for(materialize(c, p), p))
+                                       for c, p in zip(cts, flat_in)])
         result = tuple(grads) if tuple_pos else grads[0]
         value = tree_unflatten(out_td, [as_result(o) for o in out])
         if has_aux:
@@ -186,18 +191,23 @@ def value_and_grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
     return wrapper
 
 
-def grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
+def grad(fn: Callable, argnums=0, has_aux: bool = False, *,
+         holomorphic: bool = False) -> Callable:
     """Gradient of ``fn`` with respect to the arguments at ``argnums``
     (non-scalar outputs are summed; a tuple output is the sum of its outputs
     unless ``has_aux``, which returns ``(grads, aux)`` with ``aux`` a tuple).
     Positions only: ``dualad.grad`` adds MindSpore's ``weights=`` (see
     :mod:`dualad.compat.weights`).
 
+    Complex values follow JAX: for a real-valued ``fn`` of ``z = x + iy`` the
+    result is ``df/dx - i df/dy``; a complex-valued ``fn`` raises unless
+    ``holomorphic=True`` (then the result is ``f'(z)``; inputs must be complex).
+
     >>> import numpy as np
     >>> float(grad(np.sin)(0.0))
     1.0
     """
-    vg = value_and_grad(fn, argnums, has_aux)
+    vg = value_and_grad(fn, argnums, has_aux, holomorphic=holomorphic)
 
     def wrapper(*args):
         value, grads = vg(*args)
@@ -211,7 +221,8 @@ def grad(fn: Callable, argnums=0, has_aux: bool = False) -> Callable:
 # ============================================================================
 # jacrev: one batched backward pass per chunk of output rows
 # ============================================================================
-def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
+def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None,
+           holomorphic: bool = False) -> Callable:
     """Jacobian by reverse mode, ``out.shape + in.shape``: the backward pass
     runs once per chunk of output rows, with a batch of cotangents.
 
@@ -221,6 +232,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
            [0., 4.]])
     """
     positions, tuple_out = as_tuple_positions(argnums)
+    check_chunk(chunk)
 
     def jac(*args):
         check_positions(positions, len(args))
@@ -228,6 +240,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
         diff = [as_array(args[p]) for p in positions]
 
         out, out_td, pullback = trace_vjp(at_positions(fn, args, positions), diff)
+        check_complex("jacrev", holomorphic, diff, out)
         if out_td.num_leaves != 1:
             raise ValueError("jacrev needs a function with a single array output")
         o = out[0]
@@ -238,7 +251,7 @@ def jacrev(fn: Callable, argnums=0, *, chunk: int | None = None) -> Callable:
             stop = min(start + k, m)
             cts = pullback([identity_rows(o, start, stop)])
             for i, (c, x) in enumerate(zip(cts, diff)):
-                rows[i].append(materialize(c, x, (stop - start,)))
+                rows[i].append(real_part_for(materialize(c, x, (stop - start,)), x))
         res = []
         for i, x in enumerate(diff):
             full = rows[i][0] if len(rows[i]) == 1 else np.concatenate(rows[i], axis=0)

@@ -17,6 +17,7 @@ Example::
 """
 from __future__ import annotations
 
+from dualad.core.args import check_outputs
 from dualad.core.dispatch import Tracer, clone
 from dualad.core.levels import Level, level_of, lower_to, new_level
 from dualad.core.registry import eval_with_partials, shape_of
@@ -199,15 +200,18 @@ def _accumulate(cts: dict, node, index: int, ct) -> None:
         slot[index] = add_any(slot[index], ct)
 
 
-def trace_vjp(fn, primals: list):
+def trace_vjp(fn, primals: list, check_out: bool = True):
     """Run ``fn(*primals)`` on fresh Vars; return ``(out, pullback)`` where
     ``out`` is the raw output (a leaf or a pytree of Vars/constants, one level
     down unwrapped by the caller) and ``pullback(ct)`` the input cotangents
-    (``Zero`` where unused). Used by every reverse transform."""
+    (``Zero`` where unused). Used by every reverse transform; ``check_out``
+    refuses non-float outputs (internal callers may return None leaves)."""
     with new_level(TapeLevel()) as level:
         leaves = [leaf_node() for _ in primals]
         inputs = [Var(p, level, n) for p, n in zip(primals, leaves)]
         out = fn(*inputs)
+        if check_out:
+            check_outputs(out)
     flat, treedef = tree_flatten(out)
     flat = [lower_to(o, level) for o in flat]
     out_primal = [o.primal if level_of(o) is level else o for o in flat]

@@ -29,7 +29,7 @@ import operator
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel
+from dualad.core.backend import namespace_of, peel, peel_keep_batch
 from dualad.core.dispatch import FUNCTIONS, implements
 from dualad.core.registry import defprimitive, ndim_of, shape_of
 
@@ -56,8 +56,9 @@ def _canon_slice(s: slice, n: int) -> slice:
 
 
 def _entry(k):
-    """One user key entry as int, slice, None, Ellipsis or an index array."""
-    k = peel(k)
+    """One user key entry as int, slice, None, Ellipsis or an index array
+    (a vmap-batched index array stays batched: see :func:`batch_level_of_key`)."""
+    k = peel_keep_batch(k)
     if k is None or k is Ellipsis or isinstance(k, slice):
         return k
     if isinstance(k, (bool, np.bool_)):
@@ -71,7 +72,7 @@ def _entry(k):
             raise TypeError("a scalar boolean index on a traced array is not supported")
         return arr
     if arr.dtype.kind in "iu":
-        return int(arr) if arr.ndim == 0 else arr
+        return int(arr) if arr.ndim == 0 and not hasattr(arr, "_level") else arr
     if arr.size == 0:                      # x[[]] : an empty list reads as float64
         return arr.astype(np.intp)
     raise IndexError("only integers, slices (`:`), ellipsis (`...`), numpy.newaxis "
@@ -157,7 +158,21 @@ def _is_identity(key: tuple, shape: tuple) -> bool:
 # ============================================================================
 # getitem and scatter_add: linear, each the other's transpose
 # ============================================================================
+def _per_example_key(prim, x, key, **params):
+    """An untraced value indexed with a key batched by a vmap (a cotangent
+    that does not depend on the batch, transposed through a batched gather):
+    the value is broadcast over that vmap's batch, whose batching rule then
+    runs the primitive. ``None`` if no such key."""
+    top = batch_level_of_key(key)
+    if top is None:
+        return None
+    return prim(top.broadcast(x), key=key, **params)
+
+
 def _getitem(x, key, lead=0):
+    looped = _per_example_key(getitem_p, x, key, lead=lead)
+    if looped is not None:
+        return looped
     xp = namespace_of(x)
     if not hasattr(x, "shape"):
         x = xp.asarray(x)
@@ -184,6 +199,9 @@ def _add_at(xp, z, key, v):
 
 
 def _scatter_add(ct, key, in_shape, lead=0):
+    looped = _per_example_key(scatter_add_p, ct, key, in_shape=in_shape, lead=lead)
+    if looped is not None:
+        return looped
     xp = namespace_of(ct)
     if not hasattr(ct, "shape"):
         ct = xp.asarray(ct)
@@ -250,18 +268,59 @@ scatter_add_p = defprimitive("scatter_add", _scatter_add,
                                  ct, key=key, lead=lead))
 
 
+def batch_level_of_key(key: tuple):
+    """The highest vmap level among a canonical key's entries, or None."""
+    top = None
+    for k in key:
+        if getattr(k, "_batched", False) and (top is None or k._level.order > top.order):
+            top = k._level
+    return top
+
+
+def _levels_of(x) -> list:
+    out = []
+    while hasattr(x, "_level"):
+        out.append(x._level)
+        x = x.primal
+    return out
+
+
+def _batched_key_call(fn, x, key: tuple):
+    """``fn(x, key)`` for a key batched by a vmap that ``x`` is not mapped
+    over: ``x`` is broadcast over that vmap's batch first. ``None`` when the
+    primitive's batching rule will see the batched key itself."""
+    top = batch_level_of_key(key)
+    if top is None:
+        return None
+    levels = _levels_of(x)
+    if top in levels:
+        return None
+    if levels and levels[0].order > top.order:
+        raise NotImplementedError(
+            "indexing a value differentiated inside a vmap with an index batched by that "
+            "vmap is not supported; compute the index inside the transform, or index "
+            "with np.take_along_axis on a batched value")
+    return fn(top.broadcast(x), key)
+
+
 def getitem(x, key):
     """``x[key]`` on a traced (or plain) array, with any NumPy key."""
     shape = shape_of(x)
     key = canonical_key(key, shape, namespace_of(x))
     if _is_identity(key, shape):
         return x
+    looped = _batched_key_call(getitem, x, key)
+    if looped is not None:
+        return looped
     return getitem_p(x, key=key)
 
 
 def scatter_add(values, key, shape: tuple):
     """Zeros of ``shape`` with ``values`` added at ``key`` (repeats accumulate)."""
     key = canonical_key(key, shape, namespace_of(values))
+    looped = _batched_key_call(lambda v, k: scatter_add(v, k, shape), values, key)
+    if looped is not None:
+        return looped
     return scatter_add_p(values, key=key, in_shape=tuple(shape))
 
 
@@ -273,7 +332,7 @@ def _full(nd: int, axis: int, entry) -> tuple:
 
 
 def _int_array(v):
-    arr = peel(v)
+    arr = peel_keep_batch(v)
     arr = arr if hasattr(arr, "dtype") else np.asarray(arr)
     if arr.dtype.kind not in "iu":
         if arr.size == 0:
@@ -333,7 +392,8 @@ def sort(a, axis=-1, kind=None, order=None, stable=None):
     derivative is the same). ``axis=None`` sorts the flattened array."""
     if axis is None:
         a, axis = np.ravel(a), 0
-    order_idx = namespace_of(peel(a)).argsort(peel(a), axis=axis, kind=kind or "stable")
+    av = peel_keep_batch(a)
+    order_idx = np.argsort(av, axis=axis, kind=kind or "stable")
     return take_along_axis(a, order_idx, axis=axis)
 
 

@@ -14,7 +14,10 @@ Rules are written with dispatched NumPy calls only (``@``, ``np.linalg.solve``,
 ``np.linalg.inv``...), so they differentiate themselves to any order. Solves
 are preferred to explicit inverses. Derivatives are those of the smooth
 branch: a singular matrix has no derivative of ``inv``/``solve``/``slogdet``
-(and ``det``'s rule, written with ``inv``, needs a non-singular matrix too).
+(slogdet raises ``LinAlgError`` saying so rather than return -inf/NaN
+derivatives). ``det`` is a polynomial and has one everywhere: the adjugate,
+``det(A) A^{-T}`` when ``det(A) != 0`` and the cofactor matrix (Laplace
+expansion, as ``det`` of row-replaced matrices) where ``det(A) == 0``.
 
 Example::
 
@@ -30,7 +33,7 @@ import operator
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, result_float_dtype
+from dualad.core.backend import namespace_of, peel, result_float_dtype
 from dualad.core.dispatch import implements, register_nondiff
 from dualad.core.registry import (
     align,
@@ -188,12 +191,54 @@ def _grad_scale(g, a):
     return g.reshape(shape_of(g) + (1, 1)) * mT(np.linalg.inv(a))
 
 
+def _singular(det_value) -> bool:
+    """Whether some matrix of the stack has determinant exactly 0 (LU found a
+    zero pivot): there ``det(A) A^{-1}`` is 0 * inf."""
+    v = peel(det_value)
+    return not bool(namespace_of(v).all(v != 0))
+
+
+def _ill_conditioned(a, det_value) -> bool:
+    """Singular, or ``cond(A) > eps**-1/4`` somewhere in the stack: there the
+    derivatives of ``det(A) A^{-1}`` cancel catastrophically (second order
+    errors grow like ``eps cond^2``), so det takes the cofactor path."""
+    if _singular(det_value):
+        return True
+    v = peel(a)
+    xp = namespace_of(v)
+    if v.size == 0 or not bool(xp.all(xp.isfinite(v))):
+        return False            # NaN/inf in, NaN out (the SVD would not converge)
+    s = xp.linalg.svd(v, compute_uv=False)
+    eps = float(np.finfo(dtype_of(a)).eps)
+    return bool(xp.any(s[..., -1] * eps ** -0.25 < s[..., 0]))
+
+
+def _cofactors(a):
+    """``C[..., i, j] = det(A with row i replaced by e_j)``: the cofactor
+    matrix (``adj(A) = C^T``, Laplace expansion along row i), exact at
+    singular matrices too. One batched ``det`` of ``n^2`` matrices, written
+    with dispatched ops so it differentiates itself (at a singular point the
+    inner dets take this path again)."""
+    n = shape_of(a)[-1]
+    eye = np.eye(n)
+    keep = (1.0 - eye)[:, None, :, None]                 # [i, -, r, -]: row r != i
+    unit = eye[:, None, :, None] * eye[None, :, None, :]   # [i, j, r, c]: r == i, c == j
+    stacked = np.reshape(a, shape_of(a)[:-2] + (1, 1, n, n)) * const_like(keep, a)
+    return det_p(stacked + const_like(unit, a))
+
+
 def _det_jvp(primals, tangents, out):
     t = tangents[0]
-    return Zero if t is Zero else out * _dlogdet(primals[0], t)
+    if t is Zero:
+        return Zero
+    if _ill_conditioned(primals[0], out):
+        return np.sum(_cofactors(primals[0]) * t, axis=(-2, -1))
+    return out * _dlogdet(primals[0], t)
 
 
 def _det_vjp(ct, primals, out, needs):
+    if _ill_conditioned(primals[0], out):
+        return (ct.reshape(shape_of(ct) + (1, 1)) * _cofactors(primals[0]),)
     return (_grad_scale(ct * out, primals[0]),)
 
 
@@ -206,15 +251,31 @@ def _slogdet_impl(a):
     return sign, logabsdet
 
 
+def _check_logdet_finite(out) -> None:
+    # log|det A| is -inf at a singular A and has no derivative there: say so
+    # rather than return -inf/NaN derivatives (JAX) or NumPy's "Singular matrix".
+    if _singular(out[0]):
+        raise np.linalg.LinAlgError(
+            "numpy.linalg.slogdet: the matrix is singular (sign 0, logabsdet -inf), so "
+            "log|det| has no derivative there; differentiate np.linalg.det instead "
+            "(its derivative at a singular matrix is the adjugate)")
+
+
 def _slogdet_jvp(primals, tangents, out):
     # The sign is piecewise constant: it never carries a tangent.
     t = tangents[0]
-    return (Zero, Zero if t is Zero else _dlogdet(primals[0], t))
+    if t is Zero:
+        return (Zero, Zero)
+    _check_logdet_finite(out)
+    return (Zero, _dlogdet(primals[0], t))
 
 
 def _slogdet_vjp(cts, primals, out, needs):
     ct = cts[1]
-    return (Zero if ct is Zero else _grad_scale(ct, primals[0]),)
+    if ct is Zero:
+        return (Zero,)
+    _check_logdet_finite(out)
+    return (_grad_scale(ct, primals[0]),)
 
 
 slogdet_p = defprimitive("slogdet", _slogdet_impl, jvp=_slogdet_jvp, vjp=_slogdet_vjp,

@@ -8,12 +8,16 @@ as in :mod:`.linalg`. Real floating inputs only.
 
 Symmetric inputs (cholesky, eigh, eigvalsh)
 -------------------------------------------
-NumPy reads one triangle of the input. As JAX and PyTorch do, the derivative
-is that of ``A -> f((A + A^T) / 2)``: input tangents are symmetrised, and
-input cotangents (gradients) come out symmetric. For a symmetric ``A`` and a
-symmetric perturbation (the usual case, ``A = B @ B.T + ...``) this is the
-exact derivative whichever triangle NumPy reads; ``UPLO`` only picks the
-triangle for the value.
+NumPy reads one triangle of the input (``UPLO="L"``, the default, the lower
+one; ``"U"`` the upper; ``cholesky(a, upper=True)`` the upper) and ignores the
+other. The derivative is that of the function NumPy computes: the traced
+input is first rebuilt as the symmetric matrix of the triangle read
+(``tril(A) + tril(A, -1)^T``), then factorised. So a tangent's other triangle
+has no effect and a gradient lives on the triangle read (off-diagonal entries
+count twice there), exact also along non-symmetric directions and at
+non-symmetric inputs. For a symmetric ``A`` and a symmetric perturbation it
+equals the derivative of ``A -> f((A + A^T) / 2)`` that JAX and PyTorch use;
+they differ only off the symmetric matrices, where ours matches NumPy's values.
 
 eigh policy for (near-)degenerate eigenvalues
 ---------------------------------------------
@@ -52,7 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel
+from dualad.core.backend import namespace_of, peel_keep_batch
 from dualad.core.dispatch import implements
 from dualad.core.registry import defprimitive, shape_of
 from dualad.core.zero import Zero, add_any
@@ -82,7 +86,7 @@ def inverse_gaps(w, squares: bool = False):
     diff = row(w) - col(w)
     if squares:
         diff = diff * (row(w) + col(w))
-    wv = peel(w)
+    wv = peel_keep_batch(w)
     xp = namespace_of(wv)
     scale = xp.max(xp.abs(wv), axis=-1, keepdims=True)[..., None] if n else 0.0
     gap = xp.abs(wv[..., None, :] - wv[..., :, None])
@@ -97,6 +101,19 @@ def _tril_mask(n: int, like, k: int = 0, diag: float = 1.0):
     if k >= 0:
         m[np.arange(n), np.arange(n)] = diag
     return const_like(m, like)
+
+
+def _from_triangle(a, lower: bool = True):
+    """The symmetric matrix NumPy's factorisation reads from ``a``: its lower
+    (or upper) triangle mirrored, as dispatched multiplies by constant masks
+    (so every mode differentiates exactly that function of the triangle)."""
+    n = shape_of(a)[-1]
+    ones = np.ones((n, n))
+    if lower:
+        keep, mirror = np.tril(ones), np.tril(ones, -1)
+    else:
+        keep, mirror = np.triu(ones), np.triu(ones, 1)
+    return a * const_like(keep, a) + mT(a * const_like(mirror, a))
 
 
 # ============================================================================
@@ -128,7 +145,7 @@ cholesky_p = defprimitive("cholesky", lambda a: namespace_of(a).linalg.cholesky(
 def cholesky(a, /, *, upper=False):
     """Lower factor ``L`` (``upper=True``: ``L^T``); see the module docstring
     for the symmetric-input convention."""
-    L = cholesky_p(a)
+    L = cholesky_p(_from_triangle(a, lower=not upper))
     return mT(L) if upper else L
 
 
@@ -172,14 +189,16 @@ def _uplo(UPLO) -> str:
 @implements(np.linalg.eigh)
 def eigh(a, UPLO="L"):
     """``(eigenvalues, eigenvectors)`` of a symmetric matrix (stack)."""
-    return EighResult(*eigh_p(a, UPLO=_uplo(UPLO)))
+    u = _uplo(UPLO)
+    return EighResult(*eigh_p(_from_triangle(a, u == "L"), UPLO=u))
 
 
 @implements(np.linalg.eigvalsh)
 def eigvalsh(a, UPLO="L"):
     """Eigenvalues through the ``eigh`` primitive: their second derivatives
     need the eigenvectors' first ones."""
-    return eigh_p(a, UPLO=_uplo(UPLO))[0]
+    u = _uplo(UPLO)
+    return eigh_p(_from_triangle(a, u == "L"), UPLO=u)[0]
 
 
 # ============================================================================

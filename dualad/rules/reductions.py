@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel, result_float_dtype
+from dualad.core.backend import namespace_of, peel_keep_batch, result_float_dtype
 from dualad.core.dispatch import REDUCERS, implements
 from dualad.core.registry import defprimitive, lead_of, ndim_of, shape_of
 from dualad.rules.shape import broadcast_to_p, normalize_axes, reshape_p
@@ -26,6 +26,13 @@ def _shifted(axis, lead: int) -> tuple:
 
 def _count(x, axes) -> int:
     return int(np.prod([shape_of(x)[a] for a in axes], dtype=np.int64))
+
+
+def _per(n: int):
+    """A divisor for mean/var: ``n``, or a NumPy 0 when ``n == 0`` (the mean
+    of nothing is NaN as in NumPy; a Python 0 would raise ZeroDivisionError
+    in the partial ``1 / n``)."""
+    return n if n else np.float64(0.0)
 
 
 # ============================================================================
@@ -69,7 +76,7 @@ REDUCERS[(np.add, "reduce")] = lambda x, axis=0, **k: sum_(x, axis=axis, **k)
 def mean(x, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     axes = normalize_axes(axis, len(shape_of(x)))
     count = int(np.prod([shape_of(x)[a] for a in axes], dtype=np.int64))
-    return sum_(x, axis=axes, keepdims=keepdims) / count
+    return sum_(x, axis=axes, keepdims=keepdims) / _per(count)
 
 
 # ============================================================================
@@ -209,12 +216,13 @@ def _no_where(where, name):
 def _tie_weights(x, out, axis, keepdims):
     """1/(number of tied extrema) where ``x`` attains ``out``, else 0 (as JAX).
     Piecewise constant, so computed on the peeled values."""
-    xv, ov = peel(x), peel(out)
+    xv, ov = peel_keep_batch(x), peel_keep_batch(out)
     xp = namespace_of(xv)
     if not keepdims:
         ov = xp.expand_dims(ov, axis)
     dtype = result_float_dtype(xv)
-    hit = xp.asarray(xv == ov)
+    hit = xv == ov
+    hit = hit if hasattr(hit, "_level") else xp.asarray(hit)
     count = xp.maximum(xp.sum(hit, axis=axis, keepdims=True), 1)   # NaN: no hit, weight 0
     return hit.astype(dtype) / count.astype(dtype)
 
@@ -278,13 +286,20 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     _no_where(where, "var")
     ddof = ddof if correction is None else correction
     axes = normalize_axes(axis, ndim_of(a))
-    m = _mean_keep(a, axes) if mean is None else mean
-    d = a - m
-    return sum_(d * d, axis=axes, keepdims=keepdims) / (_count(a, axes) - ddof)
+    if mean is None and _count(a, axes) == 1:
+        # One element per group: the deviation is identically 0, a constant
+        # (as a traced a - a it would be 0 with a sqrt above it: inf * 0 = NaN
+        # in reverse mode while forward mode gives the right 0).
+        # A plain zero array: np.zeros_like of a traced value is a traced
+        # buffer (for in-place updates), and a traced 0 under sqrt gives NaN.
+        d = namespace_of(a).zeros(shape_of(a), dtype=result_float_dtype(a))
+    else:
+        d = a - (_mean_keep(a, axes) if mean is None else mean)
+    return sum_(d * d, axis=axes, keepdims=keepdims) / _per(_count(a, axes) - ddof)
 
 
 def _mean_keep(a, axes):
-    return sum_(a, axis=axes, keepdims=True) / _count(a, axes)
+    return sum_(a, axis=axes, keepdims=True) / _per(_count(a, axes))
 
 
 @implements(np.std)
@@ -331,7 +346,7 @@ def nansum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
 @implements(np.nanmean)
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     axes = normalize_axes(axis, ndim_of(a))
-    n = np.sum(~np.isnan(peel(a)), axis=axes, keepdims=keepdims)
+    n = np.sum(~np.isnan(peel_keep_batch(a)), axis=axes, keepdims=keepdims)
     return nansum(a, axis=axes, keepdims=keepdims) / n.astype(result_float_dtype(a))
 
 
@@ -364,7 +379,7 @@ def _norm2(x, axis, keepdims):
 
 
 def _safe_div(num, out):
-    zero = peel(out) == 0
+    zero = peel_keep_batch(out) == 0
     return np.where(zero, 0.0, num / np.where(zero, 1.0, out))
 
 
@@ -416,7 +431,7 @@ def _vector_norm(x, ord, axes, keepdims):
         return amin(np.abs(x), axis=axes, keepdims=keepdims)
     if ord == 0:
         # A count of nonzeros: piecewise constant, no derivative.
-        xv = peel(x)
+        xv = peel_keep_batch(x)
         return np.sum(xv != 0, axis=axes, keepdims=keepdims).astype(result_float_dtype(xv))
     if ord == 1:
         return sum_(np.abs(x), axis=axes, keepdims=keepdims)
@@ -424,7 +439,7 @@ def _vector_norm(x, ord, axes, keepdims):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     s = sum_(np.abs(x) ** float(ord), axis=axes, keepdims=keepdims)
     # Same safe-at-zero formulation as norm2: s**(1/p) has an infinite slope at 0.
-    zero = peel(s) == 0
+    zero = peel_keep_batch(s) == 0
     return np.where(zero, 0.0, np.where(zero, 1.0, s) ** (1.0 / float(ord)))
 
 

@@ -29,6 +29,9 @@ def _power_partials(out, x, exponent):
     # A constant exponent is a parameter, not an input: no log(x) pass for x**2.
     if isinstance(exponent, (int, float)) and exponent == 2:
         return (2.0 * x,)
+    if isinstance(exponent, (int, float)) and exponent == 0:
+        # x**0 is the constant 1: 0 * x**-1 would be NaN at x = 0.
+        return (np.zeros_like(x),)
     return (exponent * power_p(x, exponent=exponent - 1),)
 
 
@@ -200,6 +203,14 @@ def clip(x, a_min=None, a_max=None, **kwargs):
     return x
 
 
+# mod/remainder/fmod: x - y * q with q = floor(x / y) (trunc for fmod) piecewise
+# constant, so the partials are 1 and -q (exact off the jumps at integer x/y;
+# floor_divide itself stays non-differentiable: its derivative is 0).
+remainder_p = _elementwise("remainder", np.remainder, lambda out, x, y: (1.0, -np.floor(x / y)),
+                            np.remainder)
+fmod_p = _elementwise("fmod", np.fmod, lambda out, x, y: (1.0, -np.trunc(x / y)), np.fmod)
+
+
 # ============================================================================
 # dtype conversion between floating types (a linear identity)
 # ============================================================================
@@ -207,9 +218,14 @@ def _astype(x, dtype, lead=0):
     return x.astype(dtype) if hasattr(x, "astype") else np.asarray(x, dtype=dtype)
 
 
-astype_p = defprimitive("astype", _astype,
-                        transpose=lambda ct, primals, lead, dtype: astype_p(
-                            ct, dtype=result_float_dtype(primals[0]), lead=lead))
+def _astype_transpose(ct, primals, lead, dtype):
+    back = result_float_dtype(primals[0])
+    if back.kind == "f" and np.dtype(dtype).kind == "c":
+        ct = np.real(ct)          # real -> complex: a real input keeps the real part
+    return astype_p(ct, dtype=back, lead=lead)
+
+
+astype_p = defprimitive("astype", _astype, transpose=_astype_transpose)
 provided.astype = astype_p          # Tracer.astype (core) binds it
 
 # ============================================================================
@@ -217,7 +233,7 @@ provided.astype = astype_p          # Tracer.astype (core) binds it
 # ============================================================================
 register_nondiff(
     np.sign, np.floor, np.ceil, np.rint, np.trunc, np.fix, np.round, np.around,
-    np.floor_divide, np.mod, np.remainder, np.fmod,
+    np.floor_divide,
     np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
     np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_and, np.logical_or,
     np.logical_not, np.logical_xor, np.heaviside, np.argmax, np.argmin, np.argsort,

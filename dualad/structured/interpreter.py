@@ -58,6 +58,17 @@ class StructuredDual(TangentTracer):
 # ============================================================================
 # the interpreter
 # ============================================================================
+def _no_complex(prim, primals, params) -> None:
+    """Structured tangents are real; complex intermediates are refused (the
+    dense Hessian modes support them)."""
+    dtype = params.get("dtype")
+    if dtype is not None and np.dtype(dtype).kind == "c" or any(
+            isinstance(p, complex) or getattr(getattr(p, "dtype", None), "kind", "") == "c"
+            for p in primals):
+        raise TypeError(f"hessian(mode='structured') does not support complex values (at "
+                        f"{prim.name}); use mode='fwd-rev' or another dense mode.")
+
+
 class StructuredLevel(Level):
     """The structured interpreter: primal one level down; tangent by a
     structural rule on index-map tangents, else densely. ``ctx``: the pass
@@ -86,6 +97,7 @@ class StructuredLevel(Level):
                 if k == key and all(a is b for a, b in zip(keep, args)):
                     return res
         primals, tangents = split_at(level, args, "tangent", Zero)
+        _no_complex(prim, primals, params)
         sparse = any(isinstance(t, _SPARSE) for t in tangents)
         out = t_out = None
         if sparse:

@@ -1,0 +1,215 @@
+"""Fused forward-Laplacian updates for unary elementwise primitives.
+
+For ``y = f(x)`` carrying first derivatives ``g`` (``(d,) + shape``) and a
+Laplacian part ``l``, the forward-Laplacian interpreter needs
+``g_y = f'(x) g`` and ``l_y = f'(x) l + f''(x) <g, g>``. Done with NumPy
+that is about a dozen full-size temporaries per primitive (the partial, the
+Dual evaluation that gives ``f''``, the products, the inner product); here
+the value comes from NumPy (its SIMD ``tanh``/``exp`` beat Numba's scalar
+libm calls, see bench/NOTES.md) and ONE Numba pass over ``(x, y, g, l)``
+writes ``g_y`` and ``l_y``, reading each input once.
+
+The table below gives ``f'`` and ``f''`` as expressions in ``x``, ``y`` and
+``d1`` (= ``f'``); ``tests/test_kernels.py`` checks both against the
+registry's partials (``f''`` by differentiating them), so they cannot drift.
+Only primitives whose partials are finite wherever the input is
+(``singular=False``) are listed: the interpreter multiplies without a guard
+for those too, so the kernel and the NumPy rules agree bit for bit in
+meaning (0 * inf questions never arise).
+"""
+from __future__ import annotations
+
+import math  # noqa: F401  (used by the generated kernels)
+
+import numpy as np
+
+from dualad.core.registry import Primitive
+from dualad.core.zero import Zero
+from dualad.rules.ufuncs import arctan_p, cos_p, cosh_p, exp_p, sin_p, sinh_p, tanh_p
+
+SECOND: dict[Primitive, tuple[str, str]] = {
+    tanh_p: ("1.0 - y * y", "-2.0 * y * d1"),
+    sin_p: ("math.cos(x)", "-y"),
+    cos_p: ("-math.sin(x)", "-y"),
+    exp_p: ("y", "y"),
+    sinh_p: ("math.cosh(x)", "y"),
+    cosh_p: ("math.sinh(x)", "y"),
+    arctan_p: ("1.0 / (1.0 + x * x)", "-2.0 * x * d1 * d1"),
+}
+
+# Primitives whose VALUE the kernel computes too. NumPy's float64 tanh runs
+# at ~7.6 ns per element on CPUs without AVX-512 (half of a W5 Laplacian's
+# elementwise time); this one vectorises (AVX2) at ~3.4 ns and stays within
+# 2 ulp of np.tanh (tests check 4e-16 relative): |x| < 0.625 by the Cephes
+# rational, otherwise 1 - 2 / (exp(2|x|) + 1) with exp by range reduction
+# (k ln 2 + r, Taylor polynomial in r, 2**k from the exponent bits: the
+# float -> int64 step uses the 1.5 * 2**52 rounding trick because AVX2 has
+# no vector double -> int64 conversion). NaN stays NaN, +-inf gives +-1,
+# tanh(-0.0) is -0.0.
+_TANH_VALUE = """
+        for j in range(m):
+            t = 2.0 * abs(x[start + j])
+            t = t if t < 44.0 else 44.0        # tanh(22) == 1.0 in float64
+            kd = t * 1.44269504088896338700 + 6755399441055744.0
+            kf = kd - 6755399441055744.0
+            r = (t - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10
+            ps[j] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
+                1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
+                    1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
+                        1.0 / 479001600))))))))))))
+            fk[j] = kd
+        for j in range(m):
+            kb[j] = (ik[j] - 4843621399236968448 + 1023) << 52
+        for j in range(m):
+            v = x[start + j]
+            big = 1.0 - 2.0 / (ps[j] * sc[j] + 1.0)
+            big = big if v >= 0 else -big
+            z = v * v
+            small = v + v * z * (((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1)
+                                  * z - 1.61468768441708447952e3)
+                                 / (((z + 1.12811678491632931402e2) * z
+                                     + 2.23548839060100448583e3) * z
+                                    + 4.84406305325125486048e3))
+            w = small if abs(v) < 0.625 else big
+            y[start + j] = v if (v != v or v == 0.0) else w    # NaN, and the sign of 0
+"""
+_KERNEL_VALUE = {tanh_p: _TANH_VALUE}
+
+# Blocked so that f' and f'' are computed once per element (sin needs a cos)
+# yet the loops over the d coordinate planes stay unit-stride (vectorised).
+# One kernel per (primitive, diag, has_l): no run-time branches in the loops.
+_HEAD = """
+def kernel(x, y, g, l, gy, ly):
+    n = x.size
+    nd = g.shape[0]
+    B = 512
+    d1s = np.empty(B, dtype=x.dtype)
+    d2s = np.empty(B, dtype=x.dtype)
+    ps = np.empty(B)
+    fk = np.empty(B)
+    kb = np.empty(B, dtype=np.int64)
+    ik = fk.view(np.int64)
+    sc = kb.view(np.float64)
+    for start in range(0, n, B):
+        stop = min(start + B, n)
+        m = stop - start{value}
+        for j in range(m):
+            x_i = x[start + j]
+            y_i = y[start + j]
+            d1 = {d1}
+            d1s[j] = d1
+            d2s[j] = {d2}
+"""
+_TRACE = """
+        for j in range(m):
+            ly[0, start + j] = {base}
+        for k in range(nd):
+            for j in range(m):
+                gk = g[k, start + j]
+                gy[k, start + j] = d1s[j] * gk
+                ly[0, start + j] += d2s[j] * gk * gk
+"""
+_DIAG = """
+        for k in range(nd):
+            for j in range(m):
+                gk = g[k, start + j]
+                gy[k, start + j] = d1s[j] * gk
+                ly[k, start + j] = {base}d2s[j] * gk * gk
+"""
+_compiled: dict = {}
+
+
+def _render(prim: Primitive, diag: bool, has_l: bool) -> str:
+    import re
+    d1, d2 = SECOND[prim]
+    sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
+    if diag:
+        body = _DIAG.format(base="d1s[j] * l[k, start + j] + " if has_l else "")
+    else:
+        body = _TRACE.format(base="d1s[j] * l[0, start + j]" if has_l else "0.0")
+    value = _KERNEL_VALUE.get(prim, "")
+    return _HEAD.format(d1=sub(d1), d2=sub(d2), value=value.rstrip("\n")) + body
+
+
+def build(prim: Primitive, diag: bool, has_l: bool):
+    """Compile (once per process; from Numba's on-disk cache after the first
+    process) the fused Laplacian update of ``prim``."""
+    key = (prim, diag, has_l)
+    kern = _compiled.get(key)
+    if kern is None:
+        from numba import njit
+        src = "import math\nimport numpy as np\n" + _render(prim, diag, has_l)
+        fn, cacheable = _load(src, f"lap_{prim.name}_{int(diag)}{int(has_l)}")
+        # "contract" (FMA) only: it lets the tanh value loop vectorise (0.9 vs
+        # 1.2 ms per 2.6e5 elements) and never loosens NaN/inf/sign semantics
+        kern = _compiled[key] = njit(nogil=True, error_model="numpy", cache=cacheable,
+                                     fastmath={"contract"})(fn)
+    return kern
+
+
+def _load(src: str, stem: str):
+    """The generated ``kernel`` function and whether Numba may cache it.
+
+    Why a file: Numba caches compiled code only for functions with a source
+    file (a compile is ~1.5 s per kernel, the whole W5 pass ~17 ms). The
+    file's name carries a hash of its text, so a changed template never meets
+    a stale cache. Without a writable cache directory: ``exec``, no cache."""
+    import hashlib
+    import importlib.util
+    import os
+    import sys
+    import tempfile
+    digest = hashlib.sha1(src.encode()).hexdigest()[:16]
+    base = os.environ.get("DUALAD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "dualad")
+    path = os.path.join(base, "kernels", f"{stem}_{digest}.py")
+    try:
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(src)
+            os.replace(tmp, path)          # atomic: concurrent processes agree
+        name = f"dualad_kernel_{stem}_{digest}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        # Numba's cache rebuilds the kernel's globals by importing this name
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module.kernel, True
+    except OSError:
+        namespace: dict = {}
+        exec(src, namespace)               # generated from the table only
+        return namespace["kernel"], False
+
+
+def applies(prim: Primitive, x, g, lap, diag: bool) -> bool:
+    """Plain C-contiguous float arrays of one dtype, ``g`` of ``(d,) + x.shape``
+    and ``lap`` Zero or of its expected shape: anything else takes the rules."""
+    if prim not in SECOND or type(x) is not np.ndarray or type(g) is not np.ndarray:
+        return False
+    if x.dtype.kind != "f" or g.dtype != x.dtype or g.shape[1:] != x.shape or g.ndim < 1:
+        return False
+    if lap is Zero:
+        return True
+    want = g.shape if diag else x.shape
+    return type(lap) is np.ndarray and lap.dtype == x.dtype and lap.shape == want
+
+
+def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: bool):
+    """``(y, g_y, lap_y)`` by one fused pass (``y`` from ``prim.impl`` first,
+    unless the kernel computes the value too)."""
+    y = np.empty(x.shape, dtype=x.dtype) if prim in _KERNEL_VALUE else prim.impl(x)
+    d = g.shape[0]
+    n = x.size
+    xf = np.ascontiguousarray(x).reshape(n)
+    yf = np.ascontiguousarray(y).reshape(n)
+    gf = np.ascontiguousarray(g).reshape(d, n)
+    rows = d if diag else 1
+    has_l = lap is not Zero
+    lf = np.ascontiguousarray(lap).reshape(rows, n) if has_l else np.empty((rows, 0), x.dtype)
+    gy = np.empty((d, n), dtype=x.dtype)
+    ly = np.empty((rows, n), dtype=x.dtype)
+    build(prim, diag, has_l)(xf, yf, gf, lf, gy, ly)
+    return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
