@@ -4,6 +4,7 @@ transforms is exactly the original."""
 from __future__ import annotations
 
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -105,6 +106,7 @@ def test_numpy_is_restored_after_the_transform() -> None:
     for n, f in originals.items():
         assert getattr(np, n) is f
     assert all(getattr(m, n) is f for m, n, f in convert._ORIGINALS)
+    assert type(np) is types.ModuleType and type(np.linalg) is types.ModuleType
     with pytest.raises(TypeError):
         np.asarray(da.Dual(1.0, 1.0))         # no transform: persistent Duals refuse
 
@@ -203,3 +205,24 @@ def test_structured_hessian_with_custom_jvp_inside() -> None:
     f = lambda v: cube(v) + np.sum(v ** 2)                       # noqa: E731
     np.testing.assert_allclose(da.hessian(f, mode="structured")(X), np.diag(6 * X + 2),
                                rtol=1e-12)
+
+
+def test_wrappers_answer_inside_a_transform_only() -> None:
+    """Inside a transform numpy's names answer with the wrappers (a module
+    class with data descriptors), also once the interpreter has specialized
+    the lookups; the module's own dict is never changed."""
+    seen = {}
+
+    def f(x):
+        seen["asarray"] = np.asarray
+        seen["norm"] = np.linalg.norm
+        seen["dict"] = vars(np)["asarray"]
+        return np.sum(np.asarray([x[0], 2.0 * x[1]]) ** 2)
+
+    for _ in range(40):      # warm: a specialized attribute lookup must not skip the wrappers
+        np.testing.assert_allclose(da.grad(f)(X[:2]), [2 * X[0], 8 * X[1]])
+        assert seen["asarray"] is not convert._orig["asarray"]
+        assert seen["norm"] is not np.linalg.norm
+        assert seen["dict"] is convert._orig["asarray"]
+        assert np.asarray is convert._orig["asarray"]
+    assert np.asarray is convert._orig["asarray"]

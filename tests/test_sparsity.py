@@ -2,9 +2,9 @@
 checked against the nonzeros of dense derivatives, the cache, the API."""
 import numpy as np
 import pytest
-from conftest import lj_flat
 
 import dualad as da
+from conftest import lj_flat
 from dualad.mixed.cache import clear_cache
 from dualad.mixed.patterns import pattern
 from dualad.mixed.sparsity import hessian_pattern, jacobian_pattern

@@ -258,3 +258,23 @@ def test_vmap_batched_gathers_and_lookups():
     np.testing.assert_allclose(got, np.bincount(idx, minlength=10))
     with pytest.raises(TypeError, match="take_along_axis"):
         da.vmap(lambda i: table[i])(idx)
+
+
+def test_vmap_compositions_keep_the_batch():
+    """Compositions that read primal values (masks, indices) keep the batch
+    axis: interp with plain knots and values, angle of a real value,
+    piecewise whose pieces differ per example, an FFT and eig per example."""
+    xs = np.array([[-0.5, 0.25, 1.0], [0.1, 0.9, -1.1], [0.6, -0.2, 0.3]])
+    xp, fp = np.array([-1.0, 0.0, 1.0]), np.array([2.0, 0.0, 1.0])
+    np.testing.assert_allclose(da.vmap(lambda x: np.interp(x, xp, fp))(xs),
+                               [np.interp(x, xp, fp) for x in xs], rtol=1e-14)
+    np.testing.assert_allclose(da.vmap(np.angle)(xs), np.angle(xs))
+    pw = lambda x: np.piecewise(x, [x < 0, x > 0.5], [np.sin, lambda v: v * v, 0.5])
+    np.testing.assert_allclose(da.vmap(pw)(xs), [pw(x) for x in xs], rtol=1e-14)
+    g = da.grad(lambda x: np.sum(pw(x)))
+    np.testing.assert_allclose(da.vmap(g)(xs), [g(x) for x in xs], rtol=1e-14)
+    spec = lambda x: np.abs(np.fft.rfft(x)) ** 2
+    np.testing.assert_allclose(da.vmap(spec)(xs), [spec(x) for x in xs], rtol=1e-12)
+    a = np.stack([np.array([[2.0, 1.0], [0.5, 3.0]]) * s for s in SCALES])
+    ev = lambda m: np.sort(np.real(np.linalg.eigvals(m)))
+    np.testing.assert_allclose(da.vmap(ev)(a), [ev(m) for m in a], rtol=1e-12)

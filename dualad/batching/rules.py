@@ -28,7 +28,10 @@ import string
 import numpy as np
 
 from dualad.core.registry import bind, ndim_of, registry, shape_of
+from dualad.rules.complex import conj_p, imag_p, real_p, to_complex_p
 from dualad.rules.contractions import einsum_p, matmul_p
+from dualad.rules.eig import eig_p
+from dualad.rules.fft import fft_p, irfft_p
 from dualad.rules.indexing import getitem_p, scatter_add_p
 from dualad.rules.joins import concatenate_p
 from dualad.rules.linalg import det_p, inv_p, pinv_p, slogdet_p, solve_p
@@ -204,6 +207,9 @@ RULES: dict = {
     qr_p: _broadcasting, svd_p: _broadcasting, norm_svals_p: _broadcasting,
     matmul_p: _matmul, solve_p: _solve, einsum_p: _einsum,
     concatenate_p: _concatenate, where_p: elementwise_rule,
+    real_p: _linear_lead, imag_p: _linear_lead, conj_p: _linear_lead,
+    to_complex_p: _linear_lead, fft_p: _linear_lead, irfft_p: _linear_lead,
+    eig_p: _broadcasting,
 }
 RULES.update((p, elementwise_rule) for p in list(registry.values()) if p.elementwise)
 

@@ -52,6 +52,17 @@ def bind_weights(params: list, values) -> ExitStack:
     return stack
 
 
+def _position(grad_position, argnums, weights):
+    """``grad_position`` (``argnums`` is its alias); both it and ``weights``
+    None is an error: nothing to differentiate."""
+    if argnums is not None:
+        grad_position = argnums
+    if grad_position is None and weights is None:
+        raise ValueError("grad_position and weights cannot both be None: "
+                         "nothing to differentiate with respect to")
+    return grad_position
+
+
 def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
                    *, argnums=None, holomorphic: bool = False) -> Callable:
     """A function returning ``(value, grads)``; see :func:`grad` for ``grads``
@@ -62,12 +73,8 @@ def value_and_grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = 
     >>> float(v), g
     (5.0, array([2., 4.]))
     """
-    if argnums is not None:
-        grad_position = argnums
+    grad_position = _position(grad_position, argnums, weights)
     if weights is None:
-        if grad_position is None:
-            raise ValueError("grad_position and weights cannot both be None: "
-                             "nothing to differentiate with respect to")
         return rev.value_and_grad(fn, grad_position, has_aux, holomorphic=holomorphic)
     params = weights_list(weights)
     if grad_position is not None:
@@ -124,19 +131,8 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False,
     >>> float(da.grad(np.sin)(0.0))
     1.0
     """
-    if argnums is not None:
-        grad_position = argnums
+    grad_position = _position(grad_position, argnums, weights)
     if weights is None:
-        if grad_position is None:
-            raise ValueError("grad_position and weights cannot both be None: "
-                             "nothing to differentiate with respect to")
         return rev.grad(fn, grad_position, has_aux, holomorphic=holomorphic)
-    vg = value_and_grad(fn, grad_position, weights, has_aux, holomorphic=holomorphic)
-
-    def wrapper(*args):
-        value, grads = vg(*args)
-        if has_aux:
-            return grads, value[1:]
-        return grads
-
-    return wrapper
+    return rev.grads_of(value_and_grad(fn, grad_position, weights, has_aux,
+                                       holomorphic=holomorphic), has_aux)

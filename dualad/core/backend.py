@@ -173,6 +173,20 @@ def is_float_value(x) -> bool:
     return dtype is not None and dtype.kind in "fc"
 
 
+def is_real_float_value(x) -> bool:
+    """True for real floating arrays and Python floats (the common output:
+    one look at the innermost value decides the output checks at once).
+
+    >>> is_real_float_value(2.0), is_real_float_value(np.ones(2, complex))
+    (True, False)
+    """
+    v = _peek(x)
+    if v.__class__ is float:
+        return True
+    dtype = getattr(v, "dtype", None)
+    return dtype is not None and dtype.kind == "f"
+
+
 def result_float_dtype(x):
     """The dtype a derivative w.r.t. ``x`` is computed in."""
     v = _peek(x)

@@ -3,10 +3,12 @@
 NumPy does not hand ``np.asarray``/``np.array`` (nor functions given a *list*
 of traced values) to ``__array_function__``, and almost every library
 function starts with one of them. While at least one transform runs on any
-thread, the entry points in :data:`PATCHED` are replaced in the ``numpy``
-module namespace by thin wrappers: when no argument holds a traced value they
-call the original at once (identical results; one Python call and a type
-check more); otherwise they return traced values:
+thread, the entry points in :data:`PATCHED` are answered by thin wrappers
+(``numpy``'s and ``numpy.linalg``'s module class is switched to one whose
+descriptors return them: one store on entry and one on exit, however many
+names): when no argument holds a traced value they call the original at once
+(identical results; one Python call and a type check more); otherwise they
+return traced values:
 
 * ``np.asarray/array/asanyarray/ascontiguousarray/asfortranarray/
   asarray_chkfinite(x)`` return ``x`` itself (``np.array`` and ``copy=True`` a
@@ -16,8 +18,9 @@ check more); otherwise they return traced values:
   ``np.linalg.norm([dx, dy])``, ``np.append([a, 1.0], b)``, ``np.r_``,
   ``np.c_``).
 
-When the last transform on every thread has finished the originals are put
-back, so code outside transforms runs exactly the original functions.
+When the last transform on every thread has finished the modules get their
+own class back, so code outside transforms runs exactly the original
+functions, looked up exactly as before.
 Out of reach: compiled code converting its inputs, and names bound before the
 transform started (``from numpy import asarray`` at import time).
 
@@ -152,7 +155,6 @@ _orig: dict = {n: getattr(np, n) for n in (
     "asarray", "array", "asanyarray", "ascontiguousarray", "asfortranarray",
     "asarray_chkfinite", "r_", "c_") if hasattr(np, n)}
 # NumPy functions often handed a list of traced scalars (np.mean([a, b])).
-# Kept short: each one costs a dict entry on every transform's entry and exit.
 _LIST_TAKERS = ("mean", "sum", "prod", "max", "min", "average", "var", "std", "append",
                 "dot", "cumsum", "diff", "atleast_1d", "atleast_2d", "atleast_3d", "outer",
                 "cross", "where", "clip", "ravel", "reshape", "transpose")
@@ -172,11 +174,30 @@ def _patches() -> list:
     return out
 
 
+def _shadowing_class(module, wrappers: dict) -> type:
+    """A subclass of ``module``'s type whose data descriptors answer
+    ``module.<name>`` with ``wrappers[name]``: a data descriptor on the type
+    wins over the module's ``__dict__``, so assigning ``module.__class__``
+    switches every name at once (one store, however many names; a
+    ``dict.update`` of the namespace cost a store per name on each entry
+    and exit). Each getter is a C-level ``dict.__getitem__``. Assigning a
+    name meanwhile writes the module's ``__dict__`` (seen after the exit)."""
+    def prop(name, w):
+        def assign(m, value):
+            m.__dict__[name] = value
+
+        def delete(m):
+            del m.__dict__[name]
+        return property({module: w}.__getitem__, assign, delete)
+    return type(f"_traced_{module.__name__}", (type(module),),
+                {n: prop(n, w) for n, w in wrappers.items()})
+
+
 PATCHED = _patches()
 _ORIGINALS = [(m, n, getattr(m, n)) for m, n, _ in PATCHED]
-# One dict update per module (cheaper than a setattr per name).
-_SWAP_IN = [(m.__dict__, {n: w for mm, n, w in PATCHED if mm is m}) for m in (np, np.linalg)]
-_SWAP_OUT = [(m.__dict__, {n: f for mm, n, f in _ORIGINALS if mm is m}) for m in (np, np.linalg)]
+# module, its class with the wrappers, its own class
+_SWAP = [(m, _shadowing_class(m, {n: w for mm, n, w in PATCHED if mm is m}), type(m))
+         for m in (np, np.linalg)]
 _lock = threading.Lock()
 _active = [0]          # threads currently inside at least one transform
 
@@ -185,16 +206,16 @@ def _enter() -> None:
     with _lock:
         _active[0] += 1
         if _active[0] == 1:
-            for d, new in _SWAP_IN:
-                d.update(new)
+            for m, traced, _ in _SWAP:
+                m.__class__ = traced
 
 
 def _exit() -> None:
     with _lock:
         _active[0] -= 1
         if _active[0] == 0:
-            for d, old in _SWAP_OUT:
-                d.update(old)
+            for m, _, plain in _SWAP:
+                m.__class__ = plain
 
 
 levels.set_outermost_hooks(_enter, _exit)

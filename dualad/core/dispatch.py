@@ -456,3 +456,24 @@ class Tracer:
         if dtype.kind == "f" and self.dtype.kind == "c":
             return np.real(self).astype(dtype)  # NumPy drops the imaginary part
         return provided.astype(self, dtype=dtype)
+
+
+class ObservingTracer(Tracer):
+    """A tracer whose reads are observed (the replay safety contract of
+    :mod:`dualad.mixed.replay`): ``.primal`` tells the level
+    (``level.observe_read(self)``); metadata accessors go through ``_value``
+    without a read. Subclasses: the recorder's ``Staged``, the sparsity
+    ``Pattern``."""
+
+    __slots__ = ()
+    _observing = True
+
+    @property
+    def primal(self):
+        self._level.observe_read(self)
+        return self._value
+
+    @property
+    def shape(self) -> tuple:
+        return shape_of(self._value)
+

@@ -61,7 +61,7 @@ import numpy as np
 
 from dualad.core.args import check_outputs
 from dualad.core.backend import finite_value
-from dualad.core.dispatch import Tracer
+from dualad.core.dispatch import ObservingTracer
 from dualad.core.levels import Level, new_level
 from dualad.core.registry import bind, shape_of
 from dualad.core.tree import tree_flatten, tree_unflatten
@@ -76,25 +76,15 @@ class _Const:
         self.value = value
 
 
-class Staged(Tracer):
+class Staged(ObservingTracer):
     """A raw value being recorded (the lowest level of a recorded pass).
     ``.primal`` is an observed read (contract point 3); metadata goes
     through ``_value`` without one (point 1)."""
 
     __slots__ = ("_value", "_level", "slot")
-    _observing = True
 
     def __init__(self, value, level, slot: int):
         self._value, self._level, self.slot = value, level, slot
-
-    @property
-    def primal(self):
-        self._level.observe_read(self)
-        return self._value
-
-    @property
-    def shape(self) -> tuple:
-        return shape_of(self._value)
 
     def __repr__(self) -> str:
         return f"Staged(slot={self.slot}, shape={self.shape})"

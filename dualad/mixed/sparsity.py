@@ -44,7 +44,7 @@ import numpy as np
 
 from dualad.core.args import check_outputs
 from dualad.core.backend import peel
-from dualad.core.dispatch import Tracer
+from dualad.core.dispatch import ObservingTracer
 from dualad.core.levels import Level, level_of, new_level, split_at
 from dualad.core.registry import Primitive, align, bind, ndim_of, shape_of
 from dualad.core.tree import tree_flatten
@@ -70,7 +70,7 @@ __all__ = ["Pattern", "PatternLevel", "jacobian_pattern", "hessian_pattern"]
 # ============================================================================
 # the tracer and its interpreter
 # ============================================================================
-class Pattern(Tracer):
+class Pattern(ObservingTracer):
     """A primal value with a packed dependency bit set per element.
 
     Reading the value from outside the interpreter (``x > 0``, ``if``, an
@@ -81,21 +81,11 @@ class Pattern(Tracer):
     """
 
     __slots__ = ("_value", "pattern", "_level")
-    _observing = True
 
     def __init__(self, primal, pattern, level):
         self._value = primal
         self.pattern = pattern
         self._level = level
-
-    @property
-    def primal(self):
-        self._level.observe_read(self)
-        return self._value
-
-    @property
-    def shape(self) -> tuple:
-        return shape_of(self._value)
 
     def __repr__(self) -> str:
         return f"Pattern(shape={self.shape})"

@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 import dualad.rules.contractions  # noqa: F401  (their handlers are wrapped below)
-from dualad.core.backend import peel
+from dualad.core.backend import peel, peel_keep_batch
 from dualad.core.dispatch import FUNCTIONS, UFUNCS, implements, register_nondiff
-from dualad.core.registry import defprimitive, ndim_of
+from dualad.core.registry import defprimitive, ndim_of, shape_of
 from dualad.rules.linalg import pinv_p, slogdet_p
 from dualad.rules.linalg_decomp import cholesky_p, eigh_p, qr_p, svd_p
 from dualad.rules.reductions import norm2_p, norm_svals_p, reduce_max_p, reduce_min_p
@@ -128,7 +128,12 @@ def conj(x, **kwargs):
 def angle(z, deg=False):
     """``arctan2(imag, real)``; a real input has the constant angle 0 or pi."""
     if not is_complex(z):
-        return np.angle(peel(z), deg)
+        v = peel_keep_batch(z)
+        if not hasattr(v, "_level"):
+            return np.angle(v, deg)
+        # batched by a vmap: angle(x) = arctan2(0, x), batch kept
+        a = np.arctan2(np.zeros(shape_of(z)), v)
+        return a * (180.0 / np.pi) if deg else a
     a = np.arctan2(imag(z), real(z))
     return a * (180.0 / np.pi) if deg else a
 

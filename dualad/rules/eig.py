@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import peel
+from dualad.core.backend import peel_keep_batch
 from dualad.core.dispatch import implements
 from dualad.core.registry import defprimitive, shape_of
 from dualad.core.zero import Zero
@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 def _gauge(v):
     """The one-hot mask (a constant) of each column's largest component, and
     that component's real value (traced: it moves with ``A``)."""
-    vv = peel(v)
+    vv = peel_keep_batch(v)
     k = np.argmax(np.real(vv * np.conj(vv)), axis=-2)
     n = shape_of(v)[-1]
     mask = np.arange(n)[:, None] == k[..., None, :]

@@ -158,6 +158,15 @@ def _is_identity(key: tuple, shape: tuple) -> bool:
 # ============================================================================
 # getitem and scatter_add: linear, each the other's transpose
 # ============================================================================
+def _any_batched(key: tuple) -> bool:
+    """Whether a vmap's tracer is among the key's entries: the cheap first
+    test on every indexing (almost every key holds none)."""
+    for k in key:
+        if getattr(k, "_batched", False):
+            return True
+    return False
+
+
 def _per_example_key(prim, x, key, **params):
     """An untraced value indexed with a key batched by a vmap (a cotangent
     that does not depend on the batch, transposed through a batched gather):
@@ -170,9 +179,8 @@ def _per_example_key(prim, x, key, **params):
 
 
 def _getitem(x, key, lead=0):
-    looped = _per_example_key(getitem_p, x, key, lead=lead)
-    if looped is not None:
-        return looped
+    if _any_batched(key):
+        return _per_example_key(getitem_p, x, key, lead=lead)
     xp = namespace_of(x)
     if not hasattr(x, "shape"):
         x = xp.asarray(x)
@@ -199,9 +207,8 @@ def _add_at(xp, z, key, v):
 
 
 def _scatter_add(ct, key, in_shape, lead=0):
-    looped = _per_example_key(scatter_add_p, ct, key, in_shape=in_shape, lead=lead)
-    if looped is not None:
-        return looped
+    if _any_batched(key):
+        return _per_example_key(scatter_add_p, ct, key, in_shape=in_shape, lead=lead)
     xp = namespace_of(ct)
     if not hasattr(ct, "shape"):
         ct = xp.asarray(ct)
@@ -309,18 +316,20 @@ def getitem(x, key):
     key = canonical_key(key, shape, namespace_of(x))
     if _is_identity(key, shape):
         return x
-    looped = _batched_key_call(getitem, x, key)
-    if looped is not None:
-        return looped
+    if _any_batched(key):
+        looped = _batched_key_call(getitem, x, key)
+        if looped is not None:
+            return looped
     return getitem_p(x, key=key)
 
 
 def scatter_add(values, key, shape: tuple):
     """Zeros of ``shape`` with ``values`` added at ``key`` (repeats accumulate)."""
     key = canonical_key(key, shape, namespace_of(values))
-    looped = _batched_key_call(lambda v, k: scatter_add(v, k, shape), values, key)
-    if looped is not None:
-        return looped
+    if _any_batched(key):
+        looped = _batched_key_call(lambda v, k: scatter_add(v, k, shape), values, key)
+        if looped is not None:
+            return looped
     return scatter_add_p(values, key=key, in_shape=tuple(shape))
 
 

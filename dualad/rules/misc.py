@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import peel
-from dualad.core.dispatch import implements
+from dualad.core.backend import peel, peel_keep_batch
+from dualad.core.dispatch import implements, register_nondiff
 from dualad.core.registry import defprimitive, ndim_of, shape_of
+from dualad.rules.indexing import take
 
 _DEG = 180.0 / np.pi
 _LN2 = float(np.log(2.0))
@@ -53,7 +54,7 @@ def _float_dtype(x):
 
 
 def _small(x):
-    return np.abs(peel(x)) < 1e-3
+    return np.abs(peel_keep_batch(x)) < 1e-3
 
 
 def _sinc_partial(out, x):
@@ -112,7 +113,8 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
 def polyval(p, x):
     """Horner's rule; ``p`` and ``x`` may both be traced."""
     n = shape_of(p)[0] if shape_of(p) else len(p)
-    y = p[0] * np.ones_like(peel(x)) if n else np.zeros_like(peel(x))
+    xv = peel_keep_batch(x)
+    y = p[0] * np.ones_like(xv) if n else np.zeros_like(xv)
     for i in range(1, n):
         y = y * x + p[i]
     return y
@@ -124,7 +126,7 @@ def polyval(p, x):
 @implements(np.nan_to_num)
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     """Finite entries pass through (derivative 1); replaced ones are constants."""
-    v = peel(x)
+    v = peel_keep_batch(x)
     if np.iscomplexobj(v):
         raise TypeError("dualad's numpy.nan_to_num supports real arrays; apply it to "
                         "np.real(x) and np.imag(x).")
@@ -142,7 +144,7 @@ def select(condlist, choicelist, default=0):
         raise ValueError("list of cases must be same length as list of conditions")
     out = default
     for cond, choice in zip(reversed(condlist), reversed(choicelist)):
-        out = np.where(peel(cond), choice, out)
+        out = np.where(peel_keep_batch(cond), choice, out)
     shape = np.broadcast_shapes(*(shape_of(c) for c in list(condlist) + list(choicelist)),
                                 shape_of(default))
     return out if shape_of(out) == shape else np.broadcast_to(out, shape)
@@ -151,17 +153,20 @@ def select(condlist, choicelist, default=0):
 @implements(np.piecewise)
 def piecewise(x, condlist, funclist, *args, **kw):
     """Each function sees only its own entries (as in NumPy); the pieces are
-    put back in place with one permutation (a ``take``)."""
-    xv = peel(x)
-    if isinstance(condlist, np.ndarray) and condlist.ndim == xv.ndim or \
+    put back in place with one permutation (a ``take``). Under a vmap see
+    :func:`_piecewise_batched`."""
+    if isinstance(condlist, np.ndarray) and condlist.ndim == ndim_of(x) or \
             not isinstance(condlist, (list, tuple)):
         condlist = [condlist]
+    n = len(condlist)
+    if len(funclist) not in (n, n + 1):
+        raise ValueError(f"with {n} condition(s), either {n} or {n + 1} functions are expected")
+    if _is_batched(x) or any(_is_batched(c) for c in condlist):
+        return _piecewise_batched(x, condlist, funclist, args, kw)
+    xv = peel(x)
     conds = [np.asarray(peel(c), dtype=bool) & np.ones(xv.shape, bool) for c in condlist]
-    n = len(conds)
     if len(funclist) == n + 1:
         conds.append(~np.any(conds, axis=0) if n else np.ones(xv.shape, bool))
-    elif len(funclist) != n:
-        raise ValueError(f"with {n} condition(s), either {n} or {n + 1} functions are expected")
     owner = np.full(xv.shape, -1)
     for k, c in enumerate(conds):
         owner[c] = k                     # later conditions win, as in NumPy
@@ -186,6 +191,39 @@ def piecewise(x, condlist, funclist, *args, **kw):
     return np.reshape(np.take(np.concatenate(pieces), inv), xv.shape)
 
 
+def _is_batched(v) -> bool:
+    """Whether a vmap's batch sits anywhere under ``v``'s levels."""
+    while hasattr(v, "_level"):
+        if getattr(v, "_batched", False):
+            return True
+        v = v.primal
+    return False
+
+
+def _as_bool(c):
+    v = peel_keep_batch(c)
+    return v.astype(bool) if hasattr(v, "astype") else np.asarray(v, dtype=bool)
+
+
+def _piecewise_batched(x, condlist, funclist, args, kw):
+    """piecewise under a vmap: which entries fall in which piece differs per
+    example, so (as ``jax.numpy.piecewise``) every function sees all of ``x``
+    and ``np.where`` keeps its piece (later conditions win). Functions must
+    then accept every entry of ``x``: one that is infinite (or has an
+    infinite derivative) outside its own piece poisons the gradient with NaN,
+    as a ``np.where`` of such branches would."""
+    conds = [_as_bool(c) for c in condlist]
+    if len(funclist) == len(conds) + 1:
+        anyc = conds[0] if conds else False
+        for c in conds[1:]:
+            anyc = anyc | c
+        conds.append(~anyc if conds else True)
+    out = np.zeros(shape_of(x), dtype=_float_dtype(x))
+    for c, f in zip(conds, funclist):
+        out = np.where(c, f(x, *args, **kw) if callable(f) else f, out)
+    return out
+
+
 @implements(np.interp)
 def interp(x, xp, fp, left=None, right=None, period=None):
     """Linear interpolation, differentiable in ``x``, ``fp`` (and ``xp``)."""
@@ -196,24 +234,29 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         fp = np.stack(fp)              # a list that may hold traced entries
     if isinstance(xp, (list, tuple)):
         xp = np.stack(xp)
-    xv, xpv = peel(x), np.asarray(peel(xp))
+    xv, xpv = peel_keep_batch(x), peel_keep_batch(xp)
     m = xpv.shape[0]
     i = np.clip(np.searchsorted(xpv, xv, side="right") - 1, 0, max(m - 2, 0))
     if m == 1:
-        return np.ones_like(np.asarray(xv, dtype=float)) * fp[0]
-    x0, x1 = np.take(xp, i), np.take(xp, i + 1)
-    y0, y1 = np.take(fp, i), np.take(fp, i + 1)
+        return np.ones(shape_of(x)) * fp[0]
+    # dualad's take called directly: np.take does not dispatch on its indices,
+    # so a plain xp (or fp) with indices batched by a vmap would reach NumPy
+    x0, x1 = take(xp, i), take(xp, i + 1)
+    y0, y1 = take(fp, i), take(fp, i + 1)
     y = y0 + (x - x0) * ((y1 - y0) / (x1 - x0))
     y = np.where(xv == xpv[-1], fp[-1], y)          # the last knot itself
     y = np.where(xv < xpv[0], fp[0] if left is None else left, y)
     return np.where(xv > xpv[-1], fp[-1] if right is None else right, y)
 
 
+register_nondiff(np.argpartition)
+
+
 @implements(np.partition)
 def partition(a, kth, axis=-1, kind="introselect", order=None):
     if axis is None:
         a, axis = np.ravel(a), 0
-    idx = np.argpartition(peel(a), kth, axis=axis)
+    idx = np.argpartition(peel_keep_batch(a), kth, axis=axis)
     return np.take_along_axis(a, idx, axis=axis)
 
 
