@@ -234,8 +234,8 @@ def _row_gather(key, in_shape, ct):
     """The row index of a key ``(rows,)`` or ``(rows, :, ...)`` (whole rows of
     a float64 array picked by one 1-D integer array), else None."""
     if not key or type(key[0]) is not np.ndarray or key[0].ndim != 1 \
-            or key[0].dtype.kind not in "iu" or ct.dtype != np.float64:
-        return None
+            or key[0].dtype.kind not in "iu" or ct.dtype != np.float64 or not key[0].size:
+        return None        # (bincount of no weights returns int64)
     for k, n in zip(key[1:], in_shape[1:]):
         if type(k) is not slice or k.indices(n) != (0, n, 1):
             return None
