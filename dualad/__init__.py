@@ -53,6 +53,7 @@ _LAZY = {
     "laplacian": "dualad.forward.laplacian",
     "hessian_diag": "dualad.forward.laplacian",
     "jet": "dualad.forward.jet",
+    "jit": "dualad.mixed.jit",
 }
 # Public submodules: name -> module path (``da.planner`` and ``da.nn`` name
 # rooms that now live in the layered folders).

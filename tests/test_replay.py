@@ -43,9 +43,31 @@ def test_metadata_reads_keep_the_recording():
     lambda x: x[np.argsort(x)],                            # a data-dependent index
     lambda x: x + 1.0 if bool(np.all(x > -1)) else x,
 ])
-def test_value_reads_refuse_the_recording(read):
-    out, rep = record(read, (np.ones(3),))
+def test_small_value_reads_are_guards(read):
+    # A read of at most MAX_GUARDED_READ elements is a guard on that value:
+    # the replay is right wherever it runs, and refuses where the value differs.
+    out, rep = record(read, (np.linspace(1.0, 2.0, 3),))
+    assert rep is not None
+    for x in (np.linspace(1.0, 2.0, 3), np.linspace(2.0, 1.0, 3), np.linspace(-3.0, 1.0, 3)):
+        got = rep(x)
+        assert got is None or np.array_equal(got[0], read(x))
+    assert rep(np.linspace(1.0, 2.0, 3)) is not None
+
+
+@pytest.mark.parametrize("read", [
+    lambda x: x[np.argsort(x)],                            # reads 40 values
+    lambda x: x[np.nonzero(x > 1.5)],
+])
+def test_large_value_reads_refuse_the_recording(read):
+    out, rep = record(read, (np.linspace(1.0, 2.0, 40),))
     assert rep is None
+
+
+def test_comparisons_are_recorded():
+    out, rep = record(lambda x: np.where(x > 1.5, x, -x) + (x < 1.2), (np.linspace(1, 2, 40),))
+    assert rep is not None
+    x = np.linspace(0.0, 3.0, 40)
+    np.testing.assert_array_equal(rep(x)[0], np.where(x > 1.5, x, -x) + (x < 1.2))
 
 
 def test_finiteness_is_a_guard_not_a_refusal():

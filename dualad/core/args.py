@@ -160,8 +160,12 @@ def as_result(x):
     >>> as_result(2.0), as_result(np.broadcast_to(1.0, (2,))).flags.writeable
     (array(2.), True)
     """
-    if hasattr(x, "_level"):
-        return x
+    level = getattr(x, "_level", None)
+    if level is not None:
+        # A recorder at the bottom (da.jit) records the conversion so that a
+        # replay returns what an eager call does; other tracers pass through.
+        stage = getattr(level, "stage_call", None)
+        return x if stage is None else stage(as_result, x)
     if isinstance(x, (float, int, np.generic)):
         return np.asarray(x)
     flags = getattr(x, "flags", None)

@@ -32,6 +32,21 @@ def _peek(x):
     return x
 
 
+def staging_bottom(x):
+    """The recorded value under ``x`` when the bottom of ``x`` is a value
+    being recorded (an observing tracer whose level can record plain
+    functions: ``da.jit``'s staging level), else None. Not a read.
+
+    >>> staging_bottom(1.0) is None
+    True
+    """
+    while hasattr(x, "_level"):
+        if x._observing:
+            return x if getattr(x._level, "stage_call", None) is not None else None
+        x = x.primal
+    return None
+
+
 def value_type(x) -> type:
     """The Python type of the innermost value (``float``, ``np.float64``,
     ``np.ndarray``...), without reading it.
@@ -88,7 +103,7 @@ def namespace_of(*values):
 _isfinite = np.isfinite
 
 
-def all_finite_value(x) -> bool:
+def all_finite_value(x, sync: bool = True) -> bool:
     """True if every entry of the innermost value is finite.
 
     Callers use it to decide whether a guard is needed. This is the one
@@ -96,13 +111,24 @@ def all_finite_value(x) -> bool:
     down is told the answer (``level.observe_finite``), and the staging
     level keeps it as a guard re-checked on replay.
 
+    ``sync=False`` (the per-operation 0*inf guards): for a device array
+    (CuPy) answer ``False`` ("not known finite") without looking, so the
+    caller takes its masked path on the device instead of pulling a flag to
+    the host after every operation; that answer does not depend on the
+    values, so a recording takes no guard for it.
+
     >>> import numpy as np
     >>> all_finite_value(np.array([1.0, 2.0])), all_finite_value(np.array([1.0, np.nan]))
     (True, False)
     """
     if not hasattr(x, "_level"):
+        if not sync and _is_cupy(x):
+            return False
         return finite_value(x)
-    ok = finite_value(_peek(x))
+    v = _peek(x)
+    if not sync and _is_cupy(v):
+        return False
+    ok = finite_value(v)
     while hasattr(x, "_level"):
         if x._observing:
             x._level.observe_finite(x, ok)

@@ -10,13 +10,14 @@ silently drop a derivative (``np.asarray``, ``float``, ``tolist``) raise too.
 from __future__ import annotations
 
 import linecache
+import operator
 import re
 import sys
 from collections.abc import Callable
 
 import numpy as np
 
-from dualad.core.backend import dtype_of, peel, peel_keep_batch
+from dualad.core.backend import dtype_of, peel, peel_keep_batch, staging_bottom
 from dualad.core.levels import LostDerivativeError
 from dualad.core.registry import Primitive, bind, provided, shape_of
 
@@ -48,8 +49,13 @@ def prim_caller(prim: Primitive) -> Callable:
 
 
 def _nondiff(fn):
-    """Run ``fn`` on primal values: its result carries no derivative."""
+    """Run ``fn`` on primal values: its result carries no derivative. Under a
+    recording (``da.jit``) it is recorded as an operation on the recorded
+    values instead of reading them (see :func:`staged_call`)."""
     def call(*args, **kwargs):
+        staged = staged_call(fn, args, kwargs)
+        if staged is not None:
+            return staged
         vals = [peel_keep_batch(a) for a in args]
         top = None
         for v in vals:
@@ -59,6 +65,40 @@ def _nondiff(fn):
             return top.nondiff(fn, vals, {k: peel(v) for k, v in kwargs.items()})
         return fn(*vals, **{k: peel(v) for k, v in kwargs.items()})
     return call
+
+
+def staged_call(fn, args, kwargs):
+    """``fn(*args, **kwargs)`` (a derivative-free function) recorded by the
+    staging level at the bottom of some argument, on the recorded values;
+    None when no argument is being recorded. The other arguments pass as
+    their plain values."""
+    level = None
+    bottoms = []
+    for a in args:
+        b = staging_bottom(a) if hasattr(a, "_level") else None
+        if b is not None:
+            level = b._level
+            bottoms.append(b)
+        else:
+            bottoms.append(a)
+    if level is None or any(hasattr(v, "_level") for v in kwargs.values()):
+        return None
+    for b in bottoms:
+        if hasattr(b, "_level") and b._level is not level:
+            return None                           # mixed with another tracer
+    call = (lambda *vs: fn(*vs, **kwargs)) if kwargs else fn
+    # Only array results are recorded: metadata (np.result_type, np.shape)
+    # and tuples (np.nonzero) take the reading path, which the recorder sees.
+    trial = call(*[b._value if hasattr(b, "_level") else b for b in bottoms])
+    if not isinstance(trial, (np.ndarray, np.generic)):
+        return None
+    return level.stage_call(call, *bottoms)
+
+
+def _compare(op, a, b):
+    """A comparison of traced values: no derivative; recorded under da.jit."""
+    staged = staged_call(op, (a, b), {})
+    return staged if staged is not None else op(peel_keep_batch(a), peel_keep_batch(b))
 
 
 def register_nondiff(*functions) -> None:
@@ -363,12 +403,12 @@ class Tracer:
     def __rfloordiv__(self, o): return np.floor_divide(o, self)
     def __mod__(self, o): return np.mod(self, o)
     def __rmod__(self, o): return np.mod(o, self)
-    def __lt__(self, o): return peel_keep_batch(self) < peel_keep_batch(o)
-    def __le__(self, o): return peel_keep_batch(self) <= peel_keep_batch(o)
-    def __gt__(self, o): return peel_keep_batch(self) > peel_keep_batch(o)
-    def __ge__(self, o): return peel_keep_batch(self) >= peel_keep_batch(o)
-    def __eq__(self, o): return peel_keep_batch(self) == peel_keep_batch(o)
-    def __ne__(self, o): return peel_keep_batch(self) != peel_keep_batch(o)
+    def __lt__(self, o): return _compare(operator.lt, self, o)
+    def __le__(self, o): return _compare(operator.le, self, o)
+    def __gt__(self, o): return _compare(operator.gt, self, o)
+    def __ge__(self, o): return _compare(operator.ge, self, o)
+    def __eq__(self, o): return _compare(operator.eq, self, o)
+    def __ne__(self, o): return _compare(operator.ne, self, o)
 
     # -- ndarray methods (all through the NumPy functions above) -----------
     def sum(self, *a, **k): return np.sum(self, *a, **k)

@@ -258,7 +258,7 @@ def push_partials(parts, primals, tangents, out, check: bool = True):
 def _needs_guard(singular, out) -> bool:
     """Whether safe_mul must test each partial for infinities."""
     if singular == "out":
-        return not all_finite_value(out)
+        return not all_finite_value(out, sync=False)      # device arrays: always guard
     return bool(singular)
 
 

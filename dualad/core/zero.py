@@ -55,7 +55,7 @@ def safe_mul(partial, tangent, check: bool = True):
         if partial == -1.0:
             return -tangent
     product = partial * tangent
-    if check and not all_finite_value(partial):
+    if check and not all_finite_value(partial, sync=False):   # no device sync per op
         # np.where dispatches on a traced product; a raw one uses its own
         # namespace (CuPy functions do not dispatch back to tracers).
         xp = np if hasattr(product, "_level") else namespace_of(product)

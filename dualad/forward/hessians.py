@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dualad.core.args import as_array, identity_rows
-from dualad.core.backend import check_differentiable, namespace_of, peel, result_float_dtype
+from dualad.core.backend import check_differentiable, namespace_of, result_float_dtype
 from dualad.core.levels import is_traced, level_of
 from dualad.core.registry import shape_of
 from dualad.core.zero import Zero
@@ -135,9 +135,8 @@ def hessian_hyperdual(fn: Callable, x, chunk: int | None = None) -> np.ndarray:
 def _assemble(blocks: dict, spans: list, x, shape: tuple):
     """The (n, n) matrix from its upper blocks (mirrored), shaped ``S + S``."""
     n = math.prod(shape)
-    v = peel(x)
-    xp = namespace_of(v)
-    dtype = result_float_dtype(v)
+    xp = namespace_of(x)                 # metadata only: not a read of x's values
+    dtype = result_float_dtype(x)
     if not any(is_traced(b) for b in blocks.values()):
         H = xp.zeros((n, n), dtype=dtype)
         for (i, j), b in blocks.items():

@@ -22,6 +22,7 @@ from dualad.forward.api import jvp_flat
 from dualad.mixed import replay
 from dualad.mixed.coloring import Coloring, seed_matrix
 from dualad.mixed.patterns import coloring_for
+from dualad.mixed.replay import recorded_values
 from dualad.mixed.runner import ExecOptions
 from dualad.reverse.api import grad, vjp
 
@@ -75,7 +76,12 @@ def _jacobian_task(f, args: tuple, pos: int, col: Coloring, pullback=None):
 
 
 def _finish(col: Coloring, pieces: list, shape: tuple, csr: bool):
-    pieces = [np.reshape(p, (np.shape(p)[0], -1)) for p in pieces]
+    stage = getattr(getattr(pieces[0], "_level", None), "stage_call", None)
+    if stage is not None and len(pieces) == 1:
+        # Recorded by da.jit (no transform above): the scatter into the
+        # dense or CSR result is one more recorded operation.
+        return stage(lambda v: _finish(col, [v], shape, csr), pieces[0])
+    pieces = [np.reshape(p, (shape_of(p)[0], -1)) for p in pieces]
     b = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0)
     if csr:
         return col.to_csr(b)
@@ -122,8 +128,8 @@ def _replayed(kind: str, fn, f, args: tuple, pos: int, col: Coloring):
     ``f`` is ``fn`` as evaluated in the pass (scalar-checked for a Hessian).
     """
     entry = col.programs.get(kind)
-    if entry is False:
-        return None
+    if entry is False or recorded_values(args) is not args:
+        return None         # (under a da.jit recording the outer program records the pass)
     staged = _staged_positions(args, pos)
     if staged is None:
         return None

@@ -27,6 +27,7 @@ from dualad.core.args import at_positions
 from dualad.mixed.cache import cache_for, content_key, signature_key
 from dualad.mixed.coloring import Coloring, column_coloring, row_coloring, star_coloring
 from dualad.mixed.fingerprint import fingerprint, self_contained
+from dualad.mixed.replay import recorded_values, refuse_recording
 from dualad.mixed.sparsity import hessian_pattern, jacobian_pattern
 
 __all__ = ["sparsity", "pattern", "volatile_reads", "coloring_for", "pattern_key"]
@@ -125,6 +126,15 @@ def coloring_for(fn: Callable, args: tuple, positions: tuple, kind: str, *,
     """
     if kind not in _COLORINGS:
         raise ValueError(f"unknown coloring kind {kind!r}")
+    raw = recorded_values(args)
+    if raw is not None and raw is not args:
+        # Under a da.jit recording: detect on the recorded values; a pattern
+        # that holds at this point only refuses the recording.
+        col = coloring_for(fn, raw, positions, kind, cache=cache)
+        pkind = "hessian" if kind == "hessian" else "jacobian"
+        if volatile_reads(fn, raw, positions, pkind):
+            refuse_recording(args)
+        return col
     key = pattern_key("coloring-" + kind, args, positions, fn)
     store = cache_for(fn).colorings
     if cache:

@@ -28,10 +28,17 @@ exactly three ways:
    replay (a failed guard makes ``Replay.__call__`` return ``None`` and the
    caller runs the interpreted path, which is always right).
 3. **Everything else observes the value.** Any read of ``.primal`` (hence
-   ``peel``, ``bool(x)``, comparisons, ``argsort``, conversions...) calls
-   ``level.observe_read(tracer)``: the recording becomes *impure* and
-   :func:`record` returns ``None`` for the program (the sparsity level
-   marks its pattern *volatile*: valid at this point only).
+   ``peel``, ``bool(x)``, ``argsort``, conversions...) calls
+   ``level.observe_read(tracer)``. A value of at most
+   :data:`MAX_GUARDED_READ` elements (a branch's condition, a scalar)
+   becomes a :class:`ValueGuard`: the replay holds only where that value is
+   the same, so whatever was decided from it holds too. A larger one makes
+   the recording *impure* and :func:`record` returns ``None`` for the
+   program (the sparsity level marks its pattern *volatile*: valid at this
+   point only). Comparisons and the other derivative-free NumPy functions
+   (``x > 0``, ``np.sign``) are recorded as operations
+   (:meth:`StagingLevel.stage_call`, through ``dispatch``): ``if x > 0:``
+   reads only the one boolean, and ``np.where(x > 0, ...)`` reads nothing.
 
 Nothing else is trusted: no caller inspection, no list of "safe" functions.
 Adding a reader that needs only metadata means using an accessor of (1);
@@ -57,7 +64,7 @@ from dualad.core.backend import finite_value
 from dualad.core.dispatch import ObservingTracer
 from dualad.core.levels import Level, new_level
 from dualad.core.registry import bind, shape_of
-from dualad.core.tree import tree_flatten
+from dualad.core.tree import tree_flatten, tree_unflatten
 
 __all__ = ["Staged", "StagingLevel", "Replay", "record"]
 
@@ -111,10 +118,17 @@ class StagingLevel(Level):
     # -- the contract's two hooks (see the module notes) -------------------
     def observe_finite(self, staged: Staged, ok: bool) -> None:
         """A finiteness test of a recorded value: kept as a replay guard."""
-        self.guards[staged.slot] = ok
+        if self.guards.get(staged.slot).__class__ is not ValueGuard:   # (that one implies it)
+            self.guards[staged.slot] = ok
 
     def observe_read(self, staged: Staged) -> None:
-        """Any other read of a recorded value: the program may not be reused."""
+        """Any other read of a recorded value: a small value (a branch's
+        condition, a scalar) becomes a guard on that exact value; a larger
+        one means the program may not be reused."""
+        v = staged._value
+        if type(v) in _GUARDABLE and getattr(v, "size", 1) <= MAX_GUARDED_READ:
+            self.guards[staged.slot] = ValueGuard(v)
+            return
         if self.impure is None:
             self.impure = (f"the value of slot {staged.slot} (shape "
                            f"{shape_of(staged._value)}) was read")
@@ -142,6 +156,88 @@ class StagingLevel(Level):
         wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
         return wrapped if prim.n_outputs > 1 else wrapped[0]
 
+    def stage_call(self, fn: Callable, *args) -> Staged:
+        """Record ``fn(*args)`` (a plain function of the raw values, with no
+        derivative, that does not steer the computation: e.g.
+        :func:`dualad.core.args.as_result` turning a result scalar into a
+        0-d array, or the scatter of Hessian entries into their matrix) as
+        one more operation: a replay repeats it."""
+        vals, spec = [], []
+        for a in args:
+            if getattr(a, "_level", None) is self:
+                vals.append(a._value)
+                spec.append(a.slot)
+            else:
+                vals.append(a)
+                spec.append(_Const(a))
+        out = fn(*vals)
+        slot = self.new_slot(out)
+        self.ops.append((fn, tuple(spec), {}, (slot,), False))
+        return Staged(out, self, slot)
+
+
+def recorded_values(args):
+    """``args`` (a pytree) with each value being recorded (a :class:`Staged`
+    of an active staging level) replaced by its raw value; ``args`` itself
+    when it holds no tracer; ``None`` when it holds another tracer. The
+    planner and the sparsity detection of a transform recorded by
+    ``da.jit`` run on these (they must not observe the recorded values)."""
+    leaves, tree = tree_flatten(args)
+    raw, staged = [], False
+    for leaf in leaves:
+        level = getattr(leaf, "_level", None)
+        if level is not None:
+            if type(level) is not StagingLevel or not level.active:
+                return None
+            leaf, staged = leaf._value, True
+        raw.append(leaf)
+    return tree_unflatten(tree, raw) if staged else args
+
+
+def refuse_recording(args) -> None:
+    """Mark the recording that ``args`` belong to impure (a decision was
+    taken from their values)."""
+    for leaf in tree_flatten(args)[0]:
+        if type(getattr(leaf, "_level", None)) is StagingLevel:
+            leaf._level.observe_read(leaf)
+            return
+
+
+MAX_GUARDED_READ = 16      # elements: a read of a larger value refuses the recording
+_GUARDABLE = frozenset((np.ndarray, np.bool_, np.float64, np.float32, np.int64, np.int32,
+                        np.intp, bool, int, float))
+
+
+class ValueGuard:
+    """A replay guard on the exact value a recording read (contract point 3
+    for small values): the replay holds only where the value is the same,
+    so whatever the reader decided from it holds too.
+
+    >>> ValueGuard(np.bool_(True)).holds(np.bool_(True)), ValueGuard(1.5).holds(2.0)
+    (True, False)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value.copy() if type(value) is np.ndarray else value
+
+    def holds(self, v) -> bool:
+        w = self.value
+        if type(v) is not type(w):
+            return False
+        if type(w) is np.ndarray:
+            return v.shape == w.shape and v.dtype == w.dtype and bool(
+                np.array_equal(v, w, equal_nan=w.dtype.kind in "fc"))
+        return bool(v == w) or (v != v and w != w)
+
+
+def _guard_holds(value, expected) -> bool:
+    """A replay guard: a ValueGuard, or the finiteness answer (a bool)."""
+    if expected.__class__ is ValueGuard:
+        return expected.holds(value)
+    return (_finite(value) if expected else finite_value(value)) == expected
+
 
 def _finite(v) -> bool:
     """``all_finite_value`` for the replay: a sum is finite only if every
@@ -163,11 +259,12 @@ class Replay:
     [array([2., 2.])]
     """
 
-    __slots__ = ("inputs", "ops", "outputs", "n_slots", "signature", "entry")
+    __slots__ = ("inputs", "ops", "outputs", "n_slots", "signature", "entry", "meta")
 
-    def __init__(self, inputs, ops, outputs, n_slots, signature, entry=()):
+    def __init__(self, inputs, ops, outputs, n_slots, signature, entry=(), meta=None):
         self.inputs, self.ops, self.outputs = inputs, ops, outputs
         self.n_slots, self.signature, self.entry = n_slots, signature, entry
+        self.meta = meta          # slot -> recorded (shape, dtype) (da.jit's fuser reads it)
 
     def __call__(self, *inputs):
         env = [None] * self.n_slots
@@ -177,7 +274,7 @@ class Replay:
                                  f"{getattr(v, 'dtype', None)}, recorded for {sig}")
             env[slot] = v
         for slot, expected in self.entry:        # guards on the inputs themselves
-            if finite_value(env[slot]) != expected:
+            if not _guard_holds(env[slot], expected):
                 return None
         for impl, spec, params, slots, multi, guards in self.ops:
             out = impl(*[env[a] if a.__class__ is int else a.value for a in spec], **params)
@@ -187,8 +284,7 @@ class Replay:
             else:
                 env[slots[0]] = out
             for slot, expected in guards:
-                value = env[slot]
-                if (_finite(value) if expected else finite_value(value)) != expected:
+                if not _guard_holds(env[slot], expected):
                     return None
         return [env[o] if o.__class__ is int else o.value for o in self.outputs]
 
@@ -211,7 +307,7 @@ def record(fn: Callable, inputs: tuple) -> tuple:
     differ. Unused operations are dropped from the program.
 
     >>> import numpy as np
-    >>> out, rep = record(lambda x: x * x if x[0] > 0 else -x, (np.ones(2),))
+    >>> out, rep = record(lambda x: x[np.argsort(x)], (np.ones(20),))   # reads 20 values
     >>> rep is None
     True
     """
@@ -234,7 +330,7 @@ def record(fn: Callable, inputs: tuple) -> tuple:
     input_slots = tuple(st.slot for st in staged)
     entry = tuple((s, guards[s]) for s in input_slots if s in guards)
     program = Replay(input_slots, kept, tuple(outputs), level.n_slots,
-                     tuple(level.meta[st.slot] for st in staged), entry)
+                     tuple(level.meta[st.slot] for st in staged), entry, level.meta)
     return values, program
 
 

@@ -48,6 +48,8 @@ from dualad.mixed.chunked import (
     jacobian_rev_chunks,
 )
 from dualad.mixed.compressed import sparse_hessian, sparse_jacobian
+from dualad.mixed.patterns import volatile_reads
+from dualad.mixed.replay import recorded_values, refuse_recording
 from dualad.mixed.runner import ExecOptions
 from dualad.reverse.api import grad, jacrev
 from dualad.structured.api import cannot_structure, hessian_structured
@@ -106,7 +108,20 @@ def _plan(fn, args, positions, kind, mode, opts: ExecOptions, csr: bool = False)
     """The planner's Plan, or None inside another transform (where the
     structured mode falls back to fwd-rev, see ``_hess_structured``).
     ``csr``: a sparse result was asked for (``"auto"`` then computes it
-    sparsely)."""
+    sparsely).
+
+    Under a ``da.jit`` recording the planner runs on the recorded values:
+    its choice depends on shapes and on the sparsity pattern, which holds for
+    every value unless it is volatile (then the recording is refused: the
+    replay could need another plan)."""
+    raw = recorded_values(args) if _traced(args) else None
+    if raw is not None:
+        p = planner.plan(fn, *raw, kind=kind, argnums=positions, mode=mode,
+                         memory_budget=opts.memory_budget, chunked_only=opts.chunked,
+                         csr=csr)
+        if volatile_reads(fn, raw, positions, "hessian" if kind == "hessian" else "jacobian"):
+            refuse_recording(args)          # the plan holds at this point only
+        return p
     if _traced(args):
         if mode == "sparse":
             raise ValueError(f"mode={mode!r} needs plain array arguments; it cannot run "
@@ -360,6 +375,9 @@ def _as_csr(block, xi, xj):
     import scipy.sparse as sp
     if not hasattr(block, "shape"):
         raise ValueError("csr=True needs a function with a single array output")
+    stage = getattr(getattr(block, "_level", None), "stage_call", None)
+    if stage is not None:           # recorded by da.jit: the conversion is one more operation
+        return stage(lambda b: _as_csr(b, xi, xj), block)
     return sp.csr_matrix(np.reshape(block, (size_of(xi) if xi is not None else -1,
                                             size_of(xj))))
 

@@ -24,6 +24,7 @@ Example::
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -218,11 +219,46 @@ def _scatter_add(ct, key, in_shape, lead=0):
         # Basic keys pick each element at most once: plain assignment is enough.
         z[full] = ct
         return z
+    if not lead and xp is np:
+        rows = _row_gather(key, in_shape, ct)
+        if rows is not None:
+            return _bincount_rows(rows, ct, in_shape)
     if lead and front:
         ct = xp.moveaxis(ct, tuple(range(lead)), tuple(range(nb, nb + lead)))
     # Fancy keys may repeat an element: the cotangents must accumulate.
     _add_at(xp, z, full, ct)
     return z
+
+
+def _row_gather(key, in_shape, ct):
+    """The row index of a key ``(rows,)`` or ``(rows, :, ...)`` (whole rows of
+    a float64 array picked by one 1-D integer array), else None."""
+    if not key or type(key[0]) is not np.ndarray or key[0].ndim != 1 \
+            or key[0].dtype.kind not in "iu" or ct.dtype != np.float64 or not key[0].size:
+        return None        # (bincount of no weights returns int64)
+    for k, n in zip(key[1:], in_shape[1:]):
+        if type(k) is not slice or k.indices(n) != (0, n, 1):
+            return None
+    if len(key) > len(in_shape) or ct.shape[:1] != key[0].shape:
+        return None
+    return key[0]
+
+
+def _bincount_rows(rows, ct, in_shape):
+    """``np.add.at(zeros(in_shape), rows, ct)`` by ``bincount``, one column at
+    a time (same sums in the same order, so the same bits; add.at is 4-20x
+    slower): the pair scatter of every gathered-pair model (Lennard-Jones)."""
+    n = in_shape[0]
+    if rows.size and rows.min() < 0:
+        rows = np.where(rows < 0, rows + n, rows)
+    m = math.prod(in_shape[1:])
+    if m == 1:
+        return np.bincount(rows, weights=ct.reshape(-1), minlength=n).reshape(in_shape)
+    cols = ct.reshape(rows.size, m)
+    out = np.empty((n, m))
+    for j in range(m):
+        out[:, j] = np.bincount(rows, weights=cols[:, j], minlength=n)
+    return out.reshape(in_shape)
 
 
 def _getitem_T(ct, primals, lead, key):

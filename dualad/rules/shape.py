@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.core.backend import namespace_of, peel_keep_batch
+from dualad.core.backend import namespace_of, peel_keep_batch, staging_bottom
 from dualad.core.dispatch import implements
 from dualad.core.registry import align, defprimitive, ndim_of, provided, shape_of, unbroadcast
 from dualad.core.zero import Zero
@@ -204,7 +204,10 @@ where_p = defprimitive("where", lambda cond, x, y: namespace_of(x, y).where(cond
 
 @implements(np.where)
 def where(cond, x=None, y=None):
-    # The condition is data without a derivative; a vmap's batch stays on it.
+    # The condition is data without a derivative; a vmap's batch stays on it,
+    # and under a da.jit recording it is the recorded condition (an input of
+    # the program, not a read).
     if x is None and y is None:
         return np.nonzero(peel_keep_batch(cond))
-    return where_p(peel_keep_batch(cond), x, y)
+    recorded = staging_bottom(cond) if hasattr(cond, "_level") else None
+    return where_p(peel_keep_batch(cond) if recorded is None else recorded, x, y)

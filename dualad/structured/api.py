@@ -132,6 +132,8 @@ def cannot_structure(x) -> str | None:
     True
     """
     if hasattr(x, "_level"):
+        if getattr(x._level, "stage_call", None) is not None:
+            return None     # recorded by da.jit: the assembly is recorded (_assembled)
         return "a traced input (inside another transform)"
     if not isinstance(x, (np.ndarray, np.generic)):
         return f"a {type(x).__module__}.{type(x).__name__} input (needs a NumPy array)"
@@ -167,6 +169,33 @@ def hessian_structured(fn: Callable, x, csr: bool = False):
                          "dualad.hessian(fn, mode='structured'), which falls back to fwd-rev")
     tangent, ctx = _run(fn, x, None)
     n = ctx.n
+    staged = _assembled(ctx, tangent, n, csr)
+    if staged is not None:
+        return staged if csr else staged.reshape(shape_of(x) + shape_of(x))
+    return _assemble(ctx, tangent, n, csr, shape_of(x))
+
+
+def _assembled(ctx, tangent, n: int, csr: bool):
+    """Under a ``da.jit`` recording (the entries' values are being recorded):
+    the scatter of the entries into the matrix as one recorded operation of
+    the values (index maps are constants); else None."""
+    if not isinstance(tangent, (Structured, Coo)):
+        return None
+    chunks = to_coo(ctx, tangent).chunks
+    stage = next((getattr(v._level, "stage_call", None) for _, _, v in chunks
+                  if hasattr(v, "_level")), None)
+    if stage is None:
+        return None
+    idx = [(r, c) for r, c, _ in chunks]
+    shape = to_coo(ctx, tangent).shape
+
+    def assemble(*values):
+        t = Coo(shape, [(r, c, v) for (r, c), v in zip(idx, values)])
+        return _assemble(ctx, t, n, csr, None)
+    return stage(assemble, *[v for _, _, v in chunks])
+
+
+def _assemble(ctx, tangent, n: int, csr: bool, shape):
     if csr:
         import scipy.sparse as sp
         rows, cols, vals = _entries(ctx, tangent, n)
@@ -175,7 +204,7 @@ def hessian_structured(fn: Callable, x, csr: bool = False):
         return ((h + h.T) * 0.5).tocsr()
     h = _dense(ctx, tangent, n)
     h = (h + h.T) * 0.5
-    return h.reshape(shape_of(x) + shape_of(x))
+    return h if shape is None else h.reshape(shape + shape)
 
 
 # ============================================================================

@@ -40,6 +40,8 @@ from collections import Counter
 
 import numpy as np
 
+from dualad.core.backend import all_finite_value
+
 __all__ = ["Context", "Coo", "Stats", "Structured", "TooDense", "densify", "stats"]
 
 
@@ -318,7 +320,7 @@ def scale_terms(terms: list, p, singular: bool) -> list:
         if not singular or math.isfinite(p):
             return [(i, v * p) for i, v in terms]
     pk = p            # shape S at most: broadcasts over the leading slot axis
-    if singular and not bool(np.isfinite(pk).all()):
+    if singular and not all_finite_value(pk):      # (a guard under da.jit, not a read)
         return [(i, np.where(v == 0, 0.0, pk * v).astype(v.dtype, copy=False))
                 for i, v in terms]
     return [(i, pk * v) for i, v in terms]

@@ -1,0 +1,272 @@
+"""Fused elementwise kernels for recorded programs (``da.jit``).
+
+A run of consecutive elementwise operations of one output shape (arithmetic,
+``sin``, ``cos``, ``sqrt``, small integer powers; primal and derivative work
+alike) becomes one Numba ``njit`` loop: one pass over memory, no
+temporaries. Values the rest of the program needs (or a finiteness guard
+tests) are written out; the others live in registers.
+
+What pays (bench/NOTES.md): NumPy 2 has SIMD ``exp``/``log``/``tanh``/...
+that beat Numba's scalar libm 3-12x, so those stay NumPy calls and split
+runs; ``sin``/``cos`` (no SIMD path in NumPy for float64) and arithmetic
+chains fuse. A run must have at least :data:`MIN_RUN` operations on arrays
+of :data:`MIN_SIZE` elements or more (below that NumPy's per-call cost is
+lower than a Numba call's); arrays of :data:`PARALLEL_SIZE` elements or
+more use a ``parallel=True`` loop (the guards are counts: sum reductions).
+
+Accuracy: no ``fastmath`` (no reassociation); each operation is evaluated
+as NumPy does (integer powers by the same repeated squaring as the
+``power`` primitive), so results agree with the unfused program to the last
+bit for arithmetic, and within an ulp or two where Numba's ``sin``/``cos``
+differ from NumPy's. Kernels are cached on disk (Numba's cache), keyed by a
+hash of the fused expression, under :data:`CACHE_DIR`.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dualad.rules.ufuncs import _power
+
+__all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "CACHE_DIR", "fused_kernels"]
+
+MIN_RUN = 3
+MIN_SIZE = 512            # below this a Numba call costs more than NumPy's calls
+PARALLEL_SIZE = 1 << 18
+CACHE_DIR = Path(os.environ.get("DUALAD_CACHE", Path.home() / ".cache" / "dualad")) / "fused"
+
+# impl -> scalar expression template ({0}, {1}: operand expressions)
+_EXPR = {
+    np.add: "({0} + {1})", np.subtract: "({0} - {1})", np.multiply: "({0} * {1})",
+    np.true_divide: "({0} / {1})", np.negative: "(-{0})", np.positive: "(+{0})",
+    np.sin: "np.sin({0})", np.cos: "np.cos({0})", np.sqrt: "np.sqrt({0})",
+    np.square: "({0} * {0})", np.reciprocal: "(1.0 / {0})", np.absolute: "abs({0})",
+}
+
+
+def _power_expr(x: str, e) -> str | None:
+    """``x ** e`` as the ``power`` primitive computes it (repeated squaring),
+    so the fused value is bitwise the unfused one."""
+    if type(e) is not int and not (type(e) is float and e == int(e)):
+        return None
+    n = int(abs(e))
+    if not 1 <= n <= 32:
+        return None
+    result, base = None, x
+    while n:
+        if n & 1:
+            result = base if result is None else f"({result} * {base})"
+        n >>= 1
+        if n:
+            base = f"({base} * {base})"
+    return result if e > 0 else f"(1.0 / {result})"
+
+
+def _expression(impl, params, operands) -> str | None:
+    if impl is _power:
+        if set(params) != {"exponent"}:
+            return None
+        return _power_expr(operands[0], params["exponent"])
+    template = _EXPR.get(impl)
+    if template is None or params:
+        return None
+    return template.format(*operands)
+
+
+def _fusable(op, meta) -> bool:
+    impl, spec, params, slots, multi, guards = op
+    if multi or (impl not in _EXPR and impl is not _power):
+        return False
+    if any(type(want) is not bool for _, want in guards):     # a value guard
+        return False
+    shape, dtype = meta[slots[0]]
+    if dtype != np.float64 or not shape or int(np.prod(shape)) < MIN_SIZE:
+        return False
+    for a in spec:
+        if a.__class__ is int:
+            if meta[a] != (shape, dtype):
+                return False
+        elif type(a.value) is not float and not (
+                type(a.value) is np.ndarray and a.value.shape == shape
+                and a.value.dtype == np.float64):
+            return False
+    ops = [f"a{i}" for i in range(len(spec))]
+    return _expression(impl, params, ops) is not None
+
+
+_kernels: dict = {}
+
+
+def fused_kernels() -> int:
+    """How many fused kernels this process has compiled or loaded."""
+    return len(_kernels)
+
+
+def _load(source: str, name: str, parallel: bool):
+    key = (source, parallel)
+    kern = _kernels.get(key)
+    if kern is not None:
+        return kern
+    from numba import njit
+    digest = hashlib.sha256(f"{source}|{parallel}".encode()).hexdigest()[:24]
+    mod_name = f"dualad_fused_{digest}"
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        path = CACHE_DIR / f"{mod_name}.py"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text("import numpy as np\nfrom numba import prange\n\n" + source)
+            os.replace(tmp, path)
+        module = sys.modules.get(mod_name)
+        if module is None:       # Numba's disk cache finds the kernel by its module
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[mod_name] = module
+        fn, cache = getattr(module, name), True
+    except OSError:                          # no writable cache: compile in memory
+        ns: dict = {"np": np}
+        from numba import prange
+        ns["prange"] = prange
+        exec(source, ns)
+        fn, cache = ns[name], False
+    kern = njit(parallel=parallel, cache=cache, nogil=True, error_model="numpy")(fn)
+    _kernels[key] = kern
+    return kern
+
+
+class _Fused:
+    """A callable running one fused kernel: takes the run's array and scalar
+    inputs, returns its outputs (flat kernels, reshaped back) and, last, whether
+    every finiteness guard of the run holds as recorded (``guarded``: the
+    compiled program tests that flag)."""
+
+    __slots__ = ("kern", "shape", "n_out", "size", "spec", "__name__")
+    guarded = True
+
+    def __init__(self, kern, shape, n_out, spec=None):
+        self.kern, self.shape, self.n_out, self.spec = kern, shape, n_out, spec
+        self.size = int(np.prod(shape))
+        self.__name__ = "fused"
+
+    def __call__(self, *inputs):
+        flat = [np.ravel(v) if type(v) is np.ndarray else v for v in inputs]
+        outs = [np.empty(self.size) for _ in range(self.n_out)]
+        ok = self.kern(*flat, *outs)
+        shape = self.shape
+        return (*(o.reshape(shape) for o in outs), ok)
+
+
+class KernelSpec:
+    """A fused run as data: argument names (``args``: the run's slots and
+    constants), ``lines`` ``(variable, scalar expression)`` in order,
+    ``outs`` ``(output name, variable)``, ``guards`` ``(variable, expected
+    finiteness)`` and which arguments are scalars. Rendered for the CPU
+    (:func:`cpu_source`) or CUDA (:mod:`dualad.mixed.fuse_gpu`)."""
+
+    __slots__ = ("args", "names", "scalars", "lines", "outs", "guards")
+
+    def __init__(self):
+        self.args, self.names, self.scalars = [], [], set()
+        self.lines, self.outs, self.guards = [], [], []
+
+
+def kernel_spec(run, needed_after) -> KernelSpec:
+    """The :class:`KernelSpec` of ``run`` (a list of recorded elementwise
+    ops); ``needed_after``: slots the rest of the program reads."""
+    spec = KernelSpec()
+    keys: dict = {}
+    produced: dict = {}
+    for impl, operands, params, slots, _, guards in run:
+        exprs = []
+        for a in operands:
+            if a.__class__ is int and a in produced:
+                exprs.append(produced[a])
+                continue
+            k = ("s", a) if a.__class__ is int else ("c", id(a.value))
+            if k not in keys:
+                keys[k] = f"a{len(spec.args)}"
+                spec.args.append(a)
+                spec.names.append(keys[k])
+                if a.__class__ is not int and type(a.value) is float:
+                    spec.scalars.add(keys[k])
+            name = keys[k]
+            exprs.append(name if name in spec.scalars else f"{name}[i]")
+        var = f"t{slots[0]}"
+        spec.lines.append((var, _expression(impl, params, exprs)))
+        produced[slots[0]] = var
+        spec.guards += [(produced[g], want) for g, want in guards]
+    spec.outs = [(f"o{k}", produced[s]) for k, s in enumerate(
+        s for s in produced if s in needed_after)]
+    return spec
+
+
+def cpu_source(spec: KernelSpec, parallel: bool) -> str:
+    """A Numba ``njit`` loop: writes the outputs, returns whether every
+    guard holds (expected finite: every element finite; expected not: some
+    element not finite)."""
+    body = [f"        {v} = {e}" for v, e in spec.lines]
+    body += [f"        {o}[i] = {v}" for o, v in spec.outs]
+    # g_k counts the non-finite elements of guarded value k (a sum: a
+    # reduction prange can run in parallel)
+    body += [f"        if not np.isfinite({v}):\n            g{k} += 1"
+             for k, (v, _) in enumerate(spec.guards)]
+    init = "".join(f"    g{k} = 0\n" for k in range(len(spec.guards)))
+    verdict = " and ".join(f"g{k} == 0" if want else f"g{k} > 0"
+                           for k, (_, want) in enumerate(spec.guards)) or "True"
+    first = next(n for n in spec.names if n not in spec.scalars)
+    params = ", ".join(spec.names + [o for o, _ in spec.outs])
+    return (f"def fused({params}):\n{init}"
+            f"    for i in {'prange' if parallel else 'range'}({first}.size):\n"
+            + "\n".join(body) + f"\n    return {verdict}\n")
+
+
+def _build(run, needed_after, shape):
+    """The fused op replacing ``run`` (a list of ops): ``(kernel, spec, {},
+    out slots, True, ())``; the run's finiteness guards are evaluated in the
+    kernel (exactly: every element finite), which returns one flag."""
+    spec = kernel_spec(run, needed_after)
+    out_slots = [s for op in run for s in op[3] if s in needed_after]
+    parallel = int(np.prod(shape)) >= PARALLEL_SIZE
+    kern = _load(cpu_source(spec, parallel), "fused", parallel)
+    return (_Fused(kern, shape, len(spec.outs), spec), tuple(spec.args), {}, tuple(out_slots),
+            True, ())
+
+
+def fuse_ops(ops, outputs, meta) -> list:
+    """``ops`` (a recorded program's operations) with each run of at least
+    :data:`MIN_RUN` fusable elementwise operations replaced by one kernel.
+    ``meta``: slot -> (shape, dtype)."""
+    ops = list(ops)
+    # slots read by later ops, outputs, or guarded
+    readers: dict = {}
+    for k, op in enumerate(ops):
+        for a in op[1]:
+            if a.__class__ is int:
+                readers.setdefault(a, []).append(k)
+    outs = {o for o in outputs if o.__class__ is int}
+    result, k = [], 0
+    while k < len(ops):
+        if not _fusable(ops[k], meta):
+            result.append(ops[k])
+            k += 1
+            continue
+        shape = meta[ops[k][3][0]][0]
+        j = k
+        while j < len(ops) and _fusable(ops[j], meta) and meta[ops[j][3][0]][0] == shape:
+            j += 1
+        run = ops[k:j]
+        if len(run) < MIN_RUN:
+            result.extend(run)
+            k = j
+            continue
+        needed = {op[3][0] for op in run
+                  if op[3][0] in outs or any(r >= j for r in readers.get(op[3][0], ()))}
+        result.append(_build(run, needed, shape))
+        k = j
+    return result
