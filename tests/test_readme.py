@@ -24,9 +24,7 @@ MARK = re.compile(r"<!--\s*test:\s*(skip|continue)\s*-->\s*$")
 
 
 def _pages() -> list[Path]:
-    # docs/sections/: drafts assembled into README.md, not user pages.
-    pages = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md")
-                                         if "sections" not in p.parts)]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     return [p for p in pages if p.exists()]
 
 
