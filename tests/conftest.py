@@ -59,3 +59,29 @@ def cupy_usable() -> bool:
         return bool((cupy.arange(3) + 1).get()[2] == 3)
     except Exception:
         return False
+
+
+_PTX_PROBE = """
+from numba import cuda, float64, void
+def k(x):
+    x[0] = 1.0
+cuda.compile_ptx(k, void(float64[:]), cc=(8, 0))
+"""
+
+
+@pytest.fixture(scope="session")
+def ptx_env() -> dict:
+    """The environment for a ``compile_ptx`` subprocess (no simulator), or a
+    skip when this machine has no CUDA toolkit (libNVVM/NVRTC: the wheels of
+    ``make test-ptx`` / the ``cuda-toolkit`` extra, or a system CUDA; ``make
+    test`` installs neither), probed once with a one-line kernel."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    probe = subprocess.run([sys.executable, "-c", _PTX_PROBE], env=env, capture_output=True,
+                           text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip("no CUDA toolkit (libNVVM/NVRTC): pip install -e '.[cuda-toolkit]' "
+                    "or make test-ptx")
+    return env
+

@@ -112,26 +112,10 @@ print("compiled", len(EXPRESSIONS))
 """
 
 
-_PTX_PROBE = """
-from numba import cuda, float64, void
-def k(x):
-    x[0] = 1.0
-cuda.compile_ptx(k, void(float64[:]), cc=(8, 0))
-"""
-
-
 @pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
                     reason="compile_ptx needs a process without the simulator")
-def test_gpu_kernels_compile_for_hopper_and_ampere():
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    # compile_ptx needs libNVVM and NVRTC (the CUDA toolkit wheels of `make
-    # test-ptx` / the `cuda-toolkit` extra, or a system CUDA); `make test`
-    # installs neither: probe with a one-line kernel.
-    probe = subprocess.run([sys.executable, "-c", _PTX_PROBE], env=env, capture_output=True,
-                           text=True, timeout=120)
-    if probe.returncode != 0:
-        pytest.skip("no CUDA toolkit (libNVVM/NVRTC): pip install -e '.[cuda-toolkit]' "
-                    "or make test-ptx")
+def test_gpu_kernels_compile_for_hopper_and_ampere(ptx_env):
+    env = ptx_env
     res = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
