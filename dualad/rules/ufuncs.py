@@ -30,8 +30,9 @@ def _power_partials(out, x, exponent):
     if isinstance(exponent, (int, float)) and exponent == 2:
         return (2.0 * x,)
     if isinstance(exponent, (int, float)) and exponent == 0:
-        # x**0 is the constant 1: 0 * x**-1 would be NaN at x = 0.
-        return (np.zeros_like(x),)
+        # x**0 is the constant 1: no derivative at all (0 * x**-1 would be
+        # NaN at x = 0; a zero partial would still carry a zero tangent).
+        return (None,)
     return (exponent * power_p(x, exponent=exponent - 1),)
 
 

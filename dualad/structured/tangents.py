@@ -195,7 +195,8 @@ class Context:
         first = (slice(None),) + (0,) * (one.ndim - 1)
         # Cheap reject first (the first element's direction is not a slot),
         # then the full comparison and a count of the matching slots.
-        if one.ndim == wide.ndim and bool((wide[first] == one[first][0]).any()):
+        if (one.ndim == wide.ndim and one.shape[0] and wide.shape[0]
+                and bool((wide[first] == one[first][0]).any())):
             try:
                 m = one == wide
             except ValueError:        # shapes that do not broadcast
