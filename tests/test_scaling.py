@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import dualad as da
+from bench.scaling import rosen, rosen_hessian_ref
 from conftest import lj_flat
 from dualad.mixed import budget
 from dualad.mixed.cache import clear_cache
@@ -19,19 +20,6 @@ def _fresh_cache():
     clear_cache()
     yield
     clear_cache()
-
-
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def rosen_hessian_ref(x):
-    n = x.shape[0]
-    diag = np.zeros(n)
-    diag[:-1] = 1200.0 * x[:-1] ** 2 - 400.0 * x[1:] + 2.0
-    diag[1:] += 200.0
-    off = -400.0 * x[:-1]
-    return sp.diags([off, diag, off], [-1, 0, 1], format="csr")
 
 
 # ============================================================================
