@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 import dualad as da
-from bench.scaling import rosen, rosen_hessian_ref
+from bench.scaling import (
+    lj_cut_energy,
+    lj_cut_hessian_ref,
+    neighbour_list,
+    rosen,
+    rosen_hessian_ref,
+)
 from conftest import lj_flat
 from dualad.mixed import budget
 from dualad.mixed.cache import clear_cache
@@ -127,7 +133,6 @@ def test_available_memory_is_positive_and_within_ram():
 # ============================================================================
 # cutoff potentials with neighbour lists
 # ============================================================================
-RC = 2.5
 
 
 def _periodic(side=4, spacing=1.12):
@@ -138,51 +143,15 @@ def _periodic(side=4, spacing=1.12):
     return r.reshape(-1), box
 
 
-def _pairs(x, box):
-    cKDTree = pytest.importorskip("scipy.spatial").cKDTree
-    r = x.reshape(-1, 3)
-    pairs = cKDTree(r, boxsize=box).query_pairs(RC, output_type="ndarray")
-    i, j = pairs[:, 0], pairs[:, 1]
-    d = r[i] - r[j]
-    return i, j, -box * np.round(d / box)
-
-
-def lj_cut(x, i, j, shift):
-    r = x.reshape(-1, 3)
-    d = r[i] - r[j] + shift
-    r2 = np.sum(d * d, axis=1)
-    s6 = 1.0 / r2 ** 3
-    return np.sum(np.where(r2 < RC * RC, 4.0 * (s6 * s6 - s6), 0.0))
-
-
-def lj_cut_ref(x, i, j, shift):
-    r = x.reshape(-1, 3)
-    n = r.shape[0]
-    d = r[i] - r[j] + shift
-    r2 = np.einsum("pk,pk->p", d, d)
-    keep = r2 < RC * RC
-    i, j, d, r2 = i[keep], j[keep], d[keep], r2[keep]
-    s6 = 1.0 / r2 ** 3
-    v1 = 4.0 * (-6.0 * s6 * s6 + 3.0 * s6) / r2
-    v2 = 4.0 * (42.0 * s6 * s6 - 12.0 * s6) / (r2 * r2)
-    b = (4.0 * v2[:, None, None] * d[:, :, None] * d[:, None, :]
-         + 2.0 * v1[:, None, None] * np.eye(3))
-    h = np.zeros((n, 3, n, 3))
-    np.add.at(h, (i, slice(None), i), b)
-    np.add.at(h, (j, slice(None), j), b)
-    np.add.at(h, (i, slice(None), j), -b)
-    np.add.at(h, (j, slice(None), i), -b)
-    return h.reshape(3 * n, 3 * n)
-
-
 @pytest.mark.parametrize("mode", ["auto", "sparse", "structured"])
 def test_neighbour_list_energy_gives_an_exact_sparse_hessian(mode):
     x, box = _periodic()
-    i, j, shift = _pairs(x, box)
+    pytest.importorskip("scipy.spatial")
+    i, j, shift = neighbour_list(x, box)
     assert i.size < 64 * 63 // 2                    # a real cutoff: not all pairs
-    f = lambda x: lj_cut(x, i, j, shift)
+    f = lambda x: lj_cut_energy(x, i, j, shift)
     h = da.hessian(f, mode=mode, csr=True)(x)
-    ref = lj_cut_ref(x, i, j, shift)
+    ref = lj_cut_hessian_ref(x, i, j, shift).toarray()
     assert sp.issparse(h)
     np.testing.assert_allclose(h.toarray(), ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
     assert h.nnz <= np.count_nonzero(np.kron(np.abs(ref).reshape(64, 3, 64, 3).sum((1, 3)) > 0,

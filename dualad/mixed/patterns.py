@@ -67,6 +67,15 @@ def sparsity(fn: Callable, x, kind: str = "jacobian", *, cache: bool = True):
     return sp.csr_matrix(pattern(fn, (x,), (0,), kind, cache=cache))
 
 
+def _cached(fn: Callable, store_name: str, kind: str, args: tuple, positions: tuple,
+            cache: bool) -> tuple:
+    """``(store, key, hit)``: ``fn``'s store of that name, the key of this
+    call and the entry under it (``None`` when absent or ``cache`` is off)."""
+    key = pattern_key(kind, args, positions, fn)
+    store = getattr(cache_for(fn), store_name)
+    return store, key, (store.get(key) if cache else None)
+
+
 def pattern(fn: Callable, args: tuple, positions: tuple, kind: str, *,
             cache: bool = True) -> np.ndarray:
     """Cached dense boolean pattern of ``fn`` w.r.t. ``args[positions[0]]``
@@ -79,12 +88,9 @@ def pattern(fn: Callable, args: tuple, positions: tuple, kind: str, *,
     """
     if len(positions) != 1:
         raise ValueError("sparsity detection takes one differentiated argument")
-    key = pattern_key("pattern-" + kind, args, positions, fn)
-    store = cache_for(fn).patterns
-    if cache:
-        hit = store.get(key)
-        if hit is not None:
-            return hit
+    store, key, hit = _cached(fn, "patterns", "pattern-" + kind, args, positions, cache)
+    if hit is not None:
+        return hit
     finder = hessian_pattern if kind == "hessian" else jacobian_pattern
     reads: list = []
     result = finder(at_positions(fn, args, positions), args[positions[0]], reads)
@@ -135,12 +141,9 @@ def coloring_for(fn: Callable, args: tuple, positions: tuple, kind: str, *,
         if volatile_reads(fn, raw, positions, pkind):
             refuse_recording(args)
         return col
-    key = pattern_key("coloring-" + kind, args, positions, fn)
-    store = cache_for(fn).colorings
-    if cache:
-        hit = store.get(key)
-        if hit is not None:
-            return hit
+    store, key, hit = _cached(fn, "colorings", "coloring-" + kind, args, positions, cache)
+    if hit is not None:
+        return hit
     pkind = "hessian" if kind == "hessian" else "jacobian"
     col = _COLORINGS[kind](pattern(fn, args, positions, pkind, cache=cache))
     if cache and not volatile_reads(fn, args, positions, pkind):
