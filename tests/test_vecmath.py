@@ -244,3 +244,24 @@ def test_jit_without_numba_runs_unfused():
         print("OK", list(j.reasons))
     """)
     assert "OK" in out and "not fused" in out
+
+
+# ============================================================================
+# eager per-operation kernels (dualad.kernels.cpu)
+# ============================================================================
+@pytest.mark.parametrize("bad", [None, 1e7, np.inf, np.nan])
+def test_eager_sin_cos_kernels(bad):
+    from dualad.kernels import cpu
+    from dualad.rules.ufuncs import cos_p, sin_p
+    x = np.linspace(-7.0, 7.0, 70_001)
+    if bad is not None:
+        x[5] = bad
+    for prim, value, partial in ((sin_p, np.sin, np.cos), (cos_p, np.cos,
+                                                           lambda t: -np.sin(t))):
+        with np.errstate(invalid="ignore"):
+            y, d = cpu.value_and_partial(prim, x)
+            assert _ulps(y, value(x)).max() <= 1.0
+            assert _ulps(d, partial(x)).max() <= 1.0
+    # float32 keeps the C-library loop
+    y, _ = cpu.value_and_partial(sin_p, x[:1000].astype(np.float32))
+    assert y.dtype == np.float32
