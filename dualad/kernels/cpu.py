@@ -58,15 +58,19 @@ def build(prim: Primitive, vector: bool = False):
     if kern is None:
         from numba import njit
         if vector:
-            from dualad.kernels import vecmath
-            namespace = {"_vm": vecmath}
-            source = _VECTOR_TEMPLATE.format(*_VECTOR[prim])
+            # from Numba's disk cache after the first process (this compile
+            # takes ~1-2 s); the vecmath version is part of the cache key
+            from dualad.kernels.second import _load
+            from dualad.kernels.vecmath import VERSION
+            source = (f"from dualad.kernels import vecmath as _vm  # {VERSION}\n"
+                      + _VECTOR_TEMPLATE.format(*_VECTOR[prim]))
+            fn, cacheable = _load(source, f"vec_{prim.name}")
+            kern = njit(nogil=True, error_model="numpy", cache=cacheable)(fn)
         else:
             namespace = {"math": math}
-            source = render(_TEMPLATE, prim)          # generated from the table, nothing else
-        exec(source, namespace)
-        kern = _compiled[(prim, vector)] = njit(nogil=True, error_model="numpy")(
-            namespace["kernel"])
+            exec(render(_TEMPLATE, prim), namespace)  # generated from the table, nothing else
+            kern = njit(nogil=True, error_model="numpy")(namespace["kernel"])
+        _compiled[(prim, vector)] = kern
     return kern
 
 
