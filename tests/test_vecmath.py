@@ -169,12 +169,13 @@ def test_results_do_not_depend_on_the_thread_count():
     # sizes with remainders, so the per-thread chunks and the vector loops'
     # scalar tails fall on different elements
     g = da.grad(lambda x: np.sum(np.sin(x) * np.cos(x * 3.0) + np.exp(-x * x) * x))
-    for n in (fuse.PARALLEL_SIZE + 13, fuse.PARALLEL_SIZE * 2 + 3):
+    for n in (2 ** 18 + 13, 2 ** 19 + 3):
         x = np.random.default_rng(n).uniform(-3.0, 3.0, n)
         j = da.jit(g)
         j(x)                                    # records (the eager values)
         base = j(x)
         (kern,) = _fused_program(j)
+        assert kern.parallel                    # large enough for threads
         inputs = [x if a.__class__ is int else a.value for a in kern.spec.args]
         serial = [np.empty(n) for _ in range(kern.n_out)]
         assert kern.kernel(True, False)(*inputs, *serial) == 1
@@ -206,6 +207,17 @@ def _subprocess(code: str, **env) -> str:
     return res.stdout
 
 
+def test_parallel_only_where_the_work_pays():
+    # a cheap arithmetic loop stays serial at sizes where sin/cos/exp go parallel
+    cheap = da.jit(lambda x: (x + 1.0) * x - x)
+    rich = da.jit(da.grad(w1))
+    x = np.linspace(-1.0, 1.0, 2 ** 18)
+    for j in (cheap, rich):
+        j(x)
+    assert [k.parallel for k in _fused_program(cheap)] == [False]
+    assert [k.parallel for k in _fused_program(rich)] == [True]
+
+
 def test_parallel_kernels_from_many_threads_workqueue():
     # Numba's workqueue layer aborts the process when entered by two threads
     # at once: the second caller runs the serial loop; every answer is right
@@ -216,12 +228,15 @@ def test_parallel_kernels_from_many_threads_workqueue():
         from dualad.mixed import fuse
         f = lambda x: np.sum(np.sin(x) * x ** 2 + np.exp(-x ** 2))
         j = da.jit(da.grad(f))
-        x = np.random.default_rng(7).uniform(-2.0, 2.0, fuse.PARALLEL_SIZE * 2 + 1)
+        x = np.random.default_rng(7).uniform(-2.0, 2.0, 2 ** 19 + 1)
         j(x)
         want = j(x)
         with ThreadPoolExecutor(4) as pool:
             outs = list(pool.map(lambda _: j(x), range(32)))
         assert all(np.array_equal(o, want) for o in outs)
+        (kern,) = [v for v in j.cache.get(next(iter(j.cache.keys()))).programs[0]
+                   .__globals__.values() if isinstance(v, fuse._Fused)]
+        assert kern.parallel
         print("OK", numba.threading_layer())
     """, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")
     assert "OK workqueue" in out

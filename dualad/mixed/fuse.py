@@ -18,12 +18,17 @@ every element is within an ulp of NumPy's value.
 
 A run must have at least :data:`MIN_RUN` operations on arrays of
 :data:`MIN_SIZE` elements or more (below that NumPy's per-call cost is
-lower than a Numba call's). Arrays of :data:`PARALLEL_SIZE` elements or more
-run a ``parallel=True`` (``prange``) loop on Numba's threads
+lower than a Numba call's). Runs on :data:`PARALLEL_SIZE` elements or more
+whose work (elements times a cost per element, :func:`_cost`) reaches
+:data:`PARALLEL_WORK` (about 2 ms of one core) run a ``parallel=True``
+(``prange``) loop on Numba's threads
 (``numba.get_num_threads()`` at call time: ``NUMBA_NUM_THREADS`` or
 ``numba.set_num_threads``; with one thread the serial loop runs). The loop
 is elementwise and its reductions are integer counts (the guards), so the
-results are the same bits for any thread count. Numba's ``workqueue``
+results are the same bits for any thread count. Why the work bound: a
+parallel loop waits for its slowest thread, which on a busy machine can be
+a scheduler time slice (milliseconds); cheap loops gain little from a
+second core (they are memory-bound) and lose that much. Numba's ``workqueue``
 threading layer must not be entered from two threads at once: a call that
 finds another thread in a parallel kernel runs the serial loop instead.
 
@@ -48,11 +53,13 @@ import numpy as np
 
 from dualad.rules.ufuncs import _power
 
-__all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "CACHE_DIR", "fused_kernels"]
+__all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "PARALLEL_WORK", "CACHE_DIR",
+           "fused_kernels"]
 
 MIN_RUN = 3
 MIN_SIZE = 512            # below this a Numba call costs more than NumPy's calls
-PARALLEL_SIZE = 1 << 17     # ~10^5: the threads pay from here (bench/NOTES.md, h14w1)
+PARALLEL_SIZE = 1 << 17     # ~10^5 elements at least, and
+PARALLEL_WORK = 1 << 23     # elements x cost per element (sin/cos/exp 8, other ops 1)
 CACHE_DIR = Path(os.environ.get("DUALAD_CACHE", Path.home() / ".cache" / "dualad")) / "fused"
 
 # impl -> scalar expression template ({0}, {1}: operand expressions)
@@ -177,13 +184,15 @@ class _Fused:
     loop (``fast``) and the C-library one (``exact``, run when the fast loop
     reports arguments outside its range), each serial or parallel."""
 
-    __slots__ = ("spec", "shape", "n_out", "size", "sources", "variants", "__name__")
+    __slots__ = ("spec", "shape", "n_out", "size", "parallel", "sources", "variants",
+                 "__name__")
     guarded = True
 
     def __init__(self, spec, shape, n_out=None):
         self.spec, self.shape = spec, shape
         self.n_out = len(spec.outs) if n_out is None else n_out
         self.size = int(np.prod(shape))
+        self.parallel = self.size >= PARALLEL_SIZE and self.size * _cost(spec) >= PARALLEL_WORK
         fast = cpu_source(spec, fast=True)
         self.sources = {True: fast, False: cpu_source(spec, fast=False)}
         self.variants: dict = {}
@@ -200,7 +209,7 @@ class _Fused:
     def run(self, flat: list, outs: list, fast: bool = True) -> int:
         """Run one variant on flat inputs into ``outs``: 1 guards hold, 0 not,
         2 (fast loop only) some argument out of the vector math's range."""
-        if self.size >= PARALLEL_SIZE and _threads() > 1 and \
+        if self.parallel and _threads() > 1 and \
                 _parallel_lock.acquire(blocking=False):
             try:
                 return self.kernel(fast, True)(*flat, *outs)
@@ -264,6 +273,12 @@ def kernel_spec(run, needed_after) -> KernelSpec:
 
 _VECTOR = {"np.sin(": ("_vm.sin", "_vm.sincos_bad"), "np.cos(": ("_vm.cos", "_vm.sincos_bad"),
            "np.exp(": ("_vm.exp", "_vm.exp_bad")}
+
+
+def _cost(spec: KernelSpec) -> int:
+    """A kernel's work per element in units of one arithmetic operation (a
+    vector ``sin``/``cos``/``exp`` costs about 8), stores included."""
+    return sum(8 if e.startswith(tuple(_VECTOR)) else 1 for _, e in spec.lines) + len(spec.outs)
 
 
 def _vector_line(var: str, expr: str) -> tuple[str, str | None]:
