@@ -38,9 +38,20 @@ from numba.extending import intrinsic
 
 __all__ = ["sin", "cos", "exp", "sincos_bad", "exp_bad", "SINCOS_MAX", "EXP_MAX", "VERSION"]
 
-# Bumped whenever a formula here changes: part of the fused kernels' cache key
-# (Numba's disk cache does not see changes in functions a kernel calls).
-VERSION = "vecmath-1"
+
+def _version() -> str:
+    """A digest of this file: part of the cache key of every kernel that
+    calls these functions (Numba's disk cache does not notice changes in the
+    functions a cached kernel calls, so an edit here must change the key)."""
+    import hashlib
+    from pathlib import Path
+    try:
+        return "vecmath-" + hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:16]
+    except OSError:                 # no source file (a frozen install): nothing cached
+        return "vecmath-nosource"       # from an edited copy can exist there either
+
+
+VERSION = _version()
 
 SINCOS_MAX = 1.6e6          # |x| * 2/pi < 2**20: fn * PIO2_1 is exact
 EXP_MAX = 708.0             # 2**k and the result stay normal doubles
