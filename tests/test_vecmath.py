@@ -299,7 +299,7 @@ def _random_program(rng, depth: int = 5):
     return eval(src, {"np": np}), src
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(6))     # each compiles a new kernel (~1 s)
 def test_random_fused_programs_match_eager(seed):
     # grad and hvp of random sin/cos/exp programs under da.jit equal eager to
     # 1e-14 (of the largest magnitude), also when some arguments leave the
