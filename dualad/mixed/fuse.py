@@ -139,7 +139,7 @@ def _load(source: str, name: str, parallel: bool):
     if kern is not None:
         return kern
     from numba import njit
-    digest = hashlib.sha256(f"{source}|{parallel}".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{_PRELUDE}{source}|{parallel}".encode()).hexdigest()[:24]
     mod_name = f"dualad_fused_{digest}"
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
