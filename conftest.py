@@ -7,3 +7,5 @@ if importlib.util.find_spec("ase") is None:
     collect_ignore.append("dualad/ase.py")
 if importlib.util.find_spec("scipy") is None:
     collect_ignore.append("dualad/optimize.py")
+if importlib.util.find_spec("numba") is None:
+    collect_ignore.append("dualad/kernels/vecmath.py")

@@ -1,25 +1,44 @@
 """Fused elementwise kernels for recorded programs (``da.jit``).
 
 A run of consecutive elementwise operations of one output shape (arithmetic,
-``sin``, ``cos``, ``sqrt``, small integer powers; primal and derivative work
-alike) becomes one Numba ``njit`` loop: one pass over memory, no
-temporaries. Values the rest of the program needs (or a finiteness guard
-tests) are written out; the others live in registers.
+``sin``, ``cos``, ``exp``, ``sqrt``, small integer powers; primal and
+derivative work alike) becomes one Numba ``njit`` loop: one pass over
+memory, no temporaries. Values the rest of the program needs (or a
+finiteness guard tests) are written out; the others live in registers. The
+gradient of ``sum(sin(x)*x**2 + exp(-x**2))`` is one loop that reads ``x``
+and writes the gradient.
 
-What pays (bench/NOTES.md): NumPy 2 has SIMD ``exp``/``log``/``tanh``/...
-that beat Numba's scalar libm 3-12x, so those stay NumPy calls and split
-runs; ``sin``/``cos`` (no SIMD path in NumPy for float64) and arithmetic
-chains fuse. A run must have at least :data:`MIN_RUN` operations on arrays
-of :data:`MIN_SIZE` elements or more (below that NumPy's per-call cost is
-lower than a Numba call's); arrays of :data:`PARALLEL_SIZE` elements or
-more use a ``parallel=True`` loop (the guards are counts: sum reductions).
+``sin``/``cos``/``exp`` in the loop are the vectorisable ones of
+:mod:`dualad.kernels.vecmath` (plain arithmetic: LLVM turns the loop into
+SIMD code, 3-6x faster than NumPy's or Numba's per-element libm calls).
+They are exact on a range (``|x| <= 1.6e6`` for sin/cos, ``|x| <= 708`` for
+exp); the loop counts the elements outside it and, when there are any,
+the kernel is rerun with the C library's functions (an *exact* variant), so
+every element is within an ulp of NumPy's value.
 
-Accuracy: no ``fastmath`` (no reassociation); each operation is evaluated
-as NumPy does (integer powers by the same repeated squaring as the
-``power`` primitive), so results agree with the unfused program to the last
-bit for arithmetic, and within an ulp or two where Numba's ``sin``/``cos``
-differ from NumPy's. Kernels are cached on disk (Numba's cache), keyed by a
-hash of the fused expression, under :data:`CACHE_DIR`.
+A run must have at least :data:`MIN_RUN` operations on arrays of
+:data:`MIN_SIZE` elements or more (below that NumPy's per-call cost is
+lower than a Numba call's). Runs on :data:`PARALLEL_SIZE` elements or more
+whose work (elements times a cost per element, :func:`_cost`) reaches
+:data:`PARALLEL_WORK` (about 2 ms of one core) run a ``parallel=True``
+(``prange``) loop on Numba's threads
+(``numba.get_num_threads()`` at call time: ``NUMBA_NUM_THREADS`` or
+``numba.set_num_threads``; with one thread the serial loop runs). The loop
+is elementwise and its reductions are integer counts (the guards), so the
+results are the same bits for any thread count. Why the work bound: a
+parallel loop waits for its slowest thread, which on a busy machine can be
+a scheduler time slice (milliseconds); cheap loops gain little from a
+second core (they are memory-bound) and lose that much. Numba's ``workqueue``
+threading layer must not be entered from two threads at once: a call that
+finds another thread in a parallel kernel runs the serial loop instead.
+
+Accuracy: no ``fastmath`` (no reassociation, no contraction into FMA); each
+operation is evaluated as NumPy does (integer powers by the same repeated
+squaring as the ``power`` primitive), so results agree with the unfused
+program to the last bit for arithmetic, and within an ulp where the vector
+``sin``/``cos``/``exp`` differ from NumPy's. Kernels are cached on disk
+(Numba's cache), keyed by a hash of the fused expression and of
+:data:`dualad.kernels.vecmath.VERSION`, under :data:`CACHE_DIR`.
 """
 from __future__ import annotations
 
@@ -27,24 +46,28 @@ import hashlib
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from dualad.rules.ufuncs import _power
 
-__all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "CACHE_DIR", "fused_kernels"]
+__all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "PARALLEL_WORK", "CACHE_DIR",
+           "fused_kernels"]
 
 MIN_RUN = 3
 MIN_SIZE = 512            # below this a Numba call costs more than NumPy's calls
-PARALLEL_SIZE = 1 << 18
+PARALLEL_SIZE = 1 << 17     # ~10^5 elements at least, and
+PARALLEL_WORK = 1 << 23     # elements x cost per element (sin/cos/exp 8, other ops 1)
 CACHE_DIR = Path(os.environ.get("DUALAD_CACHE", Path.home() / ".cache" / "dualad")) / "fused"
 
 # impl -> scalar expression template ({0}, {1}: operand expressions)
 _EXPR = {
     np.add: "({0} + {1})", np.subtract: "({0} - {1})", np.multiply: "({0} * {1})",
     np.true_divide: "({0} / {1})", np.negative: "(-{0})", np.positive: "(+{0})",
-    np.sin: "np.sin({0})", np.cos: "np.cos({0})", np.sqrt: "np.sqrt({0})",
+    np.sin: "np.sin({0})", np.cos: "np.cos({0})", np.exp: "np.exp({0})",
+    np.sqrt: "np.sqrt({0})",
     np.square: "({0} * {0})", np.reciprocal: "(1.0 / {0})", np.absolute: "abs({0})",
 }
 
@@ -100,6 +123,9 @@ def _fusable(op, meta) -> bool:
 
 
 _kernels: dict = {}
+# Numba's workqueue threading layer aborts the process when two threads run
+# parallel kernels at once: one parallel kernel at a time, the others serial.
+_parallel_lock = threading.Lock()
 
 
 def fused_kernels() -> int:
@@ -113,14 +139,14 @@ def _load(source: str, name: str, parallel: bool):
     if kern is not None:
         return kern
     from numba import njit
-    digest = hashlib.sha256(f"{source}|{parallel}".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{_PRELUDE}{source}|{parallel}".encode()).hexdigest()[:24]
     mod_name = f"dualad_fused_{digest}"
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         path = CACHE_DIR / f"{mod_name}.py"
         if not path.exists():
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text("import numpy as np\nfrom numba import prange\n\n" + source)
+            tmp.write_text(_PRELUDE + source)
             os.replace(tmp, path)
         module = sys.modules.get(mod_name)
         if module is None:       # Numba's disk cache finds the kernel by its module
@@ -130,36 +156,75 @@ def _load(source: str, name: str, parallel: bool):
             sys.modules[mod_name] = module
         fn, cache = getattr(module, name), True
     except OSError:                          # no writable cache: compile in memory
-        ns: dict = {"np": np}
-        from numba import prange
-        ns["prange"] = prange
-        exec(source, ns)
+        ns: dict = {}
+        exec(_PRELUDE + source, ns)
         fn, cache = ns[name], False
     kern = njit(parallel=parallel, cache=cache, nogil=True, error_model="numpy")(fn)
     _kernels[key] = kern
     return kern
 
 
+_PRELUDE = ("import numpy as np\nfrom numba import prange\n"
+            "from dualad.kernels import vecmath as _vm\n\n")
+
+
+def _threads() -> int:
+    """Numba's thread count for the calling thread (``set_num_threads``)."""
+    import numba
+    return numba.get_num_threads()
+
+
 class _Fused:
     """A callable running one fused kernel: takes the run's array and scalar
     inputs, returns its outputs (flat kernels, reshaped back) and, last, whether
     every finiteness guard of the run holds as recorded (``guarded``: the
-    compiled program tests that flag)."""
+    compiled program tests that flag).
 
-    __slots__ = ("kern", "shape", "n_out", "size", "spec", "__name__")
+    Up to four compiled variants, each made on first use: the vector-math
+    loop (``fast``) and the C-library one (``exact``, run when the fast loop
+    reports arguments outside its range), each serial or parallel."""
+
+    __slots__ = ("spec", "shape", "n_out", "size", "parallel", "sources", "variants",
+                 "__name__")
     guarded = True
 
-    def __init__(self, kern, shape, n_out, spec=None):
-        self.kern, self.shape, self.n_out, self.spec = kern, shape, n_out, spec
+    def __init__(self, spec, shape, n_out=None):
+        self.spec, self.shape = spec, shape
+        self.n_out = len(spec.outs) if n_out is None else n_out
         self.size = int(np.prod(shape))
+        self.parallel = self.size >= PARALLEL_SIZE and self.size * _cost(spec) >= PARALLEL_WORK
+        fast = cpu_source(spec, fast=True)
+        self.sources = {True: fast, False: cpu_source(spec, fast=False)}
+        self.variants: dict = {}
         self.__name__ = "fused"
+
+    def kernel(self, fast: bool = True, parallel: bool = False):
+        """The compiled variant (compiled or loaded on first use)."""
+        kern = self.variants.get((fast, parallel))
+        if kern is None:
+            kern = _load(self.sources[fast], "fused", parallel)
+            self.variants[(fast, parallel)] = kern
+        return kern
+
+    def run(self, flat: list, outs: list, fast: bool = True) -> int:
+        """Run one variant on flat inputs into ``outs``: 1 guards hold, 0 not,
+        2 (fast loop only) some argument out of the vector math's range."""
+        if self.parallel and _threads() > 1 and \
+                _parallel_lock.acquire(blocking=False):
+            try:
+                return self.kernel(fast, True)(*flat, *outs)
+            finally:
+                _parallel_lock.release()
+        return self.kernel(fast, False)(*flat, *outs)
 
     def __call__(self, *inputs):
         flat = [np.ravel(v) if type(v) is np.ndarray else v for v in inputs]
         outs = [np.empty(self.size) for _ in range(self.n_out)]
-        ok = self.kern(*flat, *outs)
+        ok = self.run(flat, outs)
+        if ok == 2:                  # huge arguments, infinities: the C library
+            ok = self.run(flat, outs, fast=False)
         shape = self.shape
-        return (*(o.reshape(shape) for o in outs), ok)
+        return (*(o.reshape(shape) for o in outs), ok == 1)
 
 
 class KernelSpec:
@@ -206,24 +271,66 @@ def kernel_spec(run, needed_after) -> KernelSpec:
     return spec
 
 
-def cpu_source(spec: KernelSpec, parallel: bool) -> str:
-    """A Numba ``njit`` loop: writes the outputs, returns whether every
-    guard holds (expected finite: every element finite; expected not: some
-    element not finite)."""
-    body = [f"        {v} = {e}" for v, e in spec.lines]
+_VECTOR = {"np.sin(": ("_vm.sin", "_vm.sincos_bad"), "np.cos(": ("_vm.cos", "_vm.sincos_bad"),
+           "np.exp(": ("_vm.exp", "_vm.exp_bad")}
+
+
+def _cost(spec: KernelSpec) -> int:
+    """A kernel's work per element in units of one arithmetic operation (a
+    vector ``sin``/``cos``/``exp`` costs about 8), stores included."""
+    return sum(8 if e.startswith(tuple(_VECTOR)) else 1 for _, e in spec.lines) + len(spec.outs)
+
+
+def _vector_line(var: str, expr: str) -> tuple[str, str | None]:
+    """A kernel line with :mod:`~dualad.kernels.vecmath` in place of a
+    NumPy ``sin``/``cos``/``exp`` call, and the range test of its argument
+    (``None``: the line has no such call). A line is one operation, so a
+    call is the whole expression."""
+    for head, (fn, bad) in _VECTOR.items():
+        if expr.startswith(head) and expr.endswith(")"):
+            arg = expr[len(head):-1]
+            return f"{var} = {fn}({arg})", f"{bad}({arg})"
+    return f"{var} = {expr}", None
+
+
+def cpu_source(spec: KernelSpec, fast: bool = True) -> str:
+    """A Numba loop over ``prange`` (serial unless compiled ``parallel``):
+    writes the outputs, returns 1 when every guard holds (expected finite:
+    every element finite; expected not: some element not finite), else 0.
+    ``fast``: vector math, and 2 when an argument was out of its range
+    (the outputs are then not to be used)."""
+    body, checks = [], []
+    for v, e in spec.lines:
+        line, bad = _vector_line(v, e) if fast else (f"{v} = {e}", None)
+        body.append(f"        {line}")
+        if bad is not None and bad not in checks:
+            checks.append(bad)
+    # one counter per range test: Numba's prange accepts one update per
+    # reduction variable
+    body += [f"        b{k} += {c}" for k, c in enumerate(checks)]
     body += [f"        {o}[i] = {v}" for o, v in spec.outs]
-    # g_k counts the non-finite elements of guarded value k (a sum: a
-    # reduction prange can run in parallel)
-    body += [f"        if not np.isfinite({v}):\n            g{k} += 1"
+    # g_k counts the non-finite elements of guarded value k (an integer sum:
+    # a reduction prange runs in parallel, the same for any thread count)
+    body += [f"        g{k} += 0 if np.isfinite({v}) else 1"
              for k, (v, _) in enumerate(spec.guards)]
     init = "".join(f"    g{k} = 0\n" for k in range(len(spec.guards)))
+    init += "".join(f"    b{k} = 0\n" for k in range(len(checks)))
     verdict = " and ".join(f"g{k} == 0" if want else f"g{k} > 0"
                            for k, (_, want) in enumerate(spec.guards)) or "True"
     first = next(n for n in spec.names if n not in spec.scalars)
     params = ", ".join(spec.names + [o for o, _ in spec.outs])
-    return (f"def fused({params}):\n{init}"
-            f"    for i in {'prange' if parallel else 'range'}({first}.size):\n"
-            + "\n".join(body) + f"\n    return {verdict}\n")
+    stamp = f"# {_vm_version()}\n" if checks else ""
+    return (f"{stamp}def fused({params}):\n{init}"
+            f"    for i in prange({first}.size):\n"
+            + "\n".join(body)
+            + (f"\n    if {' or '.join(f'b{k}' for k in range(len(checks)))}:\n        return 2"
+               if checks else "")
+            + f"\n    return 1 if {verdict} else 0\n")
+
+
+def _vm_version() -> str:
+    from dualad.kernels.vecmath import VERSION
+    return VERSION
 
 
 def _build(run, needed_after, shape):
@@ -232,10 +339,7 @@ def _build(run, needed_after, shape):
     kernel (exactly: every element finite), which returns one flag."""
     spec = kernel_spec(run, needed_after)
     out_slots = [s for op in run for s in op[3] if s in needed_after]
-    parallel = int(np.prod(shape)) >= PARALLEL_SIZE
-    kern = _load(cpu_source(spec, parallel), "fused", parallel)
-    return (_Fused(kern, shape, len(spec.outs), spec), tuple(spec.args), {}, tuple(out_slots),
-            True, ())
+    return (_Fused(spec, shape), tuple(spec.args), {}, tuple(out_slots), True, ())
 
 
 def fuse_ops(ops, outputs, meta) -> list:
