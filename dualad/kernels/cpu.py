@@ -25,8 +25,11 @@ def build(prim: Primitive):
     kern = _compiled.get(prim)
     if kern is None:
         from numba import njit
+
+        from dualad.kernels.tanh_math import with_fast_tanh
         namespace = {"math": math}
-        exec(render(_TEMPLATE, prim), namespace)       # generated from the table, nothing else
+        # generated from the table, nothing else
+        exec(with_fast_tanh(render(_TEMPLATE, prim)), namespace)
         kern = _compiled[prim] = njit(nogil=True, error_model="numpy")(namespace["kernel"])
     return kern
 

@@ -46,6 +46,7 @@ _EXPR = {
     np.true_divide: "({0} / {1})", np.negative: "(-{0})", np.positive: "(+{0})",
     np.sin: "np.sin({0})", np.cos: "np.cos({0})", np.sqrt: "np.sqrt({0})",
     np.square: "({0} * {0})", np.reciprocal: "(1.0 / {0})", np.absolute: "abs({0})",
+    np.tanh: "np.tanh({0})",      # on the CPU: dualad.kernels.tanh_math (vectorised)
 }
 
 
@@ -113,6 +114,9 @@ def _load(source: str, name: str, parallel: bool):
     if kern is not None:
         return kern
     from numba import njit
+
+    from dualad.kernels.tanh_math import with_fast_tanh
+    source = with_fast_tanh(source)
     digest = hashlib.sha256(f"{source}|{parallel}".encode()).hexdigest()[:24]
     mod_name = f"dualad_fused_{digest}"
     try:
@@ -261,7 +265,8 @@ def fuse_ops(ops, outputs, meta) -> list:
         while j < len(ops) and _fusable(ops[j], meta) and meta[ops[j][3][0]][0] == shape:
             j += 1
         run = ops[k:j]
-        if len(run) < MIN_RUN:
+        # a tanh pays alone: the kernel's tanh is ~3x faster than NumPy's
+        if len(run) < MIN_RUN and not any(op[0] is np.tanh for op in run):
             result.extend(run)
             k = j
             continue
