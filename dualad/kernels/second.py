@@ -86,7 +86,7 @@ _DIAG = """
 _compiled: dict = {}
 
 
-def _render(prim: Primitive, diag: bool, has_l: bool) -> str:
+def _render(prim: Primitive, diag: bool, has_l: bool, rows: bool = False) -> str:
     import re
     d1, d2 = SECOND[prim]
     sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
@@ -95,20 +95,27 @@ def _render(prim: Primitive, diag: bool, has_l: bool) -> str:
     else:
         body = _TRACE.format(base="d1s[j] * l[0, start + j]" if has_l else "0.0")
     value = _KERNEL_VALUE.get(prim, "")
-    return _HEAD.format(d1=sub(d1), d2=sub(d2), value=value.rstrip("\n")) + body
+    src = _HEAD.format(d1=sub(d1), d2=sub(d2), value=value.rstrip("\n")) + body
+    if rows:
+        # g is (d, C): one row shared by every row of x (flat, C-ordered):
+        # blocks of one row each, so element j of a block is column j
+        src = src.replace("B = 512", "B = g.shape[1]").replace("g[k, start + j]", "g[k, j]")
+    return src
 
 
-def build(prim: Primitive, diag: bool, has_l: bool):
+def build(prim: Primitive, diag: bool, has_l: bool, rows: bool = False):
     """Compile (once per process; from Numba's on-disk cache after the first
-    process) the fused Laplacian update of ``prim``."""
-    key = (prim, diag, has_l)
+    process) the fused Laplacian update of ``prim`` (``rows``: for a
+    tangent whose rows are one shared row, see :func:`laplacian_update`)."""
+    key = (prim, diag, has_l, rows)
     kern = _compiled.get(key)
     if kern is None:
         from numba import njit
 
         from dualad.kernels.tanh_math import with_fast_tanh
-        src = with_fast_tanh("import math\nimport numpy as np\n" + _render(prim, diag, has_l))
-        fn, cacheable = _load(src, f"lap_{prim.name}_{int(diag)}{int(has_l)}")
+        src = with_fast_tanh("import math\nimport numpy as np\n"
+                             + _render(prim, diag, has_l, rows))
+        fn, cacheable = _load(src, f"lap_{prim.name}_{int(diag)}{int(has_l)}{int(rows)}")
         # "contract" (FMA) only: it lets the tanh value loop vectorise (0.9 vs
         # 1.2 ms per 2.6e5 elements) and never loosens NaN/inf/sign semantics
         kern = _compiled[key] = njit(nogil=True, error_model="numpy", cache=cacheable,
@@ -174,11 +181,22 @@ def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: b
     n = x.size
     xf = np.ascontiguousarray(x).reshape(n)
     yf = np.ascontiguousarray(y).reshape(n)
-    gf = np.ascontiguousarray(g).reshape(d, n)
+    shared = _shared_row(g)
+    gf = np.ascontiguousarray(g).reshape(d, n) if shared is None else shared
     rows = d if diag else 1
     has_l = lap is not Zero
     lf = np.ascontiguousarray(lap).reshape(rows, n) if has_l else np.empty((rows, 0), x.dtype)
     gy = np.empty((d, n), dtype=x.dtype)
     ly = np.empty((rows, n), dtype=x.dtype)
-    build(prim, diag, has_l)(xf, yf, gf, lf, gy, ly)
+    build(prim, diag, has_l, shared is not None)(xf, yf, gf, lf, gy, ly)
     return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
+
+
+def _shared_row(g: np.ndarray):
+    """``(d, C)``: the one row of a ``g`` that is a stride-0 broadcast over all
+    axes but the coordinate axis and the last (the first layer's tangent
+    under batched seeds: the weights themselves), else ``None`` (read ``g``
+    whole). Rows under 16 wide: blocks too short to pay, read ``g`` whole."""
+    if g.ndim < 3 or g.shape[-1] < 16 or any(s != 0 for s in g.strides[1:-1]):
+        return None
+    return np.ascontiguousarray(g[(slice(None),) + (0,) * (g.ndim - 2)])
