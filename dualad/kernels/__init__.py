@@ -140,6 +140,12 @@ def register() -> None:
         prim.fused = True
     install_fused_kernel(value_and_partial)
     install_laplacian_kernel(laplacian_update)
+    from dualad.kernels.blas import serial_matmul
+    from dualad.rules.contractions import matmul_p
+    if not hasattr(matmul_p.impl, "__wrapped__"):
+        # medium products on one OpenBLAS thread (its spinning helper threads
+        # otherwise take the cores from the elementwise work: kernels/blas.py)
+        matmul_p.impl = serial_matmul(matmul_p.impl)
 
 
 def _gpu_ok() -> bool:

@@ -37,7 +37,7 @@ __all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "CACHE_DIR", "fus
 
 MIN_RUN = 3
 MIN_SIZE = 512            # below this a Numba call costs more than NumPy's calls
-PARALLEL_SIZE = 1 << 18
+PARALLEL_SIZE = 1 << 19
 CACHE_DIR = Path(os.environ.get("DUALAD_CACHE", Path.home() / ".cache" / "dualad")) / "fused"
 
 # impl -> scalar expression template ({0}, {1}: operand expressions)

@@ -1,0 +1,48 @@
+"""Medium matmuls on one OpenBLAS thread (dualad/kernels/blas.py): the same
+bits as NumPy's call on one thread, within rounding of its threaded call (a
+threaded GEMM blocks its sums differently), the thread setting restored,
+nothing changed for other operand types."""
+import numpy as np
+import pytest
+
+from dualad.kernels import blas
+from dualad.rules.contractions import matmul_p
+
+RNG = np.random.default_rng(0)
+SHAPES = [((300, 64), (64, 80)), ((3, 500, 64), (64, 64)), ((700, 50), (50,)),
+          ((4, 2), (2, 3)), ((2, 256, 128), (2, 128, 256))]
+
+
+@pytest.mark.parametrize("sa, sb", SHAPES)
+def test_same_bits_as_numpy(sa, sb):
+    a, b = RNG.normal(size=sa), RNG.normal(size=sb)
+    got = blas.serial_matmul(np.matmul)(a, b)
+    want = np.matmul(a, b)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-14 * np.abs(want).max())
+    np.testing.assert_array_equal(matmul_p.impl(a, b), got)
+    lib = blas._openblas()
+    if lib is not None:
+        threads = lib[1]()
+        lib[0](1)
+        try:
+            np.testing.assert_array_equal(got, np.matmul(a, b))
+        finally:
+            lib[0](threads)
+
+
+def test_thread_setting_restored():
+    before = blas.blas_threads()
+    a = RNG.normal(size=(512, 256))
+    blas.serial_matmul(np.matmul)(a, a.T)
+    assert blas.blas_threads() == before
+
+
+def test_other_operands_pass_through():
+    f = blas.serial_matmul(lambda a, b: ("called", type(a).__name__))
+    assert f([[1.0]], [[2.0]]) == ("called", "list")
+
+
+def test_installed_on_the_matmul_primitive_when_openblas_threads():
+    threads = blas.blas_threads()
+    wrapped = hasattr(matmul_p.impl, "__wrapped__")
+    assert wrapped == (threads is not None and threads > 1)
