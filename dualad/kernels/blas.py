@@ -66,6 +66,19 @@ def _openblas():
     return None
 
 
+def _pooled_out(a: np.ndarray, b: np.ndarray):
+    """A reused output buffer (:mod:`dualad.kernels.pool`) for ``a @ b`` of
+    two float matrices (stacks) of one dtype, else None."""
+    if b.ndim < 2 or a.dtype != b.dtype or a.dtype.kind != "f" or a.shape[-1] != b.shape[-2]:
+        return None
+    try:
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        return None                 # NumPy raises its own error below
+    from dualad.kernels.pool import empty
+    return empty(lead + (a.shape[-2], b.shape[-1]), a.dtype)
+
+
 def blas_threads() -> int | None:
     """NumPy's OpenBLAS thread count, or ``None`` when it is not OpenBLAS."""
     lib = _openblas()
@@ -73,28 +86,27 @@ def blas_threads() -> int | None:
 
 
 def serial_matmul(impl: Callable) -> Callable:
-    """``impl`` (a matmul) running products of ``_SMALL_FLOPS`` to
-    :data:`SERIAL_FLOPS` flops on one OpenBLAS thread; ``impl`` itself when
-    NumPy's BLAS is not OpenBLAS or already runs one thread."""
+    """``impl`` (a matmul) writing float products of ``_SMALL_FLOPS`` to
+    :data:`SERIAL_FLOPS` flops into reused buffers (:mod:`dualad.kernels.pool`),
+    on one OpenBLAS thread where NumPy's BLAS is a threaded OpenBLAS."""
     lib = _openblas()
-    if lib is None:
-        return impl
-    setter, getter = lib
-    if int(getter()) <= 1:       # OPENBLAS_NUM_THREADS=1 and the like: no cost at all
-        return impl
+    setter, getter = lib if lib is not None else (None, lambda: 1)
 
     def matmul(a, b):
         if (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim >= 2
                 and b.ndim >= 1):
             flops = 2 * a.size * (b.shape[-1] if b.ndim >= 2 else 1)
             if _SMALL_FLOPS <= flops <= SERIAL_FLOPS:
+                out = _pooled_out(a, b)
                 threads = getter()          # read each time: the user may change it
                 if threads > 1:
                     setter(1)
                     try:
-                        return impl(a, b)
+                        return impl(a, b) if out is None else np.matmul(a, b, out=out)
                     finally:
                         setter(threads)
+                if out is not None:
+                    return np.matmul(a, b, out=out)
         return impl(a, b)
     matmul.__name__ = getattr(impl, "__name__", "matmul")
     matmul.__wrapped__ = impl

@@ -214,7 +214,8 @@ def applies(prim: Primitive, x, g, lap, diag: bool) -> bool:
 def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: bool):
     """``(y, g_y, lap_y)`` by one fused pass (``y`` from ``prim.impl`` first,
     unless the kernel computes the value too)."""
-    y = np.empty(x.shape, dtype=x.dtype) if prim in _KERNEL_VALUE else prim.impl(x)
+    from dualad.kernels.pool import empty
+    y = empty(x.shape, x.dtype) if prim in _KERNEL_VALUE else prim.impl(x)
     d = g.shape[0]
     n = x.size
     xf = np.ascontiguousarray(x).reshape(n)
@@ -224,8 +225,8 @@ def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: b
     rows = d if diag else 1
     has_l = lap is not Zero
     lf = np.ascontiguousarray(lap).reshape(rows, n) if has_l else np.empty((rows, 0), x.dtype)
-    gy = np.empty((d, n), dtype=x.dtype)
-    ly = np.empty((rows, n), dtype=x.dtype)
+    gy = empty((d, n), x.dtype)
+    ly = empty((rows, n), x.dtype)
     build(prim, diag, has_l, shared is not None, d)(xf, yf, gf, lf, gy, ly)
     return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
 

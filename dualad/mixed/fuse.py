@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dualad.kernels.pool import empty
 from dualad.rules.ufuncs import _power
 
 __all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "CACHE_DIR", "fused_kernels"]
@@ -160,7 +161,7 @@ class _Fused:
 
     def __call__(self, *inputs):
         flat = [np.ravel(v) if type(v) is np.ndarray else v for v in inputs]
-        outs = [np.empty(self.size) for _ in range(self.n_out)]
+        outs = [empty((self.size,), np.float64) for _ in range(self.n_out)]   # reused buffers
         ok = self.kern(*flat, *outs)
         shape = self.shape
         return (*(o.reshape(shape) for o in outs), ok)
