@@ -71,3 +71,19 @@ def test_pool_reuse_and_bounds():
     assert pool.empty((300, 300), np.float64).ctypes.data == p
     small = pool.empty((3,), np.float64)
     assert small.shape == (3,)
+
+
+def test_threads_kept_when_the_machine_has_idle_cores(monkeypatch):
+    """Busy (load average leaves < SPARE_CORES idle): one thread; idle: the
+    library's threads, untouched."""
+    calls = []
+    fake = (lambda n: calls.append(n), lambda: 4)
+    monkeypatch.setattr(blas, "_openblas", lambda: fake)
+    f = blas.serial_matmul(np.matmul)
+    a = RNG.normal(size=(400, 64))
+    for load, want in ((100.0, [1, 4]), (0.0, [])):
+        monkeypatch.setattr(blas, "_busy", blas._Load())
+        monkeypatch.setattr(blas.os, "getloadavg", lambda load=load: (load, load, load))
+        calls.clear()
+        np.testing.assert_allclose(f(a, a.T), a @ a.T, rtol=1e-13)
+        assert calls == want

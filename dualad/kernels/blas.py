@@ -8,8 +8,11 @@ bench machine under load (bench/NOTES.md, h13w5): the hand-written NumPy
 W5 Laplacian takes 25 ms with ``OPENBLAS_NUM_THREADS=1`` and 125 ms at the
 default two threads; W3's hand-written vjp 19 vs 54-109 ms. A product of
 up to :data:`SERIAL_FLOPS` (default 2**28, a few ms on one core) is
-therefore computed with one BLAS thread; larger ones keep the library's
-threads (there the parallel speed-up outweighs the spinning), and so do
+therefore computed with one BLAS thread WHILE THE MACHINE IS BUSY (its
+1-minute load average leaves less than :data:`SPARE_CORES` of the usable
+cores idle; read at most every 0.25 s); on a machine with idle cores the
+spinning costs nothing and the library's threads stay. Larger products
+keep the threads (the parallel speed-up outweighs the spinning), and so do
 products small enough that OpenBLAS runs them on one thread anyway.
 
 Only NumPy's own OpenBLAS is touched (found among the loaded libraries),
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -37,6 +41,7 @@ import numpy as np
 __all__ = ["SERIAL_FLOPS", "serial_matmul", "blas_threads"]
 
 SERIAL_FLOPS = int(os.environ.get("DUALAD_BLAS_SERIAL_FLOPS", str(1 << 28)))
+SPARE_CORES = 0.5
 # below this OpenBLAS runs a GEMM on one thread by itself: no call needed
 _SMALL_FLOPS = 1 << 20
 
@@ -79,6 +84,33 @@ def _pooled_out(a: np.ndarray, b: np.ndarray):
     return empty(lead + (a.shape[-2], b.shape[-1]), a.dtype)
 
 
+class _Load:
+    """Whether the machine is busy, from the load average, cached 0.25 s
+    (a read of /proc/loadavg costs a few us; a matmul here ~1 ms)."""
+
+    __slots__ = ("until", "busy", "cores")
+
+    def __init__(self):
+        self.until, self.busy = 0.0, True
+        try:
+            self.cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            self.cores = os.cpu_count() or 1
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now >= self.until:
+            try:
+                self.busy = self.cores - os.getloadavg()[0] < SPARE_CORES
+            except OSError:
+                self.busy = True
+            self.until = now + 0.25
+        return self.busy
+
+
+_busy = _Load()
+
+
 def blas_threads() -> int | None:
     """NumPy's OpenBLAS thread count, or ``None`` when it is not OpenBLAS."""
     lib = _openblas()
@@ -99,7 +131,7 @@ def serial_matmul(impl: Callable) -> Callable:
             if _SMALL_FLOPS <= flops <= SERIAL_FLOPS:
                 out = _pooled_out(a, b)
                 threads = getter()          # read each time: the user may change it
-                if threads > 1:
+                if threads > 1 and _busy():
                     setter(1)
                     try:
                         return impl(a, b) if out is None else np.matmul(a, b, out=out)
