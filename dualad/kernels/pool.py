@@ -34,7 +34,7 @@ import numpy as np
 __all__ = ["empty", "MIN_BYTES", "MAX_BYTES", "SLOTS"]
 
 MIN_BYTES = 1 << 18
-MAX_BYTES = int(float(os.environ.get("DUALAD_POOL_MB", "256")) * (1 << 20))
+MAX_BYTES = int(float(os.environ.get("DUALAD_POOL_MB", "128")) * (1 << 20))
 SLOTS = 4
 
 
