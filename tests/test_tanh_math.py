@@ -97,3 +97,29 @@ def test_jit_fuses_tanh_and_agrees():
         programs = [p for e in jitted.cache._data.values() for p in e.programs]
         assert programs
         assert all(f is not np.tanh for p in programs for f in p.__globals__.values())
+
+
+_NO_NUMBA = """
+import sys
+sys.modules["numba"] = None                       # import numba fails
+import numpy as np, dualad as da
+rng = np.random.default_rng(0)
+x = rng.normal(size=(300, 300))
+g = da.grad(lambda x: np.sum(np.tanh(x)))(x)
+assert np.allclose(g, 1 - np.tanh(x) ** 2)
+W = rng.normal(size=(3, 64))
+X = rng.uniform(-1, 1, (2048, 3))
+lap = da.laplacian(lambda P: np.sum(np.tanh(P @ W), axis=1), batch_axis=0)(X)
+t = np.tanh(X @ W)
+assert np.allclose(lap, np.sum(-2 * t * (1 - t ** 2) * np.sum(W ** 2, axis=0), axis=1))
+print("ok")
+"""
+
+
+def test_without_numba_the_rules_run():
+    import subprocess
+    import sys
+    from pathlib import Path
+    res = subprocess.run([sys.executable, "-c", _NO_NUMBA], capture_output=True, text=True,
+                         timeout=300, cwd=str(Path(__file__).resolve().parent.parent))
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr
