@@ -3,9 +3,9 @@ NumPy path. Skipped (with the reason) where no usable CuPy/GPU exists; run on
 a GPU machine with `pytest -m cupy tests/test_cupy.py`."""
 import numpy as np
 import pytest
+from conftest import cupy_usable
 
 import dualad as da
-from conftest import cupy_usable
 from dualad.core.backend import namespace_of
 
 pytestmark = [pytest.mark.cupy, pytest.mark.gpu,

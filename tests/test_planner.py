@@ -2,9 +2,9 @@
 caching, chunking under a budget, symmetric Hessians, auto modes."""
 import numpy as np
 import pytest
+from conftest import lj_flat
 
 import dualad as da
-from conftest import lj_flat
 from dualad.mixed import planner, runner
 from dualad.mixed.cache import clear_cache
 from dualad.mixed.planner import (
