@@ -106,7 +106,7 @@ subtract      partials   rule         elementwise   elementwise  -       E
 sum           transpose  linear       rule          rule         -       L
 svd           jvp+vjp    jvp          conservative  dense        -       3
 tan           partials   rule         elementwise   elementwise  -       EO
-tanh          partials   rule         elementwise   elementwise  -       EO
+tanh          partials   rule         elementwise   elementwise  fused   EO
 to_complex    transpose  linear       linear        dense        -       L
 transpose     transpose  linear       rule          rule         -       L
 true_divide   partials   rule         elementwise   elementwise  -       EOS

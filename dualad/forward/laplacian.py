@@ -191,7 +191,16 @@ def _second_partials(prim, primals, parts, out, i, params) -> list:
 # ----------------------------------------------------------------------------
 def _multilinear(level, prim, primals, grads, laps, traced, params):
     out = bind(prim, *primals, **params)
-    g_out = _apply_linear(prim, primals, grads, out, params)
+    if traced == [0] and prim is matmul_p and _equal_rows(grads[0], primals[0]):
+        # The batched seeds (a stride-0 view, equal for every point): the
+        # product's rows are equal too, so multiply one and broadcast it
+        # (the first layer's tangent is W1 itself; no (d, M, K) GEMM).
+        one = bind(prim, grads[0][..., :1, :], *primals[1:], **params)
+        g_out = np.broadcast_to(one, (shape_of(grads[0])[0],) + shape_of(out))
+    else:
+        # BLAS takes no stride-0 operand (NumPy would loop in C instead)
+        grads = [_dense(g) for g in grads]
+        g_out = _apply_linear(prim, primals, grads, out, params)
     lap = _apply_linear(prim, primals, laps, out, params)
     nd = ndim_of(out)
     for n, i in enumerate(traced):
@@ -206,6 +215,19 @@ def _multilinear(level, prim, primals, grads, laps, traced, params):
             cross = cross if level.diag else cross.sum(axis=0)
             lap = add_any(lap, 2.0 * cross)
     return out, g_out, lap
+
+
+def _equal_rows(g, x) -> bool:
+    """``g`` (a tangent of a matrix operand ``x``) a plain array whose rows
+    (axis -2) are one stride-0 row: every point's tangent the same."""
+    return (type(g) is np.ndarray and g.ndim >= 3 and g.ndim == ndim_of(x) + 1
+            and g.strides[-2] == 0 and g.shape[-2] > 1)
+
+
+def _dense(g):
+    if type(g) is np.ndarray and 0 in g.strides and g.size > 1:
+        return np.ascontiguousarray(g)
+    return g
 
 
 def _with(prim, primals, swap: dict, params):
@@ -282,7 +304,11 @@ def _seeds(x, batch_axis: int | None):
     d = math.prod(point)
     eye = xp.eye(d, dtype=dtype).reshape((d,) + point)
     eye = xp.expand_dims(eye, ax + 1)
-    # contiguous: BLAS takes no stride-0 operand (NumPy would loop in C instead)
+    if xp is np and ax == len(shape) - 2:
+        # (d, ..., M, d): a stride-0 view along the points; a matmul by the
+        # first layer's weights then multiplies one row (see _multilinear),
+        # and the tanh kernel reads (d, width) instead of (d, M, width)
+        return np.broadcast_to(eye, (d,) + shape), point
     return xp.ascontiguousarray(xp.broadcast_to(eye, (d,) + shape)), point
 
 

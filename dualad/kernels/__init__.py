@@ -103,6 +103,8 @@ def value_and_partial(prim: Primitive, x):
     if type(x) is np.ndarray:
         if x.dtype not in _FLOATS or (mode == "auto" and x.size < _settings.get("min_size")):
             return None
+        if not _have_numba():
+            return None
         from dualad.kernels import cpu
         return cpu.value_and_partial(prim, x)
     cp = sys.modules.get("cupy")
@@ -122,7 +124,7 @@ def laplacian_update(prim: Primitive, x, g, lap, diag: bool):
     elements in ``"auto"`` mode, ``set_kernels("numpy")``). The hook that
     :func:`register` installs."""
     mode = _settings.get("mode")
-    if mode == "numpy" or type(x) is not np.ndarray:
+    if mode == "numpy" or type(x) is not np.ndarray or not _have_numba():
         return None
     from dualad.kernels import second
     if not second.applies(prim, x, g, lap, diag):
@@ -140,6 +142,27 @@ def register() -> None:
         prim.fused = True
     install_fused_kernel(value_and_partial)
     install_laplacian_kernel(laplacian_update)
+    from dualad.kernels.blas import serial_matmul
+    from dualad.rules.contractions import matmul_p
+    if not hasattr(matmul_p.impl, "__wrapped__"):
+        # medium products on one OpenBLAS thread (its spinning helper threads
+        # otherwise take the cores from the elementwise work: kernels/blas.py)
+        matmul_p.impl = serial_matmul(matmul_p.impl)
+
+
+_numba: list = []
+
+
+def _have_numba() -> bool:
+    """Whether Numba imports here (checked once): without it every kernel
+    hook declines and the NumPy rules run."""
+    if not _numba:
+        try:
+            import numba  # noqa: F401
+            _numba.append(True)
+        except ImportError:
+            _numba.append(False)
+    return _numba[0]
 
 
 def _gpu_ok() -> bool:

@@ -67,8 +67,10 @@ def build(prim: Primitive, vector: bool = False):
             fn, cacheable = _load(source, f"vec_{prim.name}")
             kern = njit(nogil=True, error_model="numpy", cache=cacheable)(fn)
         else:
+            from dualad.kernels.tanh_math import with_fast_tanh
             namespace = {"math": math}
-            exec(render(_TEMPLATE, prim), namespace)  # generated from the table, nothing else
+            # generated from the table, nothing else
+            exec(with_fast_tanh(render(_TEMPLATE, prim)), namespace)
             kern = njit(nogil=True, error_model="numpy")(namespace["kernel"])
         _compiled[(prim, vector)] = kern
     return kern

@@ -37,43 +37,16 @@ SECOND: dict[Primitive, tuple[str, str]] = {
     arctan_p: ("1.0 / (1.0 + x * x)", "-2.0 * x * d1 * d1"),
 }
 
-# Primitives whose VALUE the kernel computes too. NumPy's float64 tanh runs
+# Primitives whose VALUE the kernel computes too: NumPy's float64 tanh runs
 # at ~7.6 ns per element on CPUs without AVX-512 (half of a W5 Laplacian's
-# elementwise time); this one vectorises (AVX2) at ~3.4 ns and stays within
-# 2 ulp of np.tanh (tests check 4e-16 relative): |x| < 0.625 by the Cephes
-# rational, otherwise 1 - 2 / (exp(2|x|) + 1) with exp by range reduction
-# (k ln 2 + r, Taylor polynomial in r, 2**k from the exponent bits: the
-# float -> int64 step uses the 1.5 * 2**52 rounding trick because AVX2 has
-# no vector double -> int64 conversion). NaN stays NaN, +-inf gives +-1,
-# tanh(-0.0) is -0.0.
-_TANH_VALUE = """
+# elementwise time); dualad.kernels.tanh_math's vectorises (AVX2, ~2.4 ns)
+# and stays within 2 ulp of np.tanh.
+_KERNEL_VALUE = {tanh_p: "math.tanh(x_i)"}
+_VALUE_LOOP = """
         for j in range(m):
-            t = 2.0 * abs(x[start + j])
-            t = t if t < 44.0 else 44.0        # tanh(22) == 1.0 in float64
-            kd = t * 1.44269504088896338700 + 6755399441055744.0
-            kf = kd - 6755399441055744.0
-            r = (t - kf * 6.93147180369123816490e-01) - kf * 1.90821492927058770002e-10
-            ps[j] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
-                1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
-                    1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
-                        1.0 / 479001600))))))))))))
-            fk[j] = kd
-        for j in range(m):
-            kb[j] = (ik[j] - 4843621399236968448 + 1023) << 52
-        for j in range(m):
-            v = x[start + j]
-            big = 1.0 - 2.0 / (ps[j] * sc[j] + 1.0)
-            big = big if v >= 0 else -big
-            z = v * v
-            small = v + v * z * (((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1)
-                                  * z - 1.61468768441708447952e3)
-                                 / (((z + 1.12811678491632931402e2) * z
-                                     + 2.23548839060100448583e3) * z
-                                    + 4.84406305325125486048e3))
-            w = small if abs(v) < 0.625 else big
-            y[start + j] = v if (v != v or v == 0.0) else w    # NaN, and the sign of 0
+            x_i = x[start + j]
+            y[start + j] = {value}
 """
-_KERNEL_VALUE = {tanh_p: _TANH_VALUE}
 
 # Blocked so that f' and f'' are computed once per element (sin needs a cos)
 # yet the loops over the d coordinate planes stay unit-stride (vectorised).
@@ -85,11 +58,6 @@ def kernel(x, y, g, l, gy, ly):
     B = 512
     d1s = np.empty(B, dtype=x.dtype)
     d2s = np.empty(B, dtype=x.dtype)
-    ps = np.empty(B)
-    fk = np.empty(B)
-    kb = np.empty(B, dtype=np.int64)
-    ik = fk.view(np.int64)
-    sc = kb.view(np.float64)
     for start in range(0, n, B):
         stop = min(start + B, n)
         m = stop - start{value}
@@ -116,10 +84,44 @@ _DIAG = """
                 gy[k, start + j] = d1s[j] * gk
                 ly[k, start + j] = {base}d2s[j] * gk * gk
 """
+# For a few coordinates (d <= UNROLL: a PINN's 2-3, small Hessian diagonals)
+# one pass per element with the d planes unrolled: LLVM then vectorises the
+# whole element loop, tanh included (~1.2 ms vs ~3 ms blocked for W5's
+# 4096 x 64 x 3 on AVX2). ``rows``: g is one (d, C) row shared by every row.
+UNROLL = 8
 _compiled: dict = {}
 
 
-def _render(prim: Primitive, diag: bool, has_l: bool) -> str:
+def _render_unrolled(prim: Primitive, diag: bool, has_l: bool, rows: bool, nd: int) -> str:
+    import re
+    d1, d2 = SECOND[prim]
+    sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
+    value = _KERNEL_VALUE.get(prim)
+    col = "j" if rows else "i"
+    pad = "            " if rows else "        "
+    lines = ["x_i = x[i]", "y_i = y[i]" if value is None else f"y_i = {value}"]
+    if value is not None:
+        lines.append("y[i] = y_i")
+    lines += [f"d1 = {sub(d1)}", f"d2 = {sub(d2)}"]
+    lines += [f"g{k} = g[{k}, {col}]" for k in range(nd)]
+    lines += [f"gy[{k}, i] = d1 * g{k}" for k in range(nd)]
+    if diag:
+        lines += [(f"ly[{k}, i] = d1 * l[{k}, i] + " if has_l else f"ly[{k}, i] = ")
+                  + f"d2 * (g{k} * g{k})" for k in range(nd)]
+    else:
+        total = " + ".join(f"g{k} * g{k}" for k in range(nd))
+        lines.append(("ly[0, i] = d1 * l[0, i] + " if has_l else "ly[0, i] = ")
+                     + f"d2 * ({total})")
+    head = "def kernel(x, y, g, l, gy, ly):\n    n = x.size\n"
+    if rows:
+        head += ("    c = g.shape[1]\n    for r in range(n // c):\n"
+                 "        for j in range(c):\n            i = r * c + j\n")
+    else:
+        head += "    for i in range(n):\n"
+    return head + "\n".join(pad + ln for ln in lines) + "\n"
+
+
+def _render(prim: Primitive, diag: bool, has_l: bool, rows: bool = False) -> str:
     import re
     d1, d2 = SECOND[prim]
     sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
@@ -127,19 +129,31 @@ def _render(prim: Primitive, diag: bool, has_l: bool) -> str:
         body = _DIAG.format(base="d1s[j] * l[k, start + j] + " if has_l else "")
     else:
         body = _TRACE.format(base="d1s[j] * l[0, start + j]" if has_l else "0.0")
-    value = _KERNEL_VALUE.get(prim, "")
-    return _HEAD.format(d1=sub(d1), d2=sub(d2), value=value.rstrip("\n")) + body
+    value = _VALUE_LOOP.format(value=_KERNEL_VALUE[prim]) if prim in _KERNEL_VALUE else ""
+    src = _HEAD.format(d1=sub(d1), d2=sub(d2), value=value.rstrip("\n")) + body
+    if rows:
+        # g is (d, C): one row shared by every row of x (flat, C-ordered):
+        # blocks of one row each, so element j of a block is column j
+        src = src.replace("B = 512", "B = g.shape[1]").replace("g[k, start + j]", "g[k, j]")
+    return src
 
 
-def build(prim: Primitive, diag: bool, has_l: bool):
+def build(prim: Primitive, diag: bool, has_l: bool, rows: bool = False, nd: int = 0):
     """Compile (once per process; from Numba's on-disk cache after the first
-    process) the fused Laplacian update of ``prim``."""
-    key = (prim, diag, has_l)
+    process) the fused Laplacian update of ``prim`` (``rows``: for a
+    tangent whose rows are one shared row, see :func:`laplacian_update`;
+    ``nd``: the number of coordinates, unrolled when at most :data:`UNROLL`)."""
+    nd = nd if 0 < nd <= UNROLL else 0
+    key = (prim, diag, has_l, rows, nd)
     kern = _compiled.get(key)
     if kern is None:
         from numba import njit
-        src = "import math\nimport numpy as np\n" + _render(prim, diag, has_l)
-        fn, cacheable = _load(src, f"lap_{prim.name}_{int(diag)}{int(has_l)}")
+
+        from dualad.kernels.tanh_math import with_fast_tanh
+        body = (_render_unrolled(prim, diag, has_l, rows, nd) if nd
+                else _render(prim, diag, has_l, rows))
+        src = with_fast_tanh("import math\nimport numpy as np\n" + body)
+        fn, cacheable = _load(src, f"lap_{prim.name}_{int(diag)}{int(has_l)}{int(rows)}_{nd}")
         # "contract" (FMA) only: it lets the tanh value loop vectorise (0.9 vs
         # 1.2 ms per 2.6e5 elements) and never loosens NaN/inf/sign semantics
         kern = _compiled[key] = njit(nogil=True, error_model="numpy", cache=cacheable,
@@ -200,16 +214,28 @@ def applies(prim: Primitive, x, g, lap, diag: bool) -> bool:
 def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: bool):
     """``(y, g_y, lap_y)`` by one fused pass (``y`` from ``prim.impl`` first,
     unless the kernel computes the value too)."""
-    y = np.empty(x.shape, dtype=x.dtype) if prim in _KERNEL_VALUE else prim.impl(x)
+    from dualad.kernels.pool import empty
+    y = empty(x.shape, x.dtype) if prim in _KERNEL_VALUE else prim.impl(x)
     d = g.shape[0]
     n = x.size
     xf = np.ascontiguousarray(x).reshape(n)
     yf = np.ascontiguousarray(y).reshape(n)
-    gf = np.ascontiguousarray(g).reshape(d, n)
+    shared = _shared_row(g)
+    gf = np.ascontiguousarray(g).reshape(d, n) if shared is None else shared
     rows = d if diag else 1
     has_l = lap is not Zero
     lf = np.ascontiguousarray(lap).reshape(rows, n) if has_l else np.empty((rows, 0), x.dtype)
-    gy = np.empty((d, n), dtype=x.dtype)
-    ly = np.empty((rows, n), dtype=x.dtype)
-    build(prim, diag, has_l)(xf, yf, gf, lf, gy, ly)
+    gy = empty((d, n), x.dtype)
+    ly = empty((rows, n), x.dtype)
+    build(prim, diag, has_l, shared is not None, d)(xf, yf, gf, lf, gy, ly)
     return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
+
+
+def _shared_row(g: np.ndarray):
+    """``(d, C)``: the one row of a ``g`` that is a stride-0 broadcast over all
+    axes but the coordinate axis and the last (the first layer's tangent
+    under batched seeds: the weights themselves), else ``None`` (read ``g``
+    whole). Rows under 16 wide: blocks too short to pay, read ``g`` whole."""
+    if g.ndim < 3 or g.shape[-1] < 16 or any(s != 0 for s in g.strides[1:-1]):
+        return None
+    return np.ascontiguousarray(g[(slice(None),) + (0,) * (g.ndim - 2)])

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dualad.kernels.pool import empty
 from dualad.rules.ufuncs import _power
 
 __all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "PARALLEL_WORK", "CACHE_DIR",
@@ -69,6 +70,7 @@ _EXPR = {
     np.sin: "np.sin({0})", np.cos: "np.cos({0})", np.exp: "np.exp({0})",
     np.sqrt: "np.sqrt({0})",
     np.square: "({0} * {0})", np.reciprocal: "(1.0 / {0})", np.absolute: "abs({0})",
+    np.tanh: "np.tanh({0})",      # on the CPU: dualad.kernels.tanh_math (vectorised)
 }
 
 
@@ -139,6 +141,8 @@ def _load(source: str, name: str, parallel: bool):
     if kern is not None:
         return kern
     from numba import njit
+    from dualad.kernels.tanh_math import with_fast_tanh
+    source = with_fast_tanh(source)
     digest = hashlib.sha256(f"{_PRELUDE}{source}|{parallel}".encode()).hexdigest()[:24]
     mod_name = f"dualad_fused_{digest}"
     try:
@@ -219,7 +223,7 @@ class _Fused:
 
     def __call__(self, *inputs):
         flat = [np.ravel(v) if type(v) is np.ndarray else v for v in inputs]
-        outs = [np.empty(self.size) for _ in range(self.n_out)]
+        outs = [empty((self.size,), np.float64) for _ in range(self.n_out)]   # reused buffers
         ok = self.run(flat, outs)
         if ok == 2:                  # huge arguments, infinities: the C library
             ok = self.run(flat, outs, fast=False)
@@ -365,7 +369,8 @@ def fuse_ops(ops, outputs, meta) -> list:
         while j < len(ops) and _fusable(ops[j], meta) and meta[ops[j][3][0]][0] == shape:
             j += 1
         run = ops[k:j]
-        if len(run) < MIN_RUN:
+        # a tanh pays alone: the kernel's tanh is ~3x faster than NumPy's
+        if len(run) < MIN_RUN and not any(op[0] is np.tanh for op in run):
             result.extend(run)
             k = j
             continue
