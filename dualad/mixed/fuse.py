@@ -141,6 +141,7 @@ def _load(source: str, name: str, parallel: bool):
     if kern is not None:
         return kern
     from numba import njit
+
     from dualad.kernels.tanh_math import with_fast_tanh
     source = with_fast_tanh(source)
     digest = hashlib.sha256(f"{_PRELUDE}{source}|{parallel}".encode()).hexdigest()[:24]
