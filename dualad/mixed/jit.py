@@ -240,8 +240,10 @@ class Jitted:
         if not self.fuse:
             return plain
         from dualad.mixed.fuse import fuse_ops
+        from dualad.mixed.fuse_index import fuse_region_ops
         try:
-            ops = fuse_ops(program.ops, program.outputs, program.meta)
+            ops = fuse_region_ops(program.ops, program.outputs, program.meta)
+            ops = fuse_ops(ops, program.outputs, program.meta)
             if len(ops) == len(program.ops):
                 return plain
             fused = compile_program(program, ops)
