@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dualad.core.args import as_result
 from dualad.core.backend import finite_value
 from dualad.mixed.replay import ValueGuard, _finite
 
@@ -115,8 +116,19 @@ def compile_program(rep, ops=None) -> Callable:
 
     dies = _last_uses(ops, outputs)
     meta = getattr(rep, "meta", None)
+    fresh: set = set()          # slots holding new arrays a fused kernel wrote
     for k, (impl, spec, params, slots, multi, guards) in enumerate(ops):
         call_args = [ref(a, f"c{k}_{i}") for i, a in enumerate(spec)]
+        if getattr(impl, "guarded", False):
+            fresh.update(slots)
+        elif impl is as_result and spec[0] in fresh and meta is not None \
+                and meta.get(spec[0], ((),))[0] != ():
+            # a kernel's output is already what as_result makes (a
+            # contiguous array the caller owns): no call
+            lines.append(f"    v{slots[0]} = {call_args[0]}")
+            if dies.get(k):
+                lines.append(f"    del {', '.join(f'v{s}' for s in sorted(dies[k]))}")
+            continue
         infix = _scalar_infix(impl, spec, params, multi, meta)
         if infix is not None:
             lines.append(f"    v{slots[0]} = {infix.format(*call_args)}")

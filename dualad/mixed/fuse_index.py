@@ -122,6 +122,10 @@ class _Emitter:
         self.scalar_args: set = set()  # names passed as floats
         self.lines: list = []
         self.n_vars = 0
+        # the outer loop variable's range where it is known (p, q), and the
+        # points where a range condition on it changes (loop splitting)
+        self.known: tuple | None = None
+        self.breaks: set = set()
 
     def fresh(self, prefix: str = "t") -> str:
         self.n_vars += 1
@@ -207,6 +211,26 @@ class _Emitter:
                 p += 1
         return tuple(out)
 
+    def _decide(self, ix, lo: int, hi: int) -> bool | None:
+        """Whether ``lo <= ix <= hi`` holds everywhere (True), nowhere (False)
+        in the current loop range, or depends on the index (None; the range
+        ends are then noted as places to split the outer loop)."""
+        if type(ix) is int:
+            return lo <= ix <= hi
+        var, m, a = ix
+        if var != "i0" or m not in (1, -1):
+            return None
+        i_lo, i_hi = (lo - a, hi - a) if m == 1 else (a - hi, a - lo)
+        if self.known is None:
+            self.breaks.update((i_lo, i_hi + 1))
+            return None
+        p, q = self.known
+        if i_lo <= p and q <= i_hi:
+            return True
+        if q < i_lo or i_hi < p:
+            return False
+        return None
+
     def _scatter(self, ct, key, in_shape, idx, memo, ind) -> str:
         """``zeros(in_shape)`` with ``ct`` assigned at ``key`` (a basic key picks
         each element once), at ``idx``: the cotangent inside the key's range,
@@ -221,10 +245,10 @@ class _Emitter:
             d += 1
             r = _render(ix)
             if type(k) is int:
-                if type(ix) is int:
-                    if ix != k:
-                        return "0.0"
-                else:
+                known = self._decide(ix, k, k)
+                if known is False:
+                    return "0.0"
+                if known is None:
                     conds.append(f"{r} == {k}")
                 continue
             start, stop, step = k.indices(n)
@@ -236,10 +260,10 @@ class _Emitter:
             elif step == 1 or step == -1:
                 src.append(_shift(ix, step, -start * step))    # (ix - start) * step
                 lo, hi = (start, start + length - 1) if step == 1 else (start - length + 1, start)
-                if type(ix) is int:
-                    if not lo <= ix <= hi:
-                        return "0.0"
-                else:
+                known = self._decide(ix, lo, hi)
+                if known is False:
+                    return "0.0"
+                if known is None:
                     conds.append(f"{lo} <= {r} <= {hi}")
             else:
                 j = self.fresh("j")
@@ -295,22 +319,20 @@ def _build_region(run, needed, meta):
     init = [f"    g{k} = 0" for k in range(len(guards))]
     parallel = False
     for shape, items in roots.items():
-        nd = len(shape)
-        ind = "    "
-        for d, n in enumerate(shape):
-            big = d == 0 and int(np.prod(shape)) >= PARALLEL_SIZE
-            parallel = parallel or big
-            em.lines.append(f"{ind}for i{d} in {'prange' if big else 'range'}({n}):")
-            ind += "    "
-        idx = tuple(_affine(f"i{d}") for d in range(nd))
-        memo: dict = {}
-        for kind, k, s in items:
-            v = em.value(s, idx, memo, ind)
-            if kind == "o":
-                em.lines.append(f"{ind}o{k}[{', '.join(f'i{d}' for d in range(nd)) or '()'}] = {v}")
-            else:
-                em.lines.append(f"{ind}if not np.isfinite({v}):")
-                em.lines.append(f"{ind}    g{k} += 1")
+        big = int(np.prod(shape)) >= PARALLEL_SIZE
+        parallel = parallel or big
+        mark = len(em.lines)
+        em.known, em.breaks = None, set()
+        _emit_loops(em, shape, items, None, big)
+        if shape and em.breaks and not big:
+            # Split the outer loop where a scatter's range test changes: each
+            # piece then has no branch (LLVM vectorises it).
+            del em.lines[mark:]
+            cuts = sorted({0, shape[0]} | {b for b in em.breaks if 0 < b < shape[0]})
+            for p, q in zip(cuts, cuts[1:]):
+                em.known = (p, q - 1)
+                _emit_loops(em, shape, items, (p, q), False)
+            em.known = None
     verdict = " and ".join(f"g{k} == 0" if want else f"g{k} > 0"
                            for k, (_, want) in enumerate(guards)) or "True"
     params = ", ".join([f"a{i}" for i in range(len(em.args))]
@@ -323,6 +345,26 @@ def _build_region(run, needed, meta):
     shapes = tuple(meta[s][0] for s in out_slots)
     return (Region(kern, shapes, scalars, source), tuple(em.args), {}, tuple(out_slots),
             True, ())
+
+
+def _emit_loops(em: _Emitter, shape: tuple, items: list, outer, big: bool) -> None:
+    """The loop nest over ``shape`` computing ``items`` (outputs and guard
+    counts); ``outer``: the outer loop's ``(start, stop)``, else all of it."""
+    nd = len(shape)
+    ind = "    "
+    for d, n in enumerate(shape):
+        rng = f"{outer[0]}, {outer[1]}" if d == 0 and outer is not None else f"{n}"
+        em.lines.append(f"{ind}for i{d} in {'prange' if d == 0 and big else 'range'}({rng}):")
+        ind += "    "
+    idx = tuple(_affine(f"i{d}") for d in range(nd))
+    memo: dict = {}
+    for kind, k, s in items:
+        v = em.value(s, idx, memo, ind)
+        if kind == "o":
+            em.lines.append(f"{ind}o{k}[{', '.join(f'i{d}' for d in range(nd)) or '()'}] = {v}")
+        else:
+            em.lines.append(f"{ind}if not np.isfinite({v}):")
+            em.lines.append(f"{ind}    g{k} += 1")
 
 
 def _region_size(run, meta) -> int:

@@ -69,7 +69,7 @@ from dualad.core.backend import namespace_of
 from dualad.core.tree import tree_flatten, tree_unflatten
 from dualad.mixed.cache import LRU
 from dualad.mixed.compile import compile_program
-from dualad.mixed.envguard import environment_guards
+from dualad.mixed.envguard import guard_function
 from dualad.mixed.fingerprint import digest
 from dualad.mixed.replay import record
 
@@ -86,11 +86,12 @@ class _Entry:
     """What one signature remembers: the environment guards, the programs
     recorded for it (``None``: impure, run eagerly), and the output tree."""
 
-    __slots__ = ("guards", "programs", "out_tree", "reason", "misses")
+    __slots__ = ("guards", "programs", "out_tree", "reason", "misses", "single")
 
     def __init__(self, guards):
         self.guards = guards
         self.misses = 0
+        self.single = False         # the output is one leaf (no tree to rebuild)
         self.programs: list | None = []
         self.out_tree = None
         self.reason: str | None = None
@@ -142,14 +143,17 @@ class Jitted:
                     break
             else:
                 entry = self.cache.get(tuple(key))
-                if entry is not None and entry.programs and _guards_hold(entry.guards):
+                if entry is not None and entry.programs and entry.guards():
                     for program in entry.programs:
                         out = program(*args)
                         if out is not None:
                             self.stats["replays"] += 1
-                            return tree_unflatten(entry.out_tree, _fresh(out, program))
+                            if program.const_outputs:
+                                out = _fresh(out, program)
+                            return out[0] if entry.single else tree_unflatten(
+                                entry.out_tree, out)
         leaves, treedef = tree_flatten((args, kwargs) if kwargs else args)
-        dyn, key = [], [treedef]
+        dyn, key = [], [_TreeKey(treedef)]
         for leaf in leaves:
             if hasattr(leaf, "_level"):
                 # Inside a transform or another recording: run the function
@@ -170,14 +174,14 @@ class Jitted:
             if entry.programs is None:
                 self.stats["eager"] += 1
                 return self.fn(*args, **kwargs)
-            if entry.guards is not None and _guards_hold(entry.guards):
+            if entry.guards is not None and entry.guards():
                 for program in entry.programs:
                     out = program(*dyn)
                     if out is not None:
                         self.stats["replays"] += 1
                         return tree_unflatten(entry.out_tree, _fresh(out, program))
             self.stats["guard_misses"] += 1
-            if entry.guards is None or not _guards_hold(entry.guards):
+            if entry.guards is None or not entry.guards():
                 entry = None                    # the environment changed: start over
             else:
                 entry.misses += 1
@@ -189,7 +193,7 @@ class Jitted:
                     self.stats["eager"] += 1
                     return self.fn(*args, **kwargs)
         if entry is None:
-            entry = _Entry(environment_guards(self.fn))
+            entry = _Entry(guard_function(self.fn))
             self.cache.put(key, entry)
         return self._record(entry, args, kwargs, leaves, treedef)
 
@@ -223,6 +227,7 @@ class Jitted:
             return self.fn(*args, **kwargs)
         self.stats["records"] += 1
         entry.out_tree = box[0]
+        entry.single = entry.out_tree.kind == "leaf"
         if program is None:
             entry.programs = None
             entry.reason = "a traced value was read (a branch or a conversion)"
@@ -267,19 +272,29 @@ class Jitted:
 _FLAT: dict = {}
 
 
-def _flat_tree(n: int):
-    """The treedef of a flat tuple of ``n`` leaves (made once per ``n``)."""
+class _TreeKey:
+    """A treedef in a cache key, its hash computed once (hashing a TreeDef
+    walks it: ~1 us per call on the hit path)."""
+
+    __slots__ = ("td", "h")
+
+    def __init__(self, td):
+        self.td, self.h = td, hash(td)
+
+    def __hash__(self) -> int:
+        return self.h
+
+    def __eq__(self, other) -> bool:
+        return self is other or (type(other) is _TreeKey and self.h == other.h
+                                 and self.td == other.td)
+
+
+def _flat_tree(n: int) -> _TreeKey:
+    """The key of the treedef of a flat tuple of ``n`` leaves (made once per ``n``)."""
     td = _FLAT.get(n)
     if td is None:
-        td = _FLAT[n] = tree_flatten((0,) * n)[1]
+        td = _FLAT[n] = _TreeKey(tree_flatten((0,) * n)[1])
     return td
-
-
-def _guards_hold(guards) -> bool:
-    for check in guards:
-        if not check():
-            return False
-    return True
 
 
 def _fresh(out: list, program) -> list:
