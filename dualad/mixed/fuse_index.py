@@ -15,12 +15,25 @@ no temporaries, no calls). Values the rest of the program needs are written
 out by one loop per distinct shape; each finiteness guard of the region is
 counted over its whole value in the loop of its shape.
 
+Beyond basic keys (the code writer is :mod:`dualad.mixed.fuse_emit`):
+``reshape``, ``transpose`` and ``broadcast_to`` are index maps too; a
+gather by one integer index array reads through it; a ``scatter_add`` whose
+key holds an index array (elements repeat: the pair forces of Lennard-Jones
+summed onto atoms) accumulates into a scratch array by a loop of its own,
+in the order of ``np.add.at``/``bincount``; a sum over one axis of at most
+:data:`~dualad.mixed.fuse_emit.MAX_INNER` elements is an inner loop; a value
+costing :data:`STORE_COST` operations or more that is read across a
+broadcast (one pair term used for x, y and z) is computed once into a
+scratch array, and the guards of its shape are counted in that loop.
+
 Accuracy: every operation is evaluated as NumPy does (the scalar templates
 of :mod:`dualad.mixed.fuse`), the scatter's unselected entries are the
-exact 0.0 NumPy's ``zeros`` holds, and additions keep the program's order:
-results agree with the unfused program to the last bit (an ulp or two
-where Numba's ``sin``/``cos`` differ from NumPy's). Index keys with arrays
-(gathers, scatters that repeat an element) and reductions stay NumPy calls.
+exact 0.0 NumPy's ``zeros`` holds, additions and sums keep the program's
+and NumPy's order: results agree with the unfused program to the last bit
+(an ulp or two where Numba's ``sin``/``cos`` differ from NumPy's;
+``da.jit`` checks the fused program against the recording to 1e-14 and
+keeps the unfused one otherwise). Sums over longer axes (NumPy's pairwise
+order) stay NumPy calls, as do the ops no kernel template covers.
 
 >>> import numpy as np
 >>> from dualad.mixed.replay import record
@@ -35,27 +48,24 @@ from __future__ import annotations
 import numpy as np
 
 from dualad.mixed.fuse import MIN_RUN, MIN_SIZE, PARALLEL_SIZE, _expression, _load
-from dualad.mixed.replay import _Const
+from dualad.mixed.fuse_emit import (
+    MAX_INNER,
+    SHAPE_OPS,
+    Emitter,
+    affine,
+    basic_key,
+    from_broadcast,
+    gather_axis,
+    scalar_const,
+    squeeze,
+)
 from dualad.rules.indexing import _getitem, _scatter_add
+from dualad.rules.reductions import _sum
+from dualad.rules.shape import _broadcast_to
 
 __all__ = ["fuse_region_ops", "Region", "region_op_kind"]
 
 _F64 = np.dtype(np.float64)
-
-
-def _basic_key(key) -> bool:
-    return all(k is None or type(k) is slice or type(k) is int for k in key)
-
-
-def _scalar_const(v) -> bool:
-    """A constant operand the kernel takes as a float: Python floats, ints that
-    convert exactly, float64 NumPy scalars and 0-d arrays."""
-    t = type(v)
-    if t is float or t is np.float64:
-        return True
-    if t is int:
-        return abs(v) < 2**53
-    return t is np.ndarray and v.shape == () and v.dtype == _F64
 
 
 def region_op_kind(op, meta) -> str | None:
@@ -68,11 +78,19 @@ def region_op_kind(op, meta) -> str | None:
     shape, dtype = meta[slots[0]]
     if dtype != _F64 or shape is None:
         return None
-    if impl is _getitem or impl is _scatter_add:
-        if params.get("lead", 0) or not _basic_key(params["key"]):
-            return None
+    if impl in SHAPE_OPS:
         a = spec[0]
-        return "index" if a.__class__ is int and meta[a][1] == _F64 else None
+        if params.get("lead", 0) or a.__class__ is not int or meta[a][1] != _F64:
+            return None
+        if impl is _getitem or impl is _scatter_add:
+            key = params["key"]
+            if not basic_key(key) and gather_axis(key) is None:
+                return None
+        elif impl is _sum:
+            axis = params["axis"]
+            if len(axis) != 1 or not 0 < meta[a][0][axis[0]] <= MAX_INNER:
+                return None
+        return "index"
     for a in spec:
         if a.__class__ is int:
             s, d = meta[a]
@@ -81,7 +99,7 @@ def region_op_kind(op, meta) -> str | None:
                 return None
         else:
             v = a.value
-            if not _scalar_const(v) and not (
+            if not scalar_const(v) and not (
                     type(v) is np.ndarray and v.dtype == _F64 and v.ndim <= len(shape)
                     and all(m in (1, n) for m, n in zip(v.shape[::-1], shape[::-1]))):
                 return None
@@ -89,210 +107,17 @@ def region_op_kind(op, meta) -> str | None:
     return "elem" if _expression(impl, params, names) is not None else None
 
 
-# -- index expressions: an axis index is an int, or (variable, mul, add) -------
-def _affine(var: str, mul: int = 1, add: int = 0):
-    return (var, mul, add) if mul else add
-
-
-def _render(ix) -> str:
-    if type(ix) is int:
-        return str(ix)
-    var, mul, add = ix
-    term = var if mul == 1 else f"-{var}" if mul == -1 else f"{mul} * {var}"
-    return term if add == 0 else f"({term} + {add})" if add > 0 else f"({term} - {-add})"
-
-
-def _shift(ix, mul: int, add: int):
-    """``add + mul * ix``."""
-    if type(ix) is int:
-        return add + mul * ix
-    var, m, a = ix
-    return _affine(var, m * mul, a * mul + add)
-
-
-class _Emitter:
-    """Writes the kernel body: one loop per root shape; each value is
-    computed once per (slot, index) in a scope (a scatter's branch is a
-    nested scope)."""
-
-    def __init__(self, producers, meta):
-        self.producers, self.meta = producers, meta
-        self.args: list = []           # spec entries (slots, _Const)
-        self.arg_names: dict = {}      # ("s", slot) or ("c", id) -> name
-        self.scalar_args: set = set()  # names passed as floats
-        self.lines: list = []
-        self.n_vars = 0
-        # the outer loop variable's range where it is known (p, q), and the
-        # points where a range condition on it changes (loop splitting)
-        self.known: tuple | None = None
-        self.breaks: set = set()
-
-    def fresh(self, prefix: str = "t") -> str:
-        self.n_vars += 1
-        return f"{prefix}{self.n_vars}"
-
-    def arg(self, a) -> str:
-        if a.__class__ is int:
-            k = ("s", a)
-        else:
-            k = ("c", id(a.value))
-        name = self.arg_names.get(k)
-        if name is None:
-            name = self.arg_names[k] = f"a{len(self.args)}"
-            if a.__class__ is int:
-                self.args.append(a)
-                if self.meta[a][0] == ():
-                    self.scalar_args.add(name)
-            elif _scalar_const(a.value):
-                self.args.append(_Const(float(a.value)))
-                self.scalar_args.add(name)
-            else:
-                self.args.append(a)
-        return name
-
-    def read(self, name: str, shape: tuple, idx: tuple, out_shape: tuple) -> str:
-        """``name`` (an array argument of ``shape``) at ``idx`` (an index of
-        ``out_shape``), broadcast."""
-        if name in self.scalar_args:
-            return name
-        if not shape:
-            return f"{name}[()]"
-        lead = len(out_shape) - len(shape)
-        parts = [_render(idx[lead + d]) if n != 1 or out_shape[lead + d] == 1 else "0"
-                 for d, n in enumerate(shape)]
-        return f"{name}[{', '.join(parts)}]"
-
-    def value(self, slot: int, idx: tuple, memo: dict, ind: str) -> str:
-        """An expression for ``slot`` at ``idx`` (lines go to ``self.lines``
-        at indent ``ind``)."""
-        key = (slot, idx)
-        got = memo.get(key)
-        if got is not None:
-            return got
-        op = self.producers.get(slot)
-        if op is None:                       # an input of the region
-            name = self.arg(slot)
-            return self.read(name, self.meta[slot][0], idx, self.meta[slot][0])
-        impl, spec, params = op[0], op[1], op[2]
-        shape = self.meta[slot][0]
-        if impl is _getitem:
-            got = self.value(spec[0], self._gather_index(params["key"], idx), memo, ind)
-        elif impl is _scatter_add:
-            got = self._scatter(spec[0], params["key"], params["in_shape"], idx, memo, ind)
-        else:
-            operands = []
-            for a in spec:
-                if a.__class__ is int:
-                    s = self.meta[a][0]
-                    lead = len(shape) - len(s)
-                    sub = tuple(idx[lead + d] if n != 1 or shape[lead + d] == 1 else 0
-                                for d, n in enumerate(s))
-                    operands.append(self.value(a, sub, memo, ind))
-                else:
-                    name = self.arg(a)
-                    operands.append(self.read(name, np.shape(a.value), idx, shape))
-            var = self.fresh()
-            self.lines.append(f"{ind}{var} = {_expression(impl, params, operands)}")
-            got = var
-        memo[key] = got
-        return got
-
-    @staticmethod
-    def _gather_index(key, idx) -> tuple:
-        """The input index of ``x[key]`` at output index ``idx``."""
-        out, p = [], 0
-        for k in key:
-            if k is None:
-                p += 1
-            elif type(k) is int:
-                out.append(k)
-            else:
-                out.append(_shift(idx[p], k.step, k.start))
-                p += 1
-        return tuple(out)
-
-    def _decide(self, ix, lo: int, hi: int) -> bool | None:
-        """Whether ``lo <= ix <= hi`` holds everywhere (True), nowhere (False)
-        in the current loop range, or depends on the index (None; the range
-        ends are then noted as places to split the outer loop)."""
-        if type(ix) is int:
-            return lo <= ix <= hi
-        var, m, a = ix
-        if var != "i0" or m not in (1, -1):
-            return None
-        i_lo, i_hi = (lo - a, hi - a) if m == 1 else (a - hi, a - lo)
-        if self.known is None:
-            self.breaks.update((i_lo, i_hi + 1))
-            return None
-        p, q = self.known
-        if i_lo <= p and q <= i_hi:
-            return True
-        if q < i_lo or i_hi < p:
-            return False
-        return None
-
-    def _scatter(self, ct, key, in_shape, idx, memo, ind) -> str:
-        """``zeros(in_shape)`` with ``ct`` assigned at ``key`` (a basic key picks
-        each element once), at ``idx``: the cotangent inside the key's range,
-        else 0.0; the cotangent is computed only in that branch."""
-        conds, src = [], []
-        d = 0
-        for k in key:
-            if k is None:
-                src.append(0)
-                continue
-            ix, n = idx[d], in_shape[d]
-            d += 1
-            r = _render(ix)
-            if type(k) is int:
-                known = self._decide(ix, k, k)
-                if known is False:
-                    return "0.0"
-                if known is None:
-                    conds.append(f"{r} == {k}")
-                continue
-            start, stop, step = k.indices(n)
-            length = len(range(start, stop, step))
-            if length == 0:
-                return "0.0"
-            if step == 1 and start == 0 and length == n:
-                src.append(ix)                                 # the whole axis
-            elif step == 1 or step == -1:
-                src.append(_shift(ix, step, -start * step))    # (ix - start) * step
-                lo, hi = (start, start + length - 1) if step == 1 else (start - length + 1, start)
-                known = self._decide(ix, lo, hi)
-                if known is False:
-                    return "0.0"
-                if known is None:
-                    conds.append(f"{lo} <= {r} <= {hi}")
-            else:
-                j = self.fresh("j")
-                conds.append(f"({r} - {start}) % {step} == 0 and "
-                             f"0 <= ({r} - {start}) // {step} < {length}")
-                self.lines.append(f"{ind}{j} = ({r} - {start}) // {step}")
-                src.append(_affine(j))
-        src = tuple(src)
-        if not conds:
-            return self.value(ct, src, memo, ind)
-        var = self.fresh("s")
-        self.lines.append(f"{ind}{var} = 0.0")
-        self.lines.append(f"{ind}if {' and '.join(conds)}:")
-        inner = ind + "    "
-        got = self.value(ct, src, dict(memo), inner)
-        self.lines.append(f"{inner}{var} = {got}")
-        return var
-
-
 class Region:
     """A callable running one fused region: takes the region's inputs
     (arrays; floats for 0-d values), returns its outputs and, last, whether
     every finiteness guard of the region holds as recorded."""
 
-    __slots__ = ("kern", "shapes", "scalars", "source", "__name__")
+    __slots__ = ("kern", "shapes", "scalars", "source", "scratch", "__name__")
     guarded = True
 
-    def __init__(self, kern, shapes, scalars, source):
+    def __init__(self, kern, shapes, scalars, source, scratch=()):
         self.kern, self.shapes, self.scalars, self.source = kern, shapes, scalars, source
+        self.scratch = scratch
         self.__name__ = "fused_region"
 
     def __call__(self, *inputs):
@@ -301,24 +126,38 @@ class Region:
             for i in self.scalars:
                 inputs[i] = float(inputs[i])
         outs = [np.empty(s) for s in self.shapes]
-        ok = self.kern(*inputs, *outs)
+        if self.scratch:
+            ok = self.kern(*inputs, *outs, *[np.zeros(s) for s in self.scratch])
+        else:
+            ok = self.kern(*inputs, *outs)
         return (*outs, ok)
 
 
 def _build_region(run, needed, meta):
     """The fused op replacing ``run``: ``(Region, args, {}, out slots, True, ())``."""
     producers = {op[3][0]: op for op in run}
-    em = _Emitter(producers, meta)
+    em = Emitter(producers, meta)
+    em.store = _to_store(run, meta)
     out_slots = [op[3][0] for op in run if op[3][0] in needed]
     guards = [(s, want) for op in run for s, want in op[5]]
     roots: dict = {}                      # shape -> [("o", k, slot) | ("g", k, slot)]
     for k, s in enumerate(out_slots):
         roots.setdefault(meta[s][0], []).append(("o", k, s))
     for k, (s, _) in enumerate(guards):
-        roots.setdefault(meta[s][0], []).append(("g", k, s))
+        em.pending.setdefault(squeeze(meta[s][0]), []).append((k, s))
     init = [f"    g{k} = 0" for k in range(len(guards))]
     parallel = False
-    for shape, items in roots.items():
+    shapes = list(roots)
+    while shapes or em.pending:
+        if not shapes:
+            # guards no scratch loop counted: a loop of their own
+            group = em.pending.pop(next(iter(em.pending)))
+            shape = meta[group[0][1]][0]
+            roots[shape] = [("g", k, g) if meta[g][0] == shape else ("G", k, g)
+                            for k, g in group]
+            shapes.append(shape)
+        shape = shapes.pop(0)
+        items = roots[shape]
         big = int(np.prod(shape)) >= PARALLEL_SIZE
         parallel = parallel or big
         mark = len(em.lines)
@@ -336,18 +175,57 @@ def _build_region(run, needed, meta):
     verdict = " and ".join(f"g{k} == 0" if want else f"g{k} > 0"
                            for k, (_, want) in enumerate(guards)) or "True"
     params = ", ".join([f"a{i}" for i in range(len(em.args))]
-                       + [f"o{k}" for k in range(len(out_slots))])
-    source = (f"def fused({params}):\n" + "\n".join(init + em.lines)
+                       + [f"o{k}" for k in range(len(out_slots))] + list(em.scratch.values()))
+    source = (f"def fused({params}):\n" + "\n".join(init + em.phases + em.lines)
               + f"\n    return {verdict}\n")
     kern = _load(source, "fused", parallel)
     scalars = tuple(i for i, a in enumerate(em.args)
                     if a.__class__ is int and meta[a][0] == ())
     shapes = tuple(meta[s][0] for s in out_slots)
-    return (Region(kern, shapes, scalars, source), tuple(em.args), {}, tuple(out_slots),
-            True, ())
+    scratch = tuple(meta[s][0] for s in em.scratch)
+    return (Region(kern, shapes, scalars, source, scratch), tuple(em.args), {},
+            tuple(out_slots), True, ())
 
 
-def _emit_loops(em: _Emitter, shape: tuple, items: list, outer, big: bool) -> None:
+# A value read across a broadcast (the same element for many iterations)
+# whose expression costs at least this many operations is computed once into
+# a scratch array (the pair term of Lennard-Jones, broadcast over x, y, z).
+STORE_COST = 4
+
+
+def _to_store(run, meta) -> set:
+    """The region's slots to hold in scratch arrays (see :data:`STORE_COST`)."""
+    producers = {op[3][0]: op for op in run}
+    cost: dict = {}
+
+    def c(slot) -> int:
+        if slot not in producers:
+            return 0
+        got = cost.get(slot)
+        if got is None:
+            impl, spec, params = producers[slot][:3]
+            inner = sum(c(a) for a in spec if a.__class__ is int)
+            got = (inner * meta[spec[0]][0][params["axis"][0]] + 1 if impl is _sum
+                   else inner if impl in SHAPE_OPS else inner + 1)
+            cost[slot] = got
+        return got
+
+    store = set()
+    for impl, spec, _, slots, *_ in run:
+        shape = meta[slots[0]][0]
+        for a in spec:
+            if a.__class__ is not int or a not in producers:
+                continue
+            s = meta[a][0]
+            broadcast = impl is _broadcast_to or impl not in SHAPE_OPS and (
+                len(s) < len(shape) or any(m == 1 and n != 1
+                                           for m, n in zip(s[::-1], shape[::-1])))
+            if broadcast and c(a) >= STORE_COST:
+                store.add(a)
+    return store
+
+
+def _emit_loops(em: Emitter, shape: tuple, items: list, outer, big: bool) -> None:
     """The loop nest over ``shape`` computing ``items`` (outputs and guard
     counts); ``outer``: the outer loop's ``(start, stop)``, else all of it."""
     nd = len(shape)
@@ -356,10 +234,12 @@ def _emit_loops(em: _Emitter, shape: tuple, items: list, outer, big: bool) -> No
         rng = f"{outer[0]}, {outer[1]}" if d == 0 and outer is not None else f"{n}"
         em.lines.append(f"{ind}for i{d} in {'prange' if d == 0 and big else 'range'}({rng}):")
         ind += "    "
-    idx = tuple(_affine(f"i{d}") for d in range(nd))
+    idx = tuple(affine(f"i{d}") for d in range(nd))
     memo: dict = {}
     for kind, k, s in items:
-        v = em.value(s, idx, memo, ind)
+        # (a "G" guard is on a value of another unit-axis shape)
+        v = em.value(s, from_broadcast(em.meta[s][0], shape, idx) if kind == "G" else idx,
+                     memo, ind)
         if kind == "o":
             em.lines.append(f"{ind}o{k}[{', '.join(f'i{d}' for d in range(nd)) or '()'}] = {v}")
         else:
