@@ -285,3 +285,16 @@ def test_guard_in_scratch_loop_fails_cleanly():
         got = g(y)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(g(x), da.grad(lj)(x))
+
+
+def test_where_in_a_region():
+    def f(x):
+        y = x[1:] * x[:-1]
+        return np.sum(np.where(y > 0.1, y ** 2, -y) + np.where(x[1:] < 0.0, 2.0 * x[1:], 0.5))
+    x = np.random.default_rng(5).uniform(-1.0, 1.0, N)
+    g = da.jit(da.grad(f))
+    for _ in range(2):
+        _close(g(x), da.grad(f)(x))
+    y = -x                                      # other branches taken: the mask is an input
+    _close(g(y), da.grad(f)(y))
+    assert _scratch_regions(da.grad(f), x)

@@ -13,12 +13,13 @@ from dualad.mixed.fuse import _expression
 from dualad.mixed.replay import _Const
 from dualad.rules.indexing import _getitem, _scatter_add
 from dualad.rules.reductions import _sum
-from dualad.rules.shape import _broadcast_to, _reshape, _transpose
+from dualad.rules.shape import _broadcast_to, _reshape, _transpose, where_p
 
-__all__ = ["Emitter", "MAX_INNER", "SHAPE_OPS", "basic_key", "gather_axis", "scalar_const",
+__all__ = ["Emitter", "MAX_INNER", "SHAPE_OPS", "WHERE", "basic_key", "gather_axis", "scalar_const",
            "from_broadcast", "squeeze", "affine"]
 
 _F64 = np.dtype(np.float64)
+WHERE = where_p.impl          # np.where(cond, x, y): a select
 
 
 def basic_key(key) -> bool:
@@ -192,7 +193,9 @@ class Emitter:
                     name = self.arg(a)
                     operands.append(self.read(name, np.shape(a.value), idx, shape))
             var = self.fresh()
-            self.lines.append(f"{ind}{var} = {_expression(impl, params, operands)}")
+            expr = (f"({operands[1]} if {operands[0]} else {operands[2]})" if impl is WHERE
+                    else _expression(impl, params, operands))
+            self.lines.append(f"{ind}{var} = {expr}")
             got = var
         memo[key] = got
         return got

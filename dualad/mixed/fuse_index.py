@@ -51,6 +51,7 @@ from dualad.mixed.fuse import MIN_RUN, MIN_SIZE, PARALLEL_SIZE, _expression, _lo
 from dualad.mixed.fuse_emit import (
     MAX_INNER,
     SHAPE_OPS,
+    WHERE,
     Emitter,
     affine,
     basic_key,
@@ -66,6 +67,7 @@ from dualad.rules.shape import _broadcast_to
 __all__ = ["fuse_region_ops", "Region", "region_op_kind"]
 
 _F64 = np.dtype(np.float64)
+_BOOL = np.dtype(np.bool_)
 
 
 def region_op_kind(op, meta) -> str | None:
@@ -91,18 +93,24 @@ def region_op_kind(op, meta) -> str | None:
             if len(axis) != 1 or not 0 < meta[a][0][axis[0]] <= MAX_INNER:
                 return None
         return "index"
-    for a in spec:
+    where = impl is WHERE
+    if where and (params or len(spec) != 3):
+        return None
+    for pos, a in enumerate(spec):
+        want = _BOOL if where and pos == 0 else _F64     # where's condition
         if a.__class__ is int:
             s, d = meta[a]
-            if d != _F64 or s is None or len(s) > len(shape) or any(
+            if d != want or s is None or len(s) > len(shape) or any(
                     m != 1 and m != n for m, n in zip(s[::-1], shape[::-1])):
                 return None
         else:
             v = a.value
-            if not scalar_const(v) and not (
-                    type(v) is np.ndarray and v.dtype == _F64 and v.ndim <= len(shape)
-                    and all(m in (1, n) for m, n in zip(v.shape[::-1], shape[::-1]))):
+            if not (want is _F64 and scalar_const(v) or want is _BOOL and type(v) is bool) \
+                    and not (type(v) is np.ndarray and v.dtype == want and v.ndim <= len(shape)
+                             and all(m in (1, n) for m, n in zip(v.shape[::-1], shape[::-1]))):
                 return None
+    if where:
+        return "elem"
     names = [f"a{i}" for i in range(len(spec))]
     return "elem" if _expression(impl, params, names) is not None else None
 
