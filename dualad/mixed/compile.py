@@ -111,11 +111,24 @@ def compile_program(rep, ops=None) -> Callable:
     def ref(a, name):
         if a.__class__ is int:
             return f"v{a}"
+        v = a.value
+        if (type(v) is float and v == v and abs(v) != float("inf")) or (
+                type(v) is int and abs(v) < 2**53):
+            # a literal (repr round-trips exactly): no global lookup
+            return repr(v) if v >= 0 else f"({v!r})"
         ns[name] = a.value
         return name
 
     dies = _last_uses(ops, outputs)
     meta = getattr(rep, "meta", None)
+
+    def free(k):
+        """Free temporaries at their last use (arrays only: a ``del`` of a
+        scalar frees nothing worth its ~30 ns; W7 had 50 of them)."""
+        gone = [s for s in sorted(dies.get(k, ())) if meta is None
+                or meta.get(s, (None,))[0] != ()]
+        if gone:
+            lines.append(f"    del {', '.join(f'v{s}' for s in gone)}")
     fresh: set = set()          # slots holding new arrays a fused kernel wrote
     for k, (impl, spec, params, slots, multi, guards) in enumerate(ops):
         call_args = [ref(a, f"c{k}_{i}") for i, a in enumerate(spec)]
@@ -126,16 +139,14 @@ def compile_program(rep, ops=None) -> Callable:
             # a kernel's output is already what as_result makes (a
             # contiguous array the caller owns): no call
             lines.append(f"    v{slots[0]} = {call_args[0]}")
-            if dies.get(k):
-                lines.append(f"    del {', '.join(f'v{s}' for s in sorted(dies[k]))}")
+            free(k)
             continue
         infix = _scalar_infix(impl, spec, params, multi, meta)
         if infix is not None:
             lines.append(f"    v{slots[0]} = {infix.format(*call_args)}")
             for slot, expected in guards:
                 guard(slot, expected)
-            if dies.get(k):
-                lines.append(f"    del {', '.join(f'v{s}' for s in sorted(dies[k]))}")
+            free(k)
             continue
         ns[f"f{k}"] = impl
         if params:
@@ -151,9 +162,7 @@ def compile_program(rep, ops=None) -> Callable:
             lines.append("    if not _ok: return None")
         for slot, expected in guards:
             guard(slot, expected)
-        gone = dies.get(k)
-        if gone:                    # free temporaries at their last use
-            lines.append(f"    del {', '.join(f'v{s}' for s in sorted(gone))}")
+        free(k)
     outs = [ref(o, f"out{i}") for i, o in enumerate(outputs)]
     lines.append(f"    return [{', '.join(outs)}]")
     source = "\n".join(lines)
