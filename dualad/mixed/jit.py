@@ -242,8 +242,9 @@ class Jitted:
         recorded values (a kernel that cannot compile, or disagrees beyond
         rounding, leaves the plain program)."""
         plain = compile_program(program)
-        if not self.fuse:
-            return plain
+        if not self.fuse or not all(type(v) is np.ndarray or isinstance(v, (float, np.generic))
+                                    for v in inputs):
+            return plain            # (the fused kernels are CPU Numba code: NumPy inputs)
         from dualad.mixed.fuse import fuse_ops
         from dualad.mixed.fuse_index import fuse_region_ops
         try:
