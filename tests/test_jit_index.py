@@ -298,3 +298,31 @@ def test_where_in_a_region():
     y = -x                                      # other branches taken: the mask is an input
     _close(g(y), da.grad(f)(y))
     assert _scratch_regions(da.grad(f), x)
+
+
+def _random_slice(rng, n):
+    step = int(rng.choice([-3, -2, -1, 1, 2, 3]))
+    a, b = sorted(int(v) for v in rng.integers(-n, n + 1, 2))
+    return slice(a, b, step) if step > 0 else slice(b, a, step)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_2d_slices(seed):
+    """Random steps (also general ones: the scatter's divisibility test),
+    negative starts, both axes, gathered against eager at two points."""
+    rng = np.random.default_rng(seed)
+    k1 = (_random_slice(rng, 24), _random_slice(rng, 30))
+    k2 = (_random_slice(rng, 24), _random_slice(rng, 30))
+
+    def f(x):
+        y = x.reshape(24, 30)
+        a, b = y[k1], y[k2]
+        m = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+        return (np.sum(a[: m[0], : m[1]] * np.cos(b[: m[0], : m[1]]) * 3.0 - a[: m[0], : m[1]])
+                + np.sum(y[k1] ** 2 * 0.5))
+
+    g = da.jit(da.grad(f))
+    for x in (rng.uniform(-1.0, 1.0, 720), rng.uniform(-2.0, 2.0, 720)):
+        want = da.grad(f)(x)
+        _close(g(x), want)
+        _close(g(x), want)
