@@ -326,3 +326,42 @@ def test_random_2d_slices(seed):
         want = da.grad(f)(x)
         _close(g(x), want)
         _close(g(x), want)
+
+
+# -- scalar programs held as Python floats (compile.py) ------------------------------
+def test_scalar_program_values_and_types():
+    def f(x):
+        s = np.sin(x)
+        return s * s * 3.0 - np.cos(x) / 2.0 + s
+
+    j = da.jit(f)
+    for x in (0.5, 0.5, 1.5, np.float64(0.25)):
+        got, want = j(x), f(x)
+        assert got == want and type(got) is type(want)
+    assert j.stats["replays"] >= 2
+    assert "float(" in next(iter(j.cache._data.values())).programs[0].source
+
+
+def test_scalar_division_by_zero_falls_back():
+    def f(x):
+        s = np.sin(x)
+        return (s * 2.0) / (s - s) + np.cos(x)
+
+    j = da.jit(f)
+    with np.errstate(all="ignore"):
+        for _ in range(3):
+            got, want = j(0.5), f(0.5)
+            assert np.isnan(got) == np.isnan(want) and (np.isnan(want) or got == want)
+
+
+def test_value_guard_on_a_scalar_slot():
+    """A traced scalar read by Python (``float(...)``) is a value guard: it
+    must compare equal on replay (the slot keeps its NumPy type)."""
+    def f(x):
+        k = float(da.stop_gradient(np.sin(x) * 2.0))     # read: guarded by value
+        return np.cos(x) * k + np.sin(x) * np.sin(x)
+
+    j = da.jit(f)
+    assert j(0.5) == f(0.5) and j(0.5) == f(0.5)
+    assert j.stats["replays"] == 1
+    assert j(0.7) == f(0.7)                   # another value: re-recorded, right
