@@ -365,3 +365,14 @@ def test_value_guard_on_a_scalar_slot():
     assert j(0.5) == f(0.5) and j(0.5) == f(0.5)
     assert j.stats["replays"] == 1
     assert j(0.7) == f(0.7)                   # another value: re-recorded, right
+
+
+def test_python_float_inputs_divide_by_zero():
+    """Python float arguments enter the compiled arithmetic as they are:
+    ``1.0 / x`` at 0.0 would raise where NumPy gives inf; the replay then
+    refuses and the eager answer comes back."""
+    g = da.jit(lambda a, b: a * b + 1.0 / a)
+    assert g(2.0, 3.0) == g(2.0, 3.0) == 6.5
+    with np.errstate(all="ignore"):
+        assert g(0.0, 3.0) == np.inf
+    assert g(4.0, 1.0) == 4.25

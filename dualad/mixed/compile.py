@@ -145,6 +145,7 @@ def compile_program(rep, ops=None) -> Callable:
     # of two Python floats by zero raises instead of giving inf: the program
     # then returns None (the caller runs the interpreted path).
     pyf: set = set()
+    scalar_ops = False
     ns["_f64"] = np.float64
     valued = {s for op in ops for s, want in op[5] if want.__class__ is ValueGuard}
 
@@ -165,6 +166,7 @@ def compile_program(rep, ops=None) -> Callable:
             free(k)
             continue
         if infix is not None:
+            scalar_ops = True
             expr = infix.format(*call_args)
             if any(a.__class__ is int and a in pyf for a in spec) and not any(
                     a.__class__ is int and a not in pyf or type(getattr(a, "value", None))
@@ -200,7 +202,7 @@ def compile_program(rep, ops=None) -> Callable:
         free(k)
     outs = [typed(o, ref(o, f"out{i}")) for i, o in enumerate(outputs)]
     lines.append(f"    return [{', '.join(outs)}]")
-    if pyf:
+    if scalar_ops:          # (inputs may be Python floats too: 1.0 / x raises at 0)
         lines[1:] = (["    try:"] + ["    " + line for line in lines[1:]]
                      + ["    except ZeroDivisionError:", "        return None"])
     source = "\n".join(lines)
