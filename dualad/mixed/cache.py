@@ -80,12 +80,19 @@ class LRU:
         self._lock = threading.Lock()
 
     def get(self, key, default=None):
-        with self._lock:
-            try:
-                self._data.move_to_end(key)
-            except KeyError:
-                return default
-            return self._data[key]
+        # No lock on the read (da.jit's hit path: the lock cost as much as
+        # the rest of the lookup): each step is one atomic dict operation,
+        # and a key evicted in between is just a miss or an older order.
+        data = self._data
+        try:
+            value = data[key]
+        except KeyError:
+            return default
+        try:
+            data.move_to_end(key)
+        except KeyError:
+            pass
+        return value
 
     def put(self, key, value) -> None:
         with self._lock:

@@ -42,7 +42,7 @@ import numpy as np
 from dualad.mixed.cache import LRU
 from dualad.mixed.fingerprint import _Unkeyable, digest
 
-__all__ = ["environment_guards", "MAX_GUARDS"]
+__all__ = ["environment_guards", "guard_function", "MAX_GUARDS"]
 
 MAX_GUARDS = 4096       # beyond this the function runs eagerly (see jit.py)
 _MISSING = object()
@@ -97,35 +97,59 @@ def _keyable(d) -> bool:
 
 
 class _Walker:
-    __slots__ = ("guards", "seen")
+    """Collects the guards as Python boolean expressions over named objects
+    (``ns``): :func:`guard_function` compiles them into one function, so a
+    hit costs a few attribute reads and identity tests per guard, not a
+    closure call each."""
+
+    __slots__ = ("checks", "seen", "ns")
 
     def __init__(self):
-        self.guards: list = []
+        self.checks: list = []
         self.seen: set = set()
+        self.ns: dict = {"_M": _MISSING, "_digest": digest, "_item": _item,
+                         "_global": _global, "_cell": _cell}
+
+    def name(self, obj) -> str:
+        n = f"o{len(self.ns)}"
+        self.ns[n] = obj
+        return n
 
     # -- one binding: a check, then follow what it holds ---------------------
-    def bind(self, get, value, attrs=frozenset()) -> None:
-        """Guard the binding read by ``get()`` (now ``value``) and follow it;
-        ``attrs``: attribute names the reading code uses on it."""
-        if len(self.guards) >= MAX_GUARDS:
+    def bind(self, get: str, value, attrs=frozenset()) -> None:
+        """Guard the binding read by the expression ``get`` (now ``value``)
+        and follow it; ``attrs``: attribute names the reading code uses on it."""
+        if len(self.checks) >= MAX_GUARDS:
             raise GuardLimit
         if value is _MISSING:
-            self.guards.append(lambda: get() is _MISSING)
+            self.checks.append(f"{get} is _M")
             return
         if _by_content(value):
-            want = digest(value)
-            if isinstance(value, (np.ndarray, list, dict)):
-                self.guards.append(lambda: (cur := get()) is value and digest(cur) == want)
+            want = self.name(digest(value))
+            t = type(value)
+            if _plain(value):
+                # digest(v) == (type(v), v): the same test without the call
+                self.checks.append(f"(_v := {get}).__class__ is {self.name(t)} "
+                                   f"and _v == {self.name(value)}")
+            elif t is tuple and len(value) <= 8 and all(_plain(e) for e in value):
+                # e.g. argnums=(0,): the digest of a small tuple costs ~1.5 us
+                items = "".join(f" and _v[{i}].__class__ is {self.name(type(e))}"
+                                for i, e in enumerate(value))
+                self.checks.append(f"(_v := {get}).__class__ is tuple and _v == "
+                                   f"{self.name(value)}{items}")
+            elif isinstance(value, (np.ndarray, list, dict)):
+                self.checks.append(f"(_v := {get}) is {self.name(value)} "
+                                   f"and _digest(_v) == {want}")
             else:
-                self.guards.append(lambda: digest(get()) == want)
+                self.checks.append(f"_digest({get}) == {want}")
             return
-        self.guards.append(lambda: get() is value)
+        v = self.name(value)
+        self.checks.append(f"{get} is {v}")
         if type(value) in (list, tuple, dict):      # e.g. a dict of functions
-            n = len(value)
-            self.guards.append(lambda: len(value) == n)
-            keys = list(value) if type(value) is dict else range(n)
+            self.checks.append(f"len({v}) == {len(value)}")
+            keys = list(value) if type(value) is dict else range(len(value))
             for k in keys:
-                self.bind(lambda k=k: _item(value, k), value[k])
+                self.bind(f"_item({v}, {self.name(k)})", value[k])
         else:
             self.follow(value, attrs)
 
@@ -141,10 +165,11 @@ class _Walker:
                         if hasattr(obj.__func__, "__code__") else frozenset())
         elif isinstance(obj, functools.partial):
             self.follow(obj.func)
+            p = self.name(obj)
             for i, a in enumerate(obj.args):
-                self.bind(lambda i=i: obj.args[i], a)
+                self.bind(f"_item({p}.args, {i})", a)
             for k, a in obj.keywords.items():
-                self.bind(lambda k=k: obj.keywords.get(k, _MISSING), a)
+                self.bind(f"{p}.keywords.get({self.name(k)}, _M)", a)
         elif isinstance(obj, (type, types.ModuleType, types.BuiltinFunctionType, np.ufunc)):
             if isinstance(obj, types.ModuleType) and not _is_library(obj):
                 self.attributes(obj, attrs)
@@ -162,9 +187,10 @@ class _Walker:
         d = getattr(obj, "__dict__", None)
         if not isinstance(d, dict) or not attrs:
             return
+        dn = self.name(d)
         for name in sorted(attrs):
             if name in d:
-                self.bind(lambda name=name: d.get(name, _MISSING), d[name])
+                self.bind(f"{dn}.get({name!r}, _M)", d[name])
 
     def function(self, fn: types.FunctionType) -> None:
         cells = fn.__closure__ or ()
@@ -174,18 +200,33 @@ class _Walker:
                 value = cell.cell_contents
             except ValueError:
                 value = _MISSING
-            self.bind(lambda cell=cell: _cell(cell), value, attrs)
+            c = self.name(cell)
+            # (an emptied cell raises: the compiled check then says False)
+            self.bind(f"_cell({c})" if value is _MISSING else f"{c}.cell_contents",
+                      value, attrs)
         if _is_library(fn):
             return                    # library code: only its closure is the user's
-        g = fn.__globals__
+        g = self.name(fn.__globals__)
         for name in sorted(glob):
-            value = _global(g, name)
-            self.bind(lambda name=name: _global(g, name), value, attrs)
+            value = _global(fn.__globals__, name)
+            if name in fn.__globals__:      # one dict lookup (a deleted name misses)
+                self.bind(f"{g}.get({name!r}, _M)", value, attrs)
+            else:
+                self.bind(f"_global({g}, {name!r})", value, attrs)
+        f = self.name(fn)
         if fn.__defaults__:
             for i, d in enumerate(fn.__defaults__):
-                self.bind(lambda i=i: _default(fn, i), d, attrs)
+                self.bind(f"{f}.__defaults__[{i}]", d, attrs)
         for k, d in (fn.__kwdefaults__ or {}).items():
-            self.bind(lambda k=k: (fn.__kwdefaults__ or {}).get(k, _MISSING), d, attrs)
+            self.bind(f"({f}.__kwdefaults__ or {{}}).get({k!r}, _M)", d, attrs)
+
+
+_PLAIN = frozenset((bool, int, float, complex, str, bytes, type(None)))
+
+
+def _plain(v) -> bool:
+    """A value whose digest is ``(type, value)`` and equal to itself (no NaN)."""
+    return type(v) in _PLAIN and v == v
 
 
 def _item(container, key):
@@ -209,18 +250,56 @@ def _global(g: dict, name: str):
     return value
 
 
-def _default(fn, i: int):
-    d = fn.__defaults__ or ()
-    return d[i] if i < len(d) else _MISSING
-
-
-def environment_guards(fn) -> tuple | None:
-    """The checks guarding everything ``fn`` reads besides its arguments (see
-    the module notes); ``None`` when there are more than :data:`MAX_GUARDS`
-    (the caller then runs ``fn`` eagerly)."""
+def _walk(fn) -> _Walker | None:
     w = _Walker()
     try:
         w.follow(fn)
     except GuardLimit:
         return None
-    return tuple(w.guards)
+    return w
+
+
+def environment_guards(fn) -> tuple | None:
+    """The checks guarding everything ``fn`` reads besides its arguments (see
+    the module notes), one zero-argument callable per binding; ``None`` when
+    there are more than :data:`MAX_GUARDS` (the caller then runs ``fn``
+    eagerly)."""
+    w = _walk(fn)
+    if w is None:
+        return None
+    return tuple(_compile([c], w.ns) for c in w.checks)
+
+
+def _compile(checks: list, ns: dict):
+    """One function testing ``checks`` in order; a binding that cannot be
+    read any more (an emptied cell, a removed default) fails the guard."""
+    lines = ["def check():", "    try:", "        pass"]
+    lines += [f"        if not ({c}): return False" for c in checks]
+    lines += ["    except (ValueError, LookupError, TypeError, AttributeError):",
+              "        return False", "    return True"]
+    ns = dict(ns)
+    exec(compile("\n".join(lines), "<dualad.jit guards>", "exec"), ns)   # noqa: S102
+    return ns["check"]
+
+
+def guard_function(fn):
+    """All of :func:`environment_guards` as one compiled function returning
+    whether every check holds (``None``: too many bindings to guard).
+
+    >>> import numpy as np
+    >>> def scaled(c):
+    ...     return lambda x: c * x
+    >>> c = np.ones(2)
+    >>> check = guard_function(scaled(c))
+    >>> check()
+    True
+    >>> c[1] = 3.0
+    >>> check()
+    False
+    """
+    w = _walk(fn)
+    if w is None:
+        return None
+    check = _compile(w.checks, w.ns)
+    check.n_checks = len(w.checks)
+    return check

@@ -192,7 +192,41 @@ def _assembled(ctx, tangent, n: int, csr: bool):
     def assemble(*values):
         t = Coo(shape, [(r, c, v) for (r, c), v in zip(idx, values)])
         return _assemble(ctx, t, n, csr, None)
+    if not csr:
+        assemble = _dense_assembler(ctx, chunks, n)
     return stage(assemble, *[v for _, _, v in chunks])
+
+
+def _dense_assembler(ctx, chunks, n: int):
+    """``_assemble(..., csr=False)`` for one recorded structure, the index
+    work done once: the flat positions (``rows * n + cols``, broadcast and
+    batched as :func:`_dense` does) are constants of the recording, so a
+    replay only gathers the values and bincounts them (the same batches,
+    the same order: the same bits as :func:`_dense`)."""
+    plan, flats, members, filled = [], [], [], 0
+    for c, (rows, cols, v) in enumerate(chunks):
+        f = rows * n + cols
+        shp = np.broadcast_shapes(np.shape(f), shape_of(v))
+        flats.append(np.broadcast_to(f, shp).ravel())
+        members.append((c, shp))
+        filled += flats[-1].size
+        if 4 * filled >= n * n or c == len(chunks) - 1:
+            plan.append((flats[0] if len(flats) == 1 else np.concatenate(flats), members))
+            flats, members, filled = [], [], 0
+    dtype = ctx.dtype
+
+    def assemble(*values):
+        h = None
+        for flat, group in plan:
+            parts = [np.broadcast_to(values[c], shp).ravel() for c, shp in group]
+            val = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            part = np.bincount(flat, weights=val, minlength=n * n)
+            h = part if h is None else np.add(h, part, out=h)
+        if h is None:
+            h = np.zeros(n * n, dtype=dtype)
+        h = (h if h.dtype == dtype else h.astype(dtype)).reshape(n, n)
+        return (h + h.T) * 0.5
+    return assemble
 
 
 def _assemble(ctx, tangent, n: int, csr: bool, shape):
@@ -234,13 +268,18 @@ def structured_estimate(fn: Callable, x, dense_limit: int | None = None) -> dict
         return {"fits": False, "why": f"structured: cannot run on {why}", "seconds": 0.0,
                 "entries": 0, "max_dense": 0}
     local = Stats()
-    t0 = time.perf_counter()
+    # CPU time, not wall time: on a loaded machine the wall time of this one
+    # pass swung 2-14 ms (W4 N=32) against the model's fixed prices of the
+    # other modes, so the plan (and a da.jit program recorded from it)
+    # flipped between structured and fwd-rev from run to run; the process's
+    # CPU time swung 2.1-3.7 ms.
+    t0 = time.process_time()
     try:
         tangent, ctx = _run(fn, x, local, dense_limit)
     except TooDense as err:
         return {"fits": False, "why": f"structured skipped: {err}",
-                "seconds": time.perf_counter() - t0, "entries": 0, "max_dense": dense_limit}
-    seconds = time.perf_counter() - t0
+                "seconds": time.process_time() - t0, "entries": 0, "max_dense": dense_limit}
+    seconds = time.process_time() - t0
     if isinstance(tangent, (Structured, Coo)):
         entries = sum(math.prod(np.broadcast_shapes(np.shape(r), np.shape(c), np.shape(v)))
                       for r, c, v in to_coo(ctx, tangent).chunks)
