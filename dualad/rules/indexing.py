@@ -178,6 +178,9 @@ def _per_example_key(prim, x, key, **params):
     return prim(top.broadcast(x), key=key, **params)
 
 
+_ALL = slice(None)
+
+
 def _getitem(x, key, lead=0):
     if _any_batched(key):
         return _per_example_key(getitem_p, x, key, lead=lead)
@@ -185,6 +188,12 @@ def _getitem(x, key, lead=0):
     if not hasattr(x, "shape"):
         x = xp.asarray(x)
     if not lead:
+        if type(key) is tuple and key and type(key[0]) is np.ndarray \
+                and type(x) is np.ndarray and key[0].ndim and key[0].dtype.kind in "iu" \
+                and len(key) <= x.ndim and all(type(k) is slice and k == _ALL for k in key[1:]):
+            # rows by one integer array (r[i] of a pair model): np.take is the
+            # same copy, 4-5x faster than NumPy's general fancy indexing
+            return np.take(x, key[0], axis=0)
         return x[key]
     out = x[(slice(None),) * lead + key]
     _, front, nb = key_info(key)
