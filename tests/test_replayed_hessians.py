@@ -227,7 +227,7 @@ def test_lj_n32_auto_plan_is_exact_on_repeated_calls():
 def test_jit_compares_sparse_results_without_densifying():
     from dualad.mixed.jit import _agree
     n = 10**6                                   # dense: 8 TB
-    a = sp.csr_matrix((np.array([1.0, 2.0]), np.array([0, n - 1]), np.array([0, 1] + [2] * n)),
+    a = sp.csr_matrix((np.array([1.0, 2.0]), np.array([0, n - 1]), np.array([0, 1] + [2] * (n - 1))),
                       shape=(n, n))
     assert _agree(a, a.copy())
     b = a.copy()

@@ -21,8 +21,8 @@ from dualad.core.registry import shape_of
 from dualad.forward.api import jvp_flat
 from dualad.mixed import replay
 from dualad.mixed.coloring import Coloring, seed_matrix
-from dualad.mixed.fingerprint import self_contained
 from dualad.mixed.compile import compile_program
+from dualad.mixed.fingerprint import self_contained
 from dualad.mixed.patterns import _cached, coloring_for
 from dualad.mixed.replay import recorded_values
 from dualad.mixed.runner import ExecOptions
