@@ -55,6 +55,7 @@ from dualad.mixed.budget import (  # noqa: F401  (public through dualad.planner)
 )
 from dualad.mixed.cache import cache_for, signature_key
 from dualad.mixed.coloring import Coloring
+from dualad.mixed.compressed import STRUCTURED_REPLAY_MAX
 from dualad.mixed.patterns import coloring_for, pattern, volatile_reads
 from dualad.mixed.probe import Probe, probe
 from dualad.structured.api import structured_estimate
@@ -266,7 +267,8 @@ def structured_candidate(pr: Probe, fn, args, positions, budget: int, csr: bool 
     assembly = est["entries"] * ELEM * 150 if csr else pr.n_in * pr.n_in * ELEM * 20
     # The pass is recorded on the first call and replayed compiled after
     # (dualad.mixed.compressed.structured_hessian): LJ N = 32, 2.6x faster.
-    return Candidate("structured", est["seconds"] * 1e6 * STRUCT_REPLAYED + assembly, pr.n_in,
+    replayed = STRUCT_REPLAYED if pr.n_in <= STRUCTURED_REPLAY_MAX else 1.0
+    return Candidate("structured", est["seconds"] * 1e6 * replayed + assembly, pr.n_in,
                      1, 0, note=est["why"]), ""
 
 
