@@ -91,26 +91,36 @@ def test_non_symmetric_pattern_is_colored_as_its_symmetrisation():
     np.testing.assert_array_equal(c.source, a.source)
 
 
-def test_star_source_sorted_key_path_equals_the_counting_table(monkeypatch):
-    # Many colors on many rows use sorted keys instead of a (rows x colors)
-    # table: force that path and compare.
-    rng = np.random.default_rng(5)
+@pytest.mark.parametrize("seed", range(3))
+def test_star_source_paths_agree(monkeypatch, seed):
+    # The recovery map three ways: the compiled pass, vectorised NumPy with
+    # a (rows, colors) count table, and NumPy with sorted keys (many colors).
+    from dualad.mixed import greedy
+    rng = np.random.default_rng(seed)
     p, h = _symmetric_values(rng.random((60, 60)) < 0.2, rng)
-    table = star_coloring(p)
-    real = coloring_mod._star_source
+    sources = [star_coloring(p).source]
+    monkeypatch.setattr(greedy, "compiled_star_source", lambda: None)
+    sources.append(star_coloring(p).source)
+    monkeypatch.setattr(coloring_mod, "_table_fits", lambda *a: False)
+    s = star_coloring(p)
+    sources.append(s.source)
+    for other in sources[1:]:
+        np.testing.assert_array_equal(other, sources[0])
+    np.testing.assert_array_equal(s.to_dense(seed_matrix(s.colors, s.n_colors) @ h), h)
 
-    def sorted_path(rows, cols, colors, n_colors, n):
-        # n large enough that n * colors exceeds the table's limit
-        big = 1 << 30
-        src = real(rows, cols, colors, n_colors, big)
-        c, r = np.divmod(src, big)
-        return c * n + r
 
-    monkeypatch.setattr(coloring_mod, "_star_source", sorted_path)
-    keyed = star_coloring(p)
-    np.testing.assert_array_equal(keyed.source, table.source)
-    np.testing.assert_array_equal(keyed.to_dense(seed_matrix(keyed.colors, keyed.n_colors) @ h),
-                                  h)
+def test_star_source_rejects_a_coloring_that_is_not_star():
+    from dualad.mixed import greedy
+    # path 0-1-2-3 colored 0,1,0,1: the path is bicolored, (1, 2) unreadable
+    ptr = np.array([0, 2, 5, 8, 10])
+    cols = np.array([0, 1, 0, 1, 2, 1, 2, 3, 2, 3])
+    colors = np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="not a star coloring"):
+        coloring_mod._star_source(ptr, cols, colors, 2, 4)
+    kernel = greedy.compiled_star_source()
+    if kernel is not None:
+        assert not kernel(ptr, cols, colors, 2)[1]
+    assert greedy.star_source(ptr, cols, colors, 2)[1] is False     # the Python loop
 
 
 # ============================================================================
@@ -227,8 +237,8 @@ def test_lj_n32_auto_plan_is_exact_on_repeated_calls():
 def test_jit_compares_sparse_results_without_densifying():
     from dualad.mixed.jit import _agree
     n = 10**6                                   # dense: 8 TB
-    a = sp.csr_matrix((np.array([1.0, 2.0]), np.array([0, n - 1]), np.array([0, 1] + [2] * (n - 1))),
-                      shape=(n, n))
+    ptr = np.array([0, 1] + [2] * (n - 1))
+    a = sp.csr_matrix((np.array([1.0, 2.0]), np.array([0, n - 1]), ptr), shape=(n, n))
     assert _agree(a, a.copy())
     b = a.copy()
     b.data[1] += 1e-6
@@ -238,3 +248,43 @@ def test_jit_compares_sparse_results_without_densifying():
     for y in (x, x * 0.9):
         np.testing.assert_allclose(h(y).toarray(), sparse_hessian(rosen, y, replay=False).toarray(),
                                    rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_greedy_lower_bounds_never_change_the_coloring(seed):
+    # The bound only skips sweeps that could not use fewer colors: the
+    # result equals the full search over both orders.
+    from dualad.mixed import greedy
+    rng = np.random.default_rng(seed)
+    n = 50
+    a = rng.random((n, n)) < (0.03 if seed % 2 else 0.15)
+    p = (a | a.T) & ~np.eye(n, dtype=bool)
+    ptr = np.concatenate([[0], np.cumsum(p.sum(axis=1))]).astype(np.int64)
+    idx = np.nonzero(p)[1].astype(np.int64)
+    kernel = greedy._compiled()[1]
+    sweeps = []
+
+    def sweep(order):
+        sweeps.append(1)
+        return kernel(ptr, idx, order)
+    full = greedy._best(sweep, np.diff(ptr))
+    bound = greedy._star_lower_bound(ptr, idx, np.diff(ptr))
+    np.testing.assert_array_equal(greedy.star(ptr, idx), greedy._best(sweep, np.diff(ptr), bound))
+    assert full.max() + 1 >= bound
+    assert greedy.star(ptr, idx).max() == full.max()
+
+
+def test_star_lower_bound_on_small_graphs():
+    from dualad.mixed import greedy
+
+    def bound(edges, n):
+        p = np.zeros((n, n), dtype=bool)
+        for i, j in edges:
+            p[i, j] = p[j, i] = True
+        ptr = np.concatenate([[0], np.cumsum(p.sum(axis=1))]).astype(np.int64)
+        return greedy._star_lower_bound(ptr, np.nonzero(p)[1], np.diff(ptr))
+    assert bound([], 3) == 1
+    assert bound([(0, 1)], 3) == 2
+    assert bound([(0, 1), (0, 2), (0, 3)], 4) == 2            # a star: two colors do
+    assert bound([(0, 1), (1, 2), (2, 3)], 4) == 3            # a path on four vertices
+    assert bound([(0, 1), (1, 2), (2, 0)], 3) == 3            # a triangle

@@ -222,10 +222,10 @@ def star_coloring(pattern) -> Coloring:
     n = shape[0]
     # The recovered entries: the symmetrised pattern (with its diagonal);
     # the graph colored: the same without the diagonal. O(nnz), no sort.
-    (ptr, cols, rows), adj = _symmetric(indptr, indices, n)
+    (ptr, cols, _), adj = _symmetric(indptr, indices, n)
     colors, _ = greedy.hessian_colors(*adj)
     n_colors = _n_colors(colors)
-    source = _star_source(rows, cols, colors, n_colors, n)
+    source = _star_source(ptr, cols, colors, n_colors, n)
     return Coloring("star", colors, n_colors, (n, n), ptr, cols, source)
 
 
@@ -245,33 +245,46 @@ def _union_transpose(indptr, indices, n: int) -> tuple:
     return s.indptr.astype(np.int64), s.indices.astype(np.int64)
 
 
-def _star_source(rows, cols, colors, n_colors: int, n: int) -> np.ndarray:
+def _table_fits(n: int, n_colors: int, nnz: int) -> bool:
+    """Whether a ``(rows, colors)`` count table is small next to the pattern."""
+    return n * max(n_colors, 1) <= 4 * nnz + (1 << 20)
+
+
+def _star_source(ptr, cols, colors, n_colors: int, n: int) -> np.ndarray:
     """Where each entry is read in ``B`` (row-major ``(n_colors, n)``, row
     ``c`` = ``H @ indicator(c)``): ``B[c, i]`` is the sum of row ``i`` over
     the columns of color ``c``, so entry ``(i, j)`` can be read there when
-    ``j`` is the only column of its color in row ``i``."""
+    ``j`` is the only column of its color in row ``i``. One compiled pass
+    (:func:`dualad.mixed.greedy.star_source`) when a ``(rows, colors)``
+    count table fits; else (or without Numba) vectorised NumPy, with sorted
+    ``(row, color)`` keys instead of the table when it would not fit."""
     nc = max(n_colors, 1)
-    key = rows * nc + colors[cols]
-    if n * nc <= 4 * key.shape[0] + (1 << 20):
-        # How many entries each (row, color) pair has: a table, O(nnz + n * colors).
-        counts = np.bincount(key, minlength=n * nc)
-
-        def alone(r, c):
-            return counts[r * nc + c] == 1
+    small = _table_fits(n, n_colors, cols.shape[0])
+    kernel = greedy.compiled_star_source() if small else None
+    if kernel is not None:
+        source, ok = kernel(ptr, cols, colors, n_colors)
     else:
-        # Many colors: sorted keys, no dense table.
-        keys, kcounts = _sorted_unique(key, return_counts=True)
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+        key = rows * nc + colors[cols]
+        if small:
+            counts = np.bincount(key, minlength=n * nc)
 
-        def alone(r, c):
-            return kcounts[np.searchsorted(keys, r * nc + c)] == 1
+            def alone(r, c):
+                return counts[r * nc + c] == 1
+        else:
+            keys, kcounts = _sorted_unique(key, return_counts=True)
 
-    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
-    c_lo, c_hi = colors[lo], colors[hi]
-    from_lo = alone(lo, c_hi)
-    from_hi = alone(hi, c_lo)
-    if not np.all(from_lo | from_hi):
+            def alone(r, c):
+                return kcounts[np.searchsorted(keys, r * nc + c)] == 1
+
+        lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
+        c_lo, c_hi = colors[lo], colors[hi]
+        from_lo = alone(lo, c_hi)
+        ok = bool(np.all(from_lo | alone(hi, c_lo)))
+        source = np.where(from_lo, c_hi * n + lo, c_lo * n + hi)
+    if not ok:
         raise ValueError("not a star coloring: some entry cannot be recovered directly")
-    return np.where(from_lo, c_hi * n + lo, c_lo * n + hi)
+    return source
 
 
 def is_star_coloring(pattern, colors) -> bool:
