@@ -124,13 +124,15 @@ def _same_value(a, b) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True))
 
 
-def _replayed(programs: dict, kind: str, fn, args: tuple, pos: int, run_pass):
+def _replayed(programs: dict, kind: str, fn, args: tuple, pos: int, run_pass,
+              seen: list = ()):
     """The result of a pass from a replay of the pass recorded on the first
     call (kept in ``programs``, which lives with a cache entry keyed by the
     function, shapes and structure fingerprint); ``None`` when the pass
     cannot be replayed (a value-dependent branch) or a check fails (the
     caller then runs it interpreted). ``run_pass(call)``: the pass on the
-    argument tuple ``call``, returning ``(result, value of fn)``.
+    argument tuple ``call``, returning ``(result, value of fn)``; ``seen``:
+    ``fn(*args)`` when the cache key's fingerprint already evaluated it.
 
     Why a value check: a replay bakes in what ``fn`` captured when it was
     recorded; re-evaluating ``fn`` natively (one plain NumPy evaluation) and
@@ -150,7 +152,7 @@ def _replayed(programs: dict, kind: str, fn, args: tuple, pos: int, run_pass):
         if res is None:
             return None
         # (A self-contained fn sees nothing but its arguments: nothing to check.)
-        if not self_contained(fn) and not _same_value(res[1], fn(*args)):
+        if not self_contained(fn) and not _same_value(res[1], seen[0] if seen else fn(*args)):
             programs.pop(kind, None)
             return None
         if 0 in entry.const_outputs and type(res[0]) is np.ndarray:
@@ -229,11 +231,13 @@ def structured_hessian(fn, f, args: tuple, pos: int, csr: bool, replay: bool = T
 
     if replay and recorded_values(args) is args and size_of(args[pos]) <= STRUCTURED_REPLAY_MAX:
         kind = "structured-csr" if csr else "structured"
-        store, key, programs = _cached(fn, "colorings", "replay-" + kind, args, (pos,), True)
+        seen: list = []
+        store, key, programs = _cached(fn, "colorings", "replay-" + kind, args, (pos,), True,
+                                       seen)
         if programs is None:
             programs = {}
             store.put(key, programs)
-        h = _replayed(programs, kind, fn, args, pos, run_pass)
+        h = _replayed(programs, kind, fn, args, pos, run_pass, seen)
         if h is not None:
             return h
     return run_pass(args)[0]
@@ -263,12 +267,13 @@ def sparse_hessian(fn, x, *, args: tuple | None = None, argnum: int = 0, csr: bo
     """
     args = (x,) if args is None else tuple(args)
     f = scalar_checked(fn, "hessian")
-    col = coloring_for(fn, args, (argnum,), "hessian")
+    seen: list = []
+    col = coloring_for(fn, args, (argnum,), "hessian", value=seen)
     shape = shape_of(args[argnum]) * 2
     k = options.chunk or max(1, col.n_colors)
     if replay and not options.chunked and k >= col.n_colors:
         b = _replayed(col.programs, "hessian", fn, args, argnum,
-                      _colored_pass("hessian", f, argnum, col))
+                      _colored_pass("hessian", f, argnum, col), seen)
         if b is not None:
             return _finish(col, [b], shape, csr)
     pieces = options.with_chunk(k).run(_hessian_task(f, args, argnum, col), col.n_colors,
