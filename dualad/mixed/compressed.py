@@ -189,13 +189,13 @@ def _colored_pass(kind: str, f, pos: int, col: Coloring):
             out, t = jvp_flat(at_positions(f, call, (pos,)), (x,), (seeds,),
                               lead_shape=(col.n_colors,))
             return t, out
-        f_box = _boxed(at_positions(f, call, (pos,)))
+        f_box = _Boxed(at_positions(f, call, (pos,)))
         t = jvp_flat(grad(f_box), (x,), (seeds,), lead_shape=(col.n_colors,))[1]
         return t, f_box.value
     return run_pass
 
 
-class _boxed:
+class _Boxed:
     """``f`` remembering the value of its last call (a pass's function value,
     for the replay's check)."""
 
@@ -226,7 +226,7 @@ def structured_hessian(fn, f, args: tuple, pos: int, csr: bool, replay: bool = T
            [0., 1., 0.]])
     """
     def run_pass(call: tuple):
-        f_box = _boxed(at_positions(f, call, (pos,)))
+        f_box = _Boxed(at_positions(f, call, (pos,)))
         return hessian_structured(f_box, call[pos], csr=csr), f_box.value
 
     if replay and recorded_values(args) is args and size_of(args[pos]) <= STRUCTURED_REPLAY_MAX:
