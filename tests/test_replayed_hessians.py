@@ -288,3 +288,14 @@ def test_star_lower_bound_on_small_graphs():
     assert bound([(0, 1), (0, 2), (0, 3)], 4) == 2            # a star: two colors do
     assert bound([(0, 1), (1, 2), (2, 3)], 4) == 3            # a path on four vertices
     assert bound([(0, 1), (1, 2), (2, 0)], 3) == 3            # a triangle
+
+
+def test_structured_pass_past_the_size_cap_is_interpreted(monkeypatch):
+    from dualad.mixed import compressed
+    f = lambda x: np.sum(x[1:] * x[:-1] ** 2)
+    x = np.linspace(0.5, 1.5, 20)
+    monkeypatch.setattr(compressed, "STRUCTURED_REPLAY_MAX", 10)
+    h = da.hessian(f, mode="structured")
+    for _ in range(2):
+        np.testing.assert_allclose(h(x), da.hessian(f, mode="fwd-rev")(x), rtol=1e-14)
+    assert _programs(f, x, "structured") is None           # nothing recorded or cached

@@ -33,10 +33,11 @@ __all__ = ["sparse_hessian", "sparse_jacobian", "structured_hessian"]
 
 _DEFAULT = ExecOptions()
 # Inputs up to which a structured pass is recorded and replayed: the replay
-# saves per-primitive overhead (2.4x at 96 inputs, 1.4x at 3 * 10^4), and a
-# cached program keeps its index maps alive, which past this size is memory
-# (hundreds of MB at 10^5 atoms) for little gain.
-STRUCTURED_REPLAY_MAX = 1 << 16
+# saves per-primitive overhead (LJ cluster: 2.4x at 96 inputs, 1.3-1.5x at
+# 384-1536; cutoff LJ at 3000 and 24000 inputs: no gain measurable), and a
+# cached program keeps its index maps alive: past this size, memory for
+# nothing.
+STRUCTURED_REPLAY_MAX = 4096
 
 
 # ============================================================================
