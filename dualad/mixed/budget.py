@@ -136,6 +136,8 @@ def check_dense_fits(n_rows: int, n_cols: int, itemsize: int, what: str) -> None
     >>> check_dense_fits(10, 10, 8, "Hessian")
     """
     need = 2 * n_rows * n_cols * itemsize          # the result and one working copy
+    if need <= 1 << 22:
+        return      # a few MB: not worth reading /proc on every call (a small Hessian's hot path)
     limit = available_memory()
     if need > limit:
         raise MemoryError(

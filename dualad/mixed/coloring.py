@@ -151,22 +151,16 @@ def _sorted_unique(a: np.ndarray, return_counts: bool = False):
     return a[starts], np.diff(np.append(starts, a.shape[0]))
 
 
-def _from_keys(key: np.ndarray, n: int) -> tuple:
-    """CSR arrays of an ``n x n`` pattern given sorted unique ``row * n + col``."""
-    rows, cols = key // n, key % n
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
-    return ptr, cols
-
-
 def _symmetric(indptr, indices, n: int) -> tuple:
-    """CSR arrays of the symmetrised pattern without its diagonal (the graph
-    a star coloring colors)."""
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    off = rows != indices
-    key = _sorted_unique(np.concatenate([rows[off] * n + indices[off],
-                                         indices[off] * n + rows[off]]))
-    return _from_keys(key, n)
+    """``(ptr, cols, rows)`` of the symmetrised pattern ``P | P.T`` (CSR,
+    sorted rows, ``rows``: each entry's row) and ``(adj_ptr, adj_idx)`` of
+    the same without its diagonal (the graph a star coloring colors)."""
+    ptr, cols = _union_transpose(indptr, indices, n)
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+    off = rows != cols
+    adj_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[off], minlength=n), out=adj_ptr[1:])
+    return (ptr, cols, rows), (adj_ptr, cols[off])
 
 
 def _n_colors(colors: np.ndarray) -> int:
@@ -216,7 +210,8 @@ def star_coloring(pattern) -> Coloring:
     ``(j, i)`` from the same place, so the result is exactly symmetric.
     Where a star coloring would cost far more work than a distance-2
     coloring (dense-ish rows), the distance-2 coloring is used: also direct,
-    more colors (:func:`dualad.mixed.greedy.hessian_colors`).
+    more colors (:func:`dualad.mixed.greedy.hessian_colors`). A pattern that
+    is not symmetric is colored as its union with its transpose.
 
     >>> star_coloring(np.ones((3, 3), dtype=bool)).n_colors
     3
@@ -225,38 +220,71 @@ def star_coloring(pattern) -> Coloring:
     if shape[0] != shape[1]:
         raise ValueError(f"a Hessian pattern is square; got shape {shape}")
     n = shape[0]
-    adj_ptr, adj_idx = _symmetric(indptr, indices, n)
-    colors, _ = greedy.hessian_colors(adj_ptr, adj_idx)
-    # The recovery reads the symmetrised pattern and the pattern's diagonal.
-    rows0 = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    diag = rows0[rows0 == indices]
-    adj_rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(adj_ptr))
-    key = _sorted_unique(np.concatenate([adj_rows * n + adj_idx, diag * (n + 1)]))
-    ptr, cols = _from_keys(key, n)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+    # The recovered entries: the symmetrised pattern (with its diagonal);
+    # the graph colored: the same without the diagonal. O(nnz), no sort.
+    (ptr, cols, _), adj = _symmetric(indptr, indices, n)
+    colors, _ = greedy.hessian_colors(*adj)
     n_colors = _n_colors(colors)
-    source = _star_source(rows, cols, colors, n_colors, n)
+    source = _star_source(ptr, cols, colors, n_colors, n)
     return Coloring("star", colors, n_colors, (n, n), ptr, cols, source)
 
 
-def _star_source(rows, cols, colors, n_colors: int, n: int) -> np.ndarray:
+def _union_transpose(indptr, indices, n: int) -> tuple:
+    """CSR arrays (sorted rows) of ``P | P.T`` for the sorted, duplicate-free
+    ``n x n`` pattern ``P``: ``P``'s own arrays when it is symmetric (a
+    detected Hessian pattern always is). SciPy's transpose and sum are
+    linear (counting sorts), where sorting ``row * n + col`` keys is not."""
+    import scipy.sparse as sp
+    one = np.ones(indices.shape[0], dtype=np.int8)
+    m = sp.csr_matrix((one, indices, indptr), shape=(n, n))
+    t = m.T.tocsr()                       # rows sorted (a counting sort)
+    if np.array_equal(t.indptr, indptr) and np.array_equal(t.indices, indices):
+        return indptr, indices
+    s = (m + t).tocsr()
+    s.sort_indices()
+    return s.indptr.astype(np.int64), s.indices.astype(np.int64)
+
+
+def _table_fits(n: int, n_colors: int, nnz: int) -> bool:
+    """Whether a ``(rows, colors)`` count table is small next to the pattern."""
+    return n * max(n_colors, 1) <= 4 * nnz + (1 << 20)
+
+
+def _star_source(ptr, cols, colors, n_colors: int, n: int) -> np.ndarray:
     """Where each entry is read in ``B`` (row-major ``(n_colors, n)``, row
     ``c`` = ``H @ indicator(c)``): ``B[c, i]`` is the sum of row ``i`` over
     the columns of color ``c``, so entry ``(i, j)`` can be read there when
-    ``j`` is the only column of its color in row ``i``."""
+    ``j`` is the only column of its color in row ``i``. One compiled pass
+    (:func:`dualad.mixed.greedy.star_source`) when a ``(rows, colors)``
+    count table fits; else (or without Numba) vectorised NumPy, with sorted
+    ``(row, color)`` keys instead of the table when it would not fit."""
     nc = max(n_colors, 1)
-    # How many entries each (row, color) pair has: sorted keys, no dense table.
-    keys, counts = _sorted_unique(rows * nc + colors[cols], return_counts=True)
+    small = _table_fits(n, n_colors, cols.shape[0])
+    kernel = greedy.compiled_star_source() if small else None
+    if kernel is not None:
+        source, ok = kernel(ptr, cols, colors, n_colors)
+    else:
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+        key = rows * nc + colors[cols]
+        if small:
+            counts = np.bincount(key, minlength=n * nc)
 
-    def alone(r, c):
-        return counts[np.searchsorted(keys, r * nc + c)] == 1
+            def alone(r, c):
+                return counts[r * nc + c] == 1
+        else:
+            keys, kcounts = _sorted_unique(key, return_counts=True)
 
-    lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
-    from_lo = alone(lo, colors[hi])
-    from_hi = alone(hi, colors[lo])
-    if not np.all(from_lo | from_hi):
+            def alone(r, c):
+                return kcounts[np.searchsorted(keys, r * nc + c)] == 1
+
+        lo, hi = np.minimum(rows, cols), np.maximum(rows, cols)
+        c_lo, c_hi = colors[lo], colors[hi]
+        from_lo = alone(lo, c_hi)
+        ok = bool(np.all(from_lo | alone(hi, c_lo)))
+        source = np.where(from_lo, c_hi * n + lo, c_lo * n + hi)
+    if not ok:
         raise ValueError("not a star coloring: some entry cannot be recovered directly")
-    return np.where(from_lo, colors[hi] * n + lo, colors[lo] * n + hi)
+    return source
 
 
 def is_star_coloring(pattern, colors) -> bool:
@@ -267,7 +295,7 @@ def is_star_coloring(pattern, colors) -> bool:
     True
     """
     indptr, indices, shape = _csr(pattern)
-    ptr, idx = _symmetric(indptr, indices, shape[0])
+    ptr, idx = _symmetric(indptr, indices, shape[0])[1]
     adj = [idx[ptr[v]:ptr[v + 1]].tolist() for v in range(shape[0])]
     colors = list(np.asarray(colors).tolist())
     for v, nbrs in enumerate(adj):

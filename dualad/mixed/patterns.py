@@ -36,18 +36,22 @@ _COLORINGS = {"hessian": star_coloring, "jacobian-fwd": column_coloring,
               "jacobian-rev": row_coloring}
 
 
-def pattern_key(kind: str, args: tuple, positions: tuple, fn=None) -> tuple:
+def pattern_key(kind: str, args: tuple, positions: tuple, fn=None, *,
+                value: list | None = None) -> tuple:
     """Cache key for what the values may change (patterns, colorings,
     recorded passes): the kind, each differentiated argument's shape and
     dtype, a digest of the others; with ``fn``, also ``fn``'s structure
-    fingerprint, so a changed closure or global never reuses a stale entry."""
+    fingerprint, so a changed closure or global never reuses a stale entry
+    (``value``: receives ``fn(*args)`` from the fingerprint's evaluation)."""
     sig = signature_key(kind, args, positions)[2]
     parts = tuple(sig[i] if i in positions else content_key(a) for i, a in enumerate(args))
     key = (kind, tuple(positions), parts)
     if fn is None:
         return key
     # A function that can only see its arguments needs no fingerprint.
-    return key + (("self-contained",) if self_contained(fn) else fingerprint(fn, args, positions),)
+    if self_contained(fn):
+        return key + (("self-contained",),)
+    return key + (fingerprint(fn, args, positions, value=value),)
 
 
 def sparsity(fn: Callable, x, kind: str = "jacobian", *, cache: bool = True):
@@ -68,10 +72,11 @@ def sparsity(fn: Callable, x, kind: str = "jacobian", *, cache: bool = True):
 
 
 def _cached(fn: Callable, store_name: str, kind: str, args: tuple, positions: tuple,
-            cache: bool) -> tuple:
+            cache: bool, value: list | None = None) -> tuple:
     """``(store, key, hit)``: ``fn``'s store of that name, the key of this
-    call and the entry under it (``None`` when absent or ``cache`` is off)."""
-    key = pattern_key(kind, args, positions, fn)
+    call and the entry under it (``None`` when absent or ``cache`` is off);
+    ``value`` as for :func:`pattern_key`."""
+    key = pattern_key(kind, args, positions, fn, value=value)
     store = getattr(cache_for(fn), store_name)
     return store, key, (store.get(key) if cache else None)
 
@@ -121,10 +126,11 @@ def volatile_reads(fn: Callable, args: tuple, positions: tuple, kind: str) -> tu
 
 
 def coloring_for(fn: Callable, args: tuple, positions: tuple, kind: str, *,
-                 cache: bool = True) -> Coloring:
+                 cache: bool = True, value: list | None = None) -> Coloring:
     """Cached coloring of ``fn``'s pattern: ``kind`` ``"hessian"`` (star),
     ``"jacobian-fwd"`` (columns) or ``"jacobian-rev"`` (rows). Its recorded
-    passes (``Coloring.programs``) live and go with it.
+    passes (``Coloring.programs``) live and go with it. ``value``: a list
+    that receives ``fn(*args)`` when the cache key's fingerprint evaluated it.
 
     >>> import numpy as np
     >>> coloring_for(lambda x: np.sum(x[1:] * x[:-1]), (np.ones(9),), (0,), "hessian").n_colors
@@ -141,7 +147,8 @@ def coloring_for(fn: Callable, args: tuple, positions: tuple, kind: str, *,
         if volatile_reads(fn, raw, positions, pkind):
             refuse_recording(args)
         return col
-    store, key, hit = _cached(fn, "colorings", "coloring-" + kind, args, positions, cache)
+    store, key, hit = _cached(fn, "colorings", "coloring-" + kind, args, positions, cache,
+                              value)
     if hit is not None:
         return hit
     pkind = "hessian" if kind == "hessian" else "jacobian"

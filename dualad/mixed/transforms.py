@@ -47,12 +47,12 @@ from dualad.mixed.chunked import (
     jacobian_fwd_chunks,
     jacobian_rev_chunks,
 )
-from dualad.mixed.compressed import sparse_hessian, sparse_jacobian
+from dualad.mixed.compressed import sparse_hessian, sparse_jacobian, structured_hessian
 from dualad.mixed.patterns import volatile_reads
 from dualad.mixed.replay import recorded_values, refuse_recording
 from dualad.mixed.runner import ExecOptions
 from dualad.reverse.api import grad, jacrev
-from dualad.structured.api import cannot_structure, hessian_structured
+from dualad.structured.api import cannot_structure
 
 HESSIAN_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "sparse", "structured")
 JACOBIAN_MODES = ("auto", "fwd", "rev", "sparse")
@@ -271,7 +271,7 @@ def _hess_structured(fn, f, args, p, opts, csr):
     run; where it cannot (a traced or CuPy input) mixed/ falls back to the
     dense fwd-rev Hessian."""
     if cannot_structure(args[p]) is None:
-        return hessian_structured(at_positions(f, args, (p,)), args[p], csr=csr)
+        return structured_hessian(fn, f, args, p, csr)      # recorded once, then replayed
     block = _symmetrize(_hess_fwd_rev(fn, f, args, (p,), opts), args, (p,))[0][0]
     return _as_csr(block, args[p], args[p]) if csr else block
 
