@@ -256,14 +256,21 @@ def _fold_scatter(ctx, idx, val, target, key, in_shape: tuple):
 
 def _direction_table(idx, target, size: int):
     """``(map, hit)`` with ``idx[k, e] == map[k, target[e]]`` for every slot
-    and element, ``hit`` the positions targeted (None: all); else None."""
+    and element, ``hit`` the positions targeted (None: all); else None.
+    A prefix of the elements is tried first: a term that does not fold
+    (the off-diagonal blocks) is told apart there, cheaply."""
     k = idx.shape[0]
     flat = np.ravel(target)
     ib = np.broadcast_to(idx, (k,) + np.shape(target)).reshape(k, -1)
     table = np.zeros((k, size), dtype=idx.dtype)
-    table[:, flat] = ib
-    if not np.array_equal(table[:, flat], ib):
-        return None
+    for stop in (min(flat.size, 1 << 16), flat.size):
+        for s in range(k):          # one slot at a time: 1-D (fast) fancy indexing
+            row, part, tab = ib[s, :stop], flat[:stop], table[s]
+            tab[part] = row
+            if not np.array_equal(tab[part], row):
+                return None
+        if stop == flat.size:
+            break
     hit = np.zeros(size, dtype=bool)
     hit[flat] = True
     return table, (None if hit.all() else hit)
