@@ -90,9 +90,11 @@ def _dense(ctx: Context, t, n: int):
         # T[d, e] = H[e, d] at rows * n + cols: consecutive entries are
         # neighbouring positions e, so the writes stay local. The caller
         # symmetrises, and (T + T.T) / 2 is the same for T as for H = T.T.
-        # Bincount in batches of at least n * n / 4 entries (each bincount
-        # fills a fresh n * n array): the peak memory stays a few times the
-        # Hessian's instead of growing with all the entries.
+        # Bincount in batches of about 2 * n * n entries (each bincount
+        # fills a fresh n * n array, so fewer, larger batches are faster;
+        # their keys and values take 4x the Hessian's memory): the peak
+        # memory stays a few times the Hessian's instead of growing with all
+        # the entries.
         h = None
         batch: list = []
         filled = 0
@@ -102,7 +104,7 @@ def _dense(ctx: Context, t, n: int):
             shape = np.broadcast_shapes(f.shape, v.shape)
             batch.append((np.broadcast_to(f, shape).ravel(), np.broadcast_to(v, shape).ravel()))
             filled += batch[-1][0].size
-            if 4 * filled >= n * n or c == len(chunks) - 1:
+            if filled >= 2 * n * n or c == len(chunks) - 1:
                 flat = batch[0][0] if len(batch) == 1 else np.concatenate([b[0] for b in batch])
                 val = batch[0][1] if len(batch) == 1 else np.concatenate([b[1] for b in batch])
                 batch, filled = [], 0
@@ -258,7 +260,8 @@ def _assemble(ctx, tangent, n: int, csr: bool, shape):
         # (T + T.T) / 2 sums a_ij + a_ji on both sides: exactly symmetric.
         return symmetrize(_t_csr(ctx, tangent, n))
     h = _dense(ctx, tangent, n)
-    h = (h + h.T) * 0.5
+    h = h + h.T
+    h *= 0.5
     return h if shape is None else h.reshape(shape + shape)
 
 

@@ -257,22 +257,27 @@ def _fold_scatter(ctx, idx, val, target, key, in_shape: tuple):
 def _direction_table(idx, target, size: int):
     """``(map, hit)`` with ``idx[k, e] == map[k, target[e]]`` for every slot
     and element, ``hit`` the positions targeted (None: all); else None.
-    A prefix of the elements is tried first: a term that does not fold
-    (the off-diagonal blocks) is told apart there, cheaply."""
+    The leading elements are tried first: a term that does not fold (the
+    off-diagonal blocks) is told apart there, cheaply. One slot at a time,
+    the map broadcast (never copied) against the positions."""
     k = idx.shape[0]
-    flat = np.ravel(target)
-    ib = np.broadcast_to(idx, (k,) + np.shape(target)).reshape(k, -1)
+    target = np.asarray(target)
     table = np.zeros((k, size), dtype=idx.dtype)
-    for stop in (min(flat.size, 1 << 16), flat.size):
-        for s in range(k):          # one slot at a time: 1-D (fast) fancy indexing
-            row, part, tab = ib[s, :stop], flat[:stop], table[s]
+    lead = target.shape[0] if target.ndim else 1
+    per = max(1, target.size // max(1, lead))
+    for stop in (min(lead, max(1, (1 << 16) // per)), lead):
+        part = target[:stop] if target.ndim else target
+        for s in range(k):
+            row = np.broadcast_to(idx[s], target.shape)
+            row = row[:stop] if target.ndim else row
+            tab = table[s]
             tab[part] = row
-            if not np.array_equal(tab[part], row):
+            if not bool((tab[part] == row).all()):
                 return None
-        if stop == flat.size:
+        if stop == lead:
             break
     hit = np.zeros(size, dtype=bool)
-    hit[flat] = True
+    hit[target] = True
     return table, (None if hit.all() else hit)
 
 
