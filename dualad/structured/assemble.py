@@ -26,8 +26,8 @@ Example::
     >>> rows, cols = np.array([0, 1, 1]), np.array([1, 0, 0])
     >>> t = entries_to_csr([(rows, cols, np.array([1.0, 2.0, 1.0]))], 2)
     >>> symmetrize(t).toarray()
-    array([[0. , 2. ],
-           [2. , 0. ]])
+    array([[0., 2.],
+           [2., 0.]])
 """
 from __future__ import annotations
 
