@@ -343,6 +343,7 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     f = scalar_checked(fn, "hessian")
     opts = _options(chunk, progress, executor, memory_budget)
 
+    @keep_probe()           # a structured probe run while planning serves the compute
     def hess(*args):
         args, pos = _prepare(args, positions)
         n_total = sum(size_of(args[q]) for q in pos)
@@ -351,31 +352,24 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
         if not csr and not _traced(args):
             budget.check_dense_fits(n_total, n_total, dtype_of(args[pos[0]]).itemsize,
                                     "Hessian")
-        with keep_probe():
-            # A structured probe run while planning is kept for the compute.
-            return _hess_planned(fn, f, args, pos, mode, opts, csr, tuple_out)
+        p = _plan(fn, args, pos, "hessian", mode, opts, csr)
+        chosen = p.mode if p is not None else ("fwd-rev" if mode == "auto" else mode)
+        run = opts.with_chunk(p.chunk if p is not None else None)
+        if opts.chunked and chosen not in _CHUNKED:
+            raise ValueError(f"progress=/executor= need a chunked Hessian mode ('fwd-rev' or "
+                             f"'sparse'), not {chosen!r}")
+        if chosen in _SINGLE:
+            if len(pos) != 1:
+                raise ValueError(f"mode={chosen!r} takes one differentiated argument")
+            h = _SINGLE[chosen](fn, f, args, pos[0], run, csr)
+            return ((h,),) if tuple_out else h
+        blocks = _symmetrize(_DENSE[chosen](fn, f, args, pos, run), args, pos)
+        if csr:
+            blocks = [[_as_csr(b, args[pi], args[pj]) for b, pj in zip(row, pos)]
+                      for row, pi in zip(blocks, pos)]
+        return tuple(tuple(row) for row in blocks) if tuple_out else blocks[0][0]
 
     return hess
-
-
-def _hess_planned(fn, f, args, pos, mode, opts, csr, tuple_out):
-    """One Hessian: plan, then compute in the chosen mode."""
-    p = _plan(fn, args, pos, "hessian", mode, opts, csr)
-    chosen = p.mode if p is not None else ("fwd-rev" if mode == "auto" else mode)
-    run = opts.with_chunk(p.chunk if p is not None else None)
-    if opts.chunked and chosen not in _CHUNKED:
-        raise ValueError(f"progress=/executor= need a chunked Hessian mode ('fwd-rev' or "
-                         f"'sparse'), not {chosen!r}")
-    if chosen in _SINGLE:
-        if len(pos) != 1:
-            raise ValueError(f"mode={chosen!r} takes one differentiated argument")
-        h = _SINGLE[chosen](fn, f, args, pos[0], run, csr)
-        return ((h,),) if tuple_out else h
-    blocks = _symmetrize(_DENSE[chosen](fn, f, args, pos, run), args, pos)
-    if csr:
-        blocks = [[_as_csr(b, args[pi], args[pj]) for b, pj in zip(row, pos)]
-                  for row, pi in zip(blocks, pos)]
-    return tuple(tuple(row) for row in blocks) if tuple_out else blocks[0][0]
 
 
 def _as_csr(block, xi, xj):

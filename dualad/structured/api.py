@@ -159,9 +159,11 @@ _KEPT: ContextVar = ContextVar("dualad_structured_kept", default=None)
 def keep_probe():
     """Within this block a structured probe keeps its pass, and the next
     :func:`hessian_structured` at the very same input object takes it instead
-    of running the pass again (``dualad.hessian`` opens one block per call:
-    plan, then compute, with nothing in between that could change the
-    function or its input). What is kept is dropped when the block ends.
+    of running the pass again. The block's owner guarantees that this is the
+    same function: ``dualad.hessian`` opens one block per call (plan, then
+    compute that function, with nothing in between that could change it or
+    its input; nested transforms open blocks of their own). What is kept is
+    dropped when the block ends.
 
     >>> f = lambda x: np.sum((x[1:] - x[:-1]) ** 2)
     >>> x = np.zeros(3)
