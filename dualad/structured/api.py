@@ -66,6 +66,12 @@ def _run(fn: Callable, x, local: Stats | None, dense_limit: int | None = None):
         g = grad(scalar_checked(fn, "hessian"))(StructuredDual._make(x, seed, level))
         g = lower_to(g, level)
         tangent = g.tangent if level_of(g) is level else Zero
+    # The pass is over: drop what only the pass needed (the recent results
+    # hold whole tracers; the match and support tables, masks), so the
+    # assembly's peak memory is the entries' alone.
+    ctx.recent.clear()
+    ctx.same_memo.clear()
+    ctx.support.clear()
     return tangent, ctx
 
 
@@ -324,7 +330,7 @@ def structured_estimate(fn: Callable, x, dense_limit: int | None = None,
     seconds = time.perf_counter() - t0
     box = _KEPT.get()
     if fits and box is not None:
-        box.x, box.tangent, box.ctx, box.t_csr = x, tangent, ctx, t_csr
+        box.x, box.tangent, box.ctx, box.t_csr = x, tangent, None if csr else ctx, t_csr
     detail = ", ".join(f"{k} x{v}" for k, v in sorted(local.fallbacks.items())) or "none"
     verdict = "fits" if fits else "falls back"
     why = (f"structured {verdict}: {local.structured_ops} structured ops, "
