@@ -147,7 +147,7 @@ def test_symmetrize_is_exact(structural, monkeypatch):
         np.testing.assert_allclose(h.toarray(), (a + a.T) / 2, rtol=1e-15, atol=0)
 
 
-def test_python_loops_match_the_compiled_ones():
+def test_python_loops_match_the_compiled_ones(monkeypatch):
     # The loops are plain Python too (without Numba): run them directly.
     rng = np.random.default_rng(7)
     n, m = 12, 200
@@ -160,15 +160,19 @@ def test_python_loops_match_the_compiled_ones():
     t = sp.csr_matrix((dat[:nnz], ind[:nnz], indptr), shape=(n, n))
     np.testing.assert_allclose(t.toarray(), _coo_reference([(rows, cols, vals)], n),
                                rtol=1e-14, atol=1e-14)
-    # the in-place average: refused on a pattern that is not symmetric ...
-    s = t.T.tocsr()
-    data = s.data.copy()
-    if (t != 0).toarray().tolist() != (s != 0).toarray().tolist():
-        assert not assemble._average(t.indptr, t.indices, t.data, s.indptr, s.indices,
-                                     s.data, n)
-        np.testing.assert_array_equal(s.data, data)
+    # the in-place average: refused on a pattern that is not symmetric (a
+    # cycle: every row of t and of its transpose holds one entry) ...
+    c = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), (np.array([0, 1, 2]), np.array([1, 2, 0]))),
+                      shape=(3, 3))
+    ct = c.T.tocsr()
+    assert not assemble._average(c.indptr, c.indices, c.data, ct.indptr, ct.indices,
+                                 ct.data, 3)
+    for compiled_min in (0, 1 << 60):          # compiled: refused, then SciPy's sum
+        monkeypatch.setattr(assemble, "COMPILED_MIN", compiled_min)
+        np.testing.assert_array_equal(assemble.symmetrize(c).toarray(),
+                                      (c.toarray() + c.toarray().T) / 2)
     # ... and exact on one that is
-    u = (t + s).tocsr()
+    u = (t + t.T).tocsr()
     u.sort_indices()
     w = u.T.tocsr()
     assert assemble._average(u.indptr, u.indices, u.data, w.indptr, w.indices, w.data, n)

@@ -100,23 +100,20 @@ def _dedupe(indptr, indices, data, n_cols):             # pragma: no cover - com
 
 
 def _average(t_ptr, t_idx, t_val, s_ptr, s_idx, s_val, n_cols):  # pragma: no cover
-    """``s`` (the transpose of ``t``) becomes ``(t + s) / 2`` in place when
-    both have the same pattern; returns False (``s`` unchanged) otherwise."""
+    """``s`` (the transpose of ``t``, rows of the same lengths) becomes
+    ``(t + s) / 2`` in place, row by row; returns False at the first entry
+    of ``s`` that ``t`` lacks (the patterns differ: ``s`` is then partly
+    overwritten, and the caller starts again from a fresh transpose)."""
     where = np.full(n_cols, -1, np.int64)
     for r in range(t_ptr.shape[0] - 1):
-        if t_ptr[r + 1] - t_ptr[r] != s_ptr[r + 1] - s_ptr[r]:
-            return False
-        for k in range(t_ptr[r], t_ptr[r + 1]):
+        lo = t_ptr[r]
+        for k in range(lo, t_ptr[r + 1]):
             where[t_idx[k]] = k
         for k in range(s_ptr[r], s_ptr[r + 1]):
             m = where[s_idx[k]]
-            if m < t_ptr[r]:
+            if m < lo:
                 return False
-    for r in range(t_ptr.shape[0] - 1):
-        for k in range(t_ptr[r], t_ptr[r + 1]):
-            where[t_idx[k]] = k
-        for k in range(s_ptr[r], s_ptr[r + 1]):
-            s_val[k] = (s_val[k] + t_val[where[s_idx[k]]]) * 0.5
+            s_val[k] = (s_val[k] + t_val[m]) * 0.5
     return True
 
 
@@ -165,8 +162,13 @@ def entries_to_csr(chunks: list, n: int, dtype=np.float64, compiled: bool | None
         return h
     scatter, dedupe, _ = kernels
     counts = np.zeros(n, dtype=np.int64)
-    for c in chunks:
-        counts += np.bincount(_flat(c, idt)[0], minlength=n)
+    for rows, cols, vals in chunks:
+        # Broadcasting repeats every row index equally often: count the
+        # small array, times that repeat (no broadcast copy).
+        rows = np.asarray(rows)
+        total = int(np.prod(np.broadcast_shapes(rows.shape, np.shape(cols), np.shape(vals))))
+        if total:
+            counts += np.bincount(rows.ravel(), minlength=n) * (total // rows.size)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     del counts
@@ -202,10 +204,11 @@ def symmetrize(t):
     """
     s = t.T.tocsr()            # the transpose by a counting sort: sorted indices
     kernels = _compiled() if t.nnz >= COMPILED_MIN else False
-    if kernels and kernels[2](t.indptr, t.indices, t.data, s.indptr, s.indices, s.data,
-                              t.shape[1]):
-        s.has_sorted_indices = True
-        return s
+    if kernels and np.array_equal(t.indptr, s.indptr):
+        if kernels[2](t.indptr, t.indices, t.data, s.indptr, s.indices, s.data, t.shape[1]):
+            s.has_sorted_indices = True
+            return s
+        s = t.T.tocsr()        # (partly averaged before the patterns differed)
     h = ((t + s) * 0.5).tocsr()
     h.sort_indices()
     return h
