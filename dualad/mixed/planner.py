@@ -191,6 +191,9 @@ class Candidate:
     memory: int
     coloring: Coloring | None = None
     note: str = ""
+    # The structured probe's assembled pattern (a CSR probe), for the
+    # coloring's cost check; never kept in a Plan.
+    pattern: object = field(default=None, compare=False, repr=False)
 
 
 def _directional(mode: str, pr: Probe, n: int, budget: int) -> Candidate:
@@ -257,10 +260,12 @@ def structured_candidate(pr: Probe, fn, args, positions, budget: int, csr: bool 
     (:func:`dualad.structured.structured_estimate`: its measured time plus
     the assembly, CSR: its entries, dense: n x n); ``(None, why)`` when the
     structure does not hold. The probe stops before a dense fallback tangent
-    over the budget, so probing a large function without structure is cheap."""
+    over the budget, so probing a large function without structure is cheap.
+    A CSR probe assembles its entries (measured with the pass); the
+    symmetrisation left costs about ``ELEM * 60`` per nonzero (measured 31-53 ns)."""
     def measure():
         return structured_estimate(at_positions(fn, args, positions), args[positions[0]],
-                                   dense_limit=max(1, budget // max(1, pr.itemsize)))
+                                   dense_limit=max(1, budget // max(1, pr.itemsize)), csr=csr)
     try:
         est = measure()
         if est["fits"] and est["seconds"] < REPROBE_S:
@@ -274,12 +279,12 @@ def structured_candidate(pr: Probe, fn, args, positions, budget: int, csr: bool 
         return None, f"its probe failed ({type(e).__name__}: {e})"
     if not est["fits"]:
         return None, est["why"]
-    assembly = est["entries"] * ELEM * 150 if csr else pr.n_in * pr.n_in * ELEM * 20
+    assembly = est["entries"] * ELEM * 60 if csr else pr.n_in * pr.n_in * ELEM * 20
     # The pass is recorded on the first call and replayed compiled after
     # (dualad.mixed.compressed.structured_hessian): LJ N = 32, 2.6x faster.
     replayed = STRUCT_REPLAYED if pr.n_in <= STRUCTURED_REPLAY_MAX else 1.0
     return Candidate("structured", est["seconds"] * 1e6 * replayed + assembly, pr.n_in,
-                     1, 0, note=est["why"]), ""
+                     1, 0, note=est["why"], pattern=est.get("pattern")), ""
 
 
 def structured_requested(pr: Probe) -> Candidate:
@@ -294,12 +299,15 @@ def structured_requested(pr: Probe) -> Candidate:
 def coloring_too_costly(fn, args, positions, kind: str, extra: list) -> str | None:
     """Why the coloring is not worth running, or ``None``. Its greedy sweep
     costs about ``COLOR_WORK`` us per unit of ``sum(row nonzeros ** 2)``
-    (read off the detected pattern before coloring); when that alone is over
+    (read off the pattern before coloring: the structured probe's assembled
+    one when there is one, else the detected one); when that alone is over
     twice a probed candidate's whole estimate, sparse cannot win."""
     if not extra:
         return None
+    pat = next((c.pattern for c in extra if c.pattern is not None), None)
     try:
-        pat = pattern(fn, args, positions, "hessian" if kind == "hessian" else "jacobian")
+        if pat is None:
+            pat = pattern(fn, args, positions, "hessian" if kind == "hessian" else "jacobian")
     except (TypeError, ValueError, NotImplementedError):
         return None
     deg = np.diff(pat.indptr) if hasattr(pat, "indptr") else np.count_nonzero(pat, axis=1)

@@ -52,7 +52,7 @@ from dualad.mixed.patterns import volatile_reads
 from dualad.mixed.replay import recorded_values, refuse_recording
 from dualad.mixed.runner import ExecOptions
 from dualad.reverse.api import grad, jacrev
-from dualad.structured.api import cannot_structure
+from dualad.structured.api import cannot_structure, hessian_structured, keep_probe
 
 HESSIAN_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "sparse", "structured")
 JACOBIAN_MODES = ("auto", "fwd", "rev", "sparse")
@@ -343,6 +343,7 @@ def hessian(fn: Callable, argnums=0, mode: str = "auto", chunk: int | None = Non
     f = scalar_checked(fn, "hessian")
     opts = _options(chunk, progress, executor, memory_budget)
 
+    @keep_probe()           # a structured probe run while planning serves the compute
     def hess(*args):
         args, pos = _prepare(args, positions)
         n_total = sum(size_of(args[q]) for q in pos)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from dualad.core.levels import level_of, lower_to, new_level
 from dualad.core.registry import shape_of
 from dualad.core.zero import Zero
 from dualad.reverse.api import grad
+from dualad.structured.assemble import entries_to_csr, symmetrize
 from dualad.structured.interpreter import StructuredDual, StructuredLevel
 from dualad.structured.tangents import (
     Context,
@@ -41,7 +44,8 @@ from dualad.structured.tangents import (
     to_coo,
 )
 
-__all__ = ["hessian_structured", "structured_fits", "structured_estimate", "cannot_structure"]
+__all__ = ["hessian_structured", "structured_fits", "structured_estimate", "cannot_structure",
+           "keep_probe"]
 
 
 # ============================================================================
@@ -62,31 +66,26 @@ def _run(fn: Callable, x, local: Stats | None, dense_limit: int | None = None):
         g = grad(scalar_checked(fn, "hessian"))(StructuredDual._make(x, seed, level))
         g = lower_to(g, level)
         tangent = g.tangent if level_of(g) is level else Zero
+    # The pass is over: drop what only the pass needed (the recent results
+    # hold whole tracers; the match and support tables, masks), so the
+    # assembly's peak memory is the entries' alone.
+    ctx.recent.clear()
+    ctx.same_memo.clear()
+    ctx.support.clear()
     return tangent, ctx
 
 
-def _entries(ctx: Context, t, n: int):
-    """``(rows, cols, vals)`` of ``H`` (1-D): the tangent of gradient entry
-    ``e`` in direction ``d`` is ``H[e, d]``."""
+def _t_csr(ctx: Context, t, n: int):
+    """``T`` as CSR (duplicates summed): ``T[e, d]`` is the tangent of gradient
+    entry ``e`` in direction ``d``, ``H[e, d]`` up to rounding (see
+    :mod:`.assemble`)."""
     if t is Zero:
-        empty = np.zeros(0, dtype=np.intp)
-        return empty, empty, np.zeros(0, dtype=ctx.dtype)
+        return entries_to_csr([], n, ctx.dtype)
     if isinstance(t, (Structured, Coo)):
-        # Chunk by chunk (no flat d * n + e keys to divide back: on millions
-        # of entries the integer division costs more than the assembly).
-        es, ds, vs = [], [], []
-        for d, e, v in to_coo(ctx, t).chunks:
-            shape = np.broadcast_shapes(np.shape(d), np.shape(e), np.shape(v))
-            es.append(np.broadcast_to(e, shape).ravel())
-            ds.append(np.broadcast_to(d, shape).ravel())
-            vs.append(np.broadcast_to(v, shape).ravel())
-        if not vs:
-            empty = np.zeros(0, dtype=np.intp)
-            return empty, empty, np.zeros(0, dtype=ctx.dtype)
-        return np.concatenate(es), np.concatenate(ds), np.concatenate(vs)
-    dense = np.reshape(t, (n, n))                          # [d, e]
-    d, e = np.nonzero(dense)
-    return e, d, dense[d, e]
+        # A chunk (d, e, v) holds T[e, d] = v: rows and cols swap.
+        return entries_to_csr([(e, d, v) for d, e, v in to_coo(ctx, t).chunks], n, ctx.dtype)
+    import scipy.sparse as sp
+    return sp.csr_matrix(np.reshape(t, (n, n)).T)
 
 
 def _dense(ctx: Context, t, n: int):
@@ -97,9 +96,11 @@ def _dense(ctx: Context, t, n: int):
         # T[d, e] = H[e, d] at rows * n + cols: consecutive entries are
         # neighbouring positions e, so the writes stay local. The caller
         # symmetrises, and (T + T.T) / 2 is the same for T as for H = T.T.
-        # Bincount in batches of at least n * n / 4 entries (each bincount
-        # fills a fresh n * n array): the peak memory stays a few times the
-        # Hessian's instead of growing with all the entries.
+        # Bincount in batches of about 2 * n * n entries (each bincount
+        # fills a fresh n * n array, so fewer, larger batches are faster;
+        # their keys and values take 4x the Hessian's memory): the peak
+        # memory stays a few times the Hessian's instead of growing with all
+        # the entries.
         h = None
         batch: list = []
         filled = 0
@@ -109,7 +110,7 @@ def _dense(ctx: Context, t, n: int):
             shape = np.broadcast_shapes(f.shape, v.shape)
             batch.append((np.broadcast_to(f, shape).ravel(), np.broadcast_to(v, shape).ravel()))
             filled += batch[-1][0].size
-            if 4 * filled >= n * n or c == len(chunks) - 1:
+            if filled >= 2 * n * n or c == len(chunks) - 1:
                 flat = batch[0][0] if len(batch) == 1 else np.concatenate([b[0] for b in batch])
                 val = batch[0][1] if len(batch) == 1 else np.concatenate([b[1] for b in batch])
                 batch, filled = [], 0
@@ -140,6 +141,63 @@ def cannot_structure(x) -> str | None:
     return None
 
 
+# ============================================================================
+# the planner's probe pass, kept for the compute of the same call
+# ============================================================================
+class _Kept:
+    """A structured pass run by the planner's probe (:func:`structured_estimate`)
+    inside :func:`keep_probe`: the input it ran at and its result, either the
+    tangent with its context or (a CSR probe) the assembled ``T``."""
+
+    __slots__ = ("x", "tangent", "ctx", "t_csr")
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self.x = self.tangent = self.ctx = self.t_csr = None
+
+
+_KEPT: ContextVar = ContextVar("dualad_structured_kept", default=None)
+
+
+@contextmanager
+def keep_probe():
+    """Within this block a structured probe keeps its pass, and the next
+    :func:`hessian_structured` at the very same input object takes it instead
+    of running the pass again. The block's owner guarantees that this is the
+    same function: ``dualad.hessian`` opens one block per call (plan, then
+    compute that function, with nothing in between that could change it or
+    its input; nested transforms open blocks of their own). What is kept is
+    dropped when the block ends.
+
+    >>> f = lambda x: np.sum((x[1:] - x[:-1]) ** 2)
+    >>> x = np.zeros(3)
+    >>> with keep_probe():
+    ...     fits = structured_estimate(f, x)["fits"]
+    ...     h = hessian_structured(f, x)          # no second pass
+    >>> fits, h[1, 1]
+    (True, np.float64(4.0))
+    """
+    box = _Kept()
+    token = _KEPT.set(box)
+    try:
+        yield box
+    finally:
+        _KEPT.reset(token)
+        box.clear()
+
+
+def _take_kept(x):
+    """The kept probe pass at ``x`` (the same object), once; else None."""
+    box = _KEPT.get()
+    if box is None or box.x is None or box.x is not x:
+        return None
+    kept = (box.tangent, box.ctx, box.t_csr)
+    box.clear()
+    return kept
+
+
 def hessian_structured(fn: Callable, x, csr: bool = False):
     """Hessian of scalar ``fn`` at ``x`` by structured forward-over-reverse,
     shaped ``x.shape + x.shape`` (or, with ``csr=True``, a
@@ -167,7 +225,17 @@ def hessian_structured(fn: Callable, x, csr: bool = False):
     if why is not None:
         raise ValueError(f"hessian_structured cannot run on {why}; use "
                          "dualad.hessian(fn, mode='structured'), which falls back to fwd-rev")
-    tangent, ctx = _run(fn, x, None)
+    kept = _take_kept(x)
+    if kept is not None and kept[2] is not None:        # the probe assembled T already
+        t = kept[2]
+        del kept
+        if csr:
+            return symmetrize(t)
+        h = t.toarray()
+        del t
+        return ((h + h.T) * 0.5).reshape(shape_of(x) + shape_of(x))
+    tangent, ctx = _run(fn, x, None) if kept is None else kept[:2]
+    del kept
     n = ctx.n
     staged = _assembled(ctx, tangent, n, csr)
     if staged is not None:
@@ -231,27 +299,31 @@ def _dense_assembler(ctx, chunks, n: int):
 
 def _assemble(ctx, tangent, n: int, csr: bool, shape):
     if csr:
-        import scipy.sparse as sp
-        rows, cols, vals = _entries(ctx, tangent, n)
-        h = sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
-        # (H + H.T) / 2 sums a_ij + a_ji on both sides: exactly symmetric.
-        return ((h + h.T) * 0.5).tocsr()
+        # (T + T.T) / 2 sums a_ij + a_ji on both sides: exactly symmetric.
+        return symmetrize(_t_csr(ctx, tangent, n))
     h = _dense(ctx, tangent, n)
-    h = (h + h.T) * 0.5
+    h = h + h.T
+    h *= 0.5
     return h if shape is None else h.reshape(shape + shape)
 
 
 # ============================================================================
 # the planner's probe
 # ============================================================================
-def structured_estimate(fn: Callable, x, dense_limit: int | None = None) -> dict:
+def structured_estimate(fn: Callable, x, dense_limit: int | None = None,
+                        csr: bool = False) -> dict:
     """Run one structured pass as a probe and report what it cost: ``fits``
     (see :func:`structured_fits`), ``seconds`` (the pass, measured),
     ``entries`` (COO entries of the result: the CSR assembly's size),
     ``max_dense`` and ``why`` (a sentence for ``Plan.reason``). With
     ``dense_limit``, the probe stops (``fits`` False) before a dense
     fallback tangent of more elements, so probing a large function that
-    has no structure stays cheap.
+    has no structure stays cheap. With ``csr``, a pass that fits is also
+    assembled into ``T`` (:mod:`.assemble`, the CSR result before its
+    symmetrisation; included in ``seconds``), returned as ``pattern`` (the
+    planner reads the row degrees off it, instead of detecting the pattern)
+    and ``entries`` is its ``nnz``. Inside :func:`keep_probe` the pass (or
+    ``T``) is kept for the compute.
 
     >>> import numpy as np
     >>> e = structured_estimate(lambda x: np.sum((x[1:] - x[:-1]) ** 2), np.zeros(5))
@@ -266,7 +338,7 @@ def structured_estimate(fn: Callable, x, dense_limit: int | None = None) -> dict
     why = cannot_structure(x)
     if why is not None:
         return {"fits": False, "why": f"structured: cannot run on {why}", "seconds": 0.0,
-                "entries": 0, "max_dense": 0}
+                "entries": 0, "max_dense": 0, "pattern": None}
     local = Stats()
     # CPU time, not wall time: on a loaded machine the wall time of this one
     # pass swung 2-14 ms (W4 N=32) against the model's fixed prices of the
@@ -278,7 +350,8 @@ def structured_estimate(fn: Callable, x, dense_limit: int | None = None) -> dict
         tangent, ctx = _run(fn, x, local, dense_limit)
     except TooDense as err:
         return {"fits": False, "why": f"structured skipped: {err}",
-                "seconds": time.process_time() - t0, "entries": 0, "max_dense": dense_limit}
+                "seconds": time.process_time() - t0, "entries": 0, "max_dense": dense_limit,
+                "pattern": None}
     seconds = time.process_time() - t0
     if isinstance(tangent, (Structured, Coo)):
         entries = sum(math.prod(np.broadcast_shapes(np.shape(r), np.shape(c), np.shape(v)))
@@ -289,13 +362,22 @@ def structured_estimate(fn: Callable, x, dense_limit: int | None = None) -> dict
     # A fallback is costly when its dense tangent outgrows the Hessian (n * n):
     # then some intermediate carries all n directions densely.
     fits = falls == 0 or local.max_dense <= n * n
+    t_csr = None
+    if fits and csr:
+        t_csr = _t_csr(ctx, tangent, n)
+        entries = t_csr.nnz
+        tangent = None                  # (the entries' memory goes back now)
+    seconds = time.process_time() - t0
+    box = _KEPT.get()
+    if fits and box is not None:
+        box.x, box.tangent, box.ctx, box.t_csr = x, tangent, None if csr else ctx, t_csr
     detail = ", ".join(f"{k} x{v}" for k, v in sorted(local.fallbacks.items())) or "none"
     verdict = "fits" if fits else "falls back"
     why = (f"structured {verdict}: {local.structured_ops} structured ops, "
            f"fallbacks: {detail}; largest dense tangent {local.max_dense} "
            f"elements (Hessian {n * n})")
     return {"fits": fits, "why": why, "seconds": seconds, "entries": entries,
-            "max_dense": local.max_dense}
+            "max_dense": local.max_dense, "pattern": t_csr}
 
 
 def structured_fits(fn: Callable, x) -> tuple[bool, str]:

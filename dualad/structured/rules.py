@@ -54,6 +54,7 @@ from dualad.structured.tangents import (
     coo_gather,
     coo_map_cols,
     coo_scale,
+    dense_total,
     densify,
     merge_terms,
     scale_terms,
@@ -206,7 +207,78 @@ def _scatter_add(ctx, prim, primals, tangents, params):
                              lambda i=i: _place(i, key, in_shape, ctx), keep=key),
                   _place(v, key, in_shape)) for i, v in t.terms]
         return out, Structured(in_shape, terms)
-    return out, Coo(in_shape, [(i, target, v) for i, v in t.terms])
+    # Each term whose map is one map of the target positions (the seed's
+    # slots of atom a, scattered back onto atom a: the diagonal blocks of a
+    # pair potential) sums its values per position and stays one term over
+    # the input; the others become COO entries (the off-diagonal blocks).
+    folded, chunks = [], []
+    for i, v in t.terms:
+        f = _fold_scatter(ctx, i, v, target, key, in_shape)
+        if f is None:
+            chunks.append((i, target, v))
+        else:
+            folded.append(f)
+    if not chunks and all(hit is None for _, _, hit in folded):
+        return out, Structured(in_shape, merge_terms(ctx, [(m, v) for m, v, _ in folded]))
+    pos = ctx.positions(in_shape)
+    for m, v, hit in folded:
+        if hit is None:
+            chunks.append((m, pos, v))
+        else:           # positions no element reaches: no entries there
+            k = m.shape[0]
+            chunks.append((m.reshape(k, -1)[:, hit], np.ravel(pos)[hit],
+                           v.reshape(v.shape[0], -1)[:, hit]))
+    return out, Coo(in_shape, chunks)
+
+
+def _fold_scatter(ctx, idx, val, target, key, in_shape: tuple):
+    """``(map, values, hit)`` over ``in_shape`` for the scatter-add of the term
+    ``(idx, val)`` to ``target`` (the input position of each element), when
+    the direction of every slot is a function of the target position
+    (``idx[k, e] == map[k, target[e]]``); else None. ``hit``: the positions
+    targeted (None: all). Exact: the values sharing a (direction, position)
+    add, as their COO entries would."""
+    size = math.prod(in_shape)
+    found = ctx.derive(idx, ("fold-scatter", id(key), in_shape),
+                       lambda: _direction_table(idx, target, size), keep=key)
+    if found is None:
+        return None
+    table, hit = found
+    full = np.broadcast_shapes(val.shape, (1,) + target.shape)
+    vals = np.broadcast_to(val, full).reshape(full[0], -1)
+    flat = np.ravel(target)
+    summed = np.stack([np.bincount(flat, weights=vals[k], minlength=size)
+                       for k in range(full[0])])
+    summed = summed.astype(val.dtype, copy=False)
+    return (table.reshape(table.shape[:1] + in_shape), summed.reshape(full[:1] + in_shape),
+            hit)
+
+
+def _direction_table(idx, target, size: int):
+    """``(map, hit)`` with ``idx[k, e] == map[k, target[e]]`` for every slot
+    and element, ``hit`` the positions targeted (None: all); else None.
+    The leading elements are tried first: a term that does not fold (the
+    off-diagonal blocks) is told apart there, cheaply. One slot at a time,
+    the map broadcast (never copied) against the positions."""
+    k = idx.shape[0]
+    target = np.asarray(target)
+    table = np.zeros((k, size), dtype=idx.dtype)
+    lead = target.shape[0] if target.ndim else 1
+    per = max(1, target.size // max(1, lead))
+    for stop in (min(lead, max(1, (1 << 16) // per)), lead):
+        part = target[:stop] if target.ndim else target
+        for s in range(k):
+            row = np.broadcast_to(idx[s], target.shape)
+            row = row[:stop] if target.ndim else row
+            tab = table[s]
+            tab[part] = row
+            if not bool((tab[part] == row).all()):
+                return None
+        if stop == lead:
+            break
+    hit = np.zeros(size, dtype=bool)
+    hit[target] = True
+    return table, (None if hit.all() else hit)
 
 
 def _place(a, key: tuple, in_shape: tuple, ctx=None):
@@ -255,6 +327,14 @@ def sum_terms(ctx, t: Structured, axes: tuple, keepdims: bool, out_shape: tuple)
     is cheaper."""
     shape = tuple(t.shape)
     nd = len(shape)
+    if math.prod(out_shape) == 1 and any(
+            idx.shape[0] * math.prod(shape[a] for a in axes if idx.shape[a + 1] != 1) > ctx.n
+            for idx, _ in t.terms):
+        # A total (a scalar energy) whose slots outgrow the directions: the
+        # dense gradient-sized result straight from the terms (folding and
+        # merging them first would only be undone by densify).
+        ctx.count_dense_sum()
+        return dense_total(ctx, t.terms, shape).reshape((ctx.n,) + tuple(out_shape))
     kept = [a for a in range(nd) if a not in axes]
     terms = []
     for idx, val in t.terms:

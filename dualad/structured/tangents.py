@@ -373,6 +373,31 @@ def densify(ctx: Context, t, reason: str | None = None):
     return _bincount(ctx, flat, vals, ctx.n * size).reshape((ctx.n,) + tuple(t.shape))
 
 
+def dense_total(ctx: Context, terms: list, shape: tuple):
+    """The dense ``(n,)`` tangent of the sum of a Structured tangent over all
+    its elements: one weighted bincount per term. Along an axis where a
+    term's map is constant its values are summed first (or, broadcast
+    there too, scaled by the axis length), so map and values then share one
+    shape and flatten without copies."""
+    out = np.zeros(ctx.n, dtype=np.float64)
+    for i, v in terms:
+        scale, summed = 1, []
+        for a, size in enumerate(shape):
+            if i.shape[a + 1] == 1:
+                if v.shape[a + 1] == 1:
+                    scale *= size
+                else:
+                    summed.append(a + 1)
+        if summed:
+            v = v.sum(axis=tuple(summed), keepdims=True)
+        if scale != 1:
+            v = v * scale
+        full = np.broadcast_shapes(i.shape, v.shape)
+        out += np.bincount(np.broadcast_to(i, full).ravel(),
+                           weights=np.broadcast_to(v, full).ravel(), minlength=ctx.n)
+    return out if out.dtype == ctx.dtype else out.astype(ctx.dtype)
+
+
 def coo_map_cols(coo: Coo, table, shape: tuple) -> Coo:
     """Positions moved by ``table`` (old flat position -> new flat position)."""
     return Coo(shape, [(r, table[c], v) for r, c, v in coo.chunks])
