@@ -52,7 +52,7 @@ from dualad.mixed.patterns import volatile_reads
 from dualad.mixed.replay import recorded_values, refuse_recording
 from dualad.mixed.runner import ExecOptions
 from dualad.reverse.api import grad, jacrev
-from dualad.structured.api import cannot_structure, hessian_structured, keep_probe
+from dualad.structured.api import cannot_structure, keep_probe
 
 HESSIAN_MODES = ("auto", "fwd-rev", "rev-rev", "fwd-fwd", "hyperdual", "sparse", "structured")
 JACOBIAN_MODES = ("auto", "fwd", "rev", "sparse")
