@@ -379,7 +379,9 @@ def dense_total(ctx: Context, terms: list, shape: tuple):
     term's map is constant its values are summed first (or, broadcast
     there too, scaled by the axis length), so map and values then share one
     shape and flatten without copies."""
-    out = np.zeros(ctx.n, dtype=np.float64)
+    # a sum of new arrays, not ``zeros += ...``: under a replay recording the
+    # bincounts are traced, and an in-place write into a plain array refuses them
+    out = None
     for i, v in terms:
         scale, summed = 1, []
         for a, size in enumerate(shape):
@@ -393,8 +395,11 @@ def dense_total(ctx: Context, terms: list, shape: tuple):
         if scale != 1:
             v = v * scale
         full = np.broadcast_shapes(i.shape, v.shape)
-        out += np.bincount(np.broadcast_to(i, full).ravel(),
+        part = np.bincount(np.broadcast_to(i, full).ravel(),
                            weights=np.broadcast_to(v, full).ravel(), minlength=ctx.n)
+        out = part if out is None else out + part
+    if out is None:
+        out = np.zeros(ctx.n, dtype=np.float64)
     return out if out.dtype == ctx.dtype else out.astype(ctx.dtype)
 
 
