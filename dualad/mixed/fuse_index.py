@@ -47,7 +47,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from dualad.mixed.fuse import MIN_RUN, MIN_SIZE, PARALLEL_SIZE, _expression, _load
+from dualad.mixed.fuse import (
+    MIN_RUN,
+    MIN_SIZE,
+    PARALLEL_SIZE,
+    PARALLEL_WORK,
+    _expression,
+    _load,
+    _parallel_lock,
+    _threads,
+)
 from dualad.mixed.fuse_emit import (
     MAX_INNER,
     SHAPE_OPS,
@@ -118,14 +127,19 @@ def region_op_kind(op, meta) -> str | None:
 class Region:
     """A callable running one fused region: takes the region's inputs
     (arrays; floats for 0-d values), returns its outputs and, last, whether
-    every finiteness guard of the region holds as recorded."""
+    every finiteness guard of the region holds as recorded. A ``parallel``
+    region compiles its source both ways (``prange`` is ``range`` in the
+    serial one) and runs the parallel variant under the rules of
+    :meth:`dualad.mixed.fuse._Fused.run` (Numba's thread count, one parallel
+    kernel at a time)."""
 
-    __slots__ = ("kern", "shapes", "scalars", "source", "scratch", "__name__")
+    __slots__ = ("kern", "shapes", "scalars", "source", "scratch", "parallel", "_par",
+                 "__name__")
     guarded = True
 
-    def __init__(self, kern, shapes, scalars, source, scratch=()):
+    def __init__(self, kern, shapes, scalars, source, scratch=(), parallel=False):
         self.kern, self.shapes, self.scalars, self.source = kern, shapes, scalars, source
-        self.scratch = scratch
+        self.scratch, self.parallel, self._par = scratch, parallel, None
         self.__name__ = "fused_region"
 
     def __call__(self, *inputs):
@@ -134,11 +148,26 @@ class Region:
             for i in self.scalars:
                 inputs[i] = float(inputs[i])
         outs = [np.empty(s) for s in self.shapes]
-        if self.scratch:
-            ok = self.kern(*inputs, *outs, *[np.zeros(s) for s in self.scratch])
+        args = (*inputs, *outs, *[np.zeros(s) for s in self.scratch])
+        if self.parallel and _threads() > 1 and _parallel_lock.acquire(blocking=False):
+            try:
+                if self._par is None:
+                    self._par = _load(self.source, "fused", True)
+                ok = self._par(*args)
+            finally:
+                _parallel_lock.release()
         else:
-            ok = self.kern(*inputs, *outs)
+            ok = self.kern(*args)
         return (*outs, ok)
+
+
+def _work(run) -> int:
+    """A region's work per element (vector ``sin``/``cos``/``exp``/``tanh``
+    about 8 operations, the rest 1), as :func:`dualad.mixed.fuse._cost`."""
+    return sum(8 if op[0] in _VECTOR_IMPLS else 1 for op in run)
+
+
+_VECTOR_IMPLS = (np.sin, np.cos, np.exp, np.tanh)
 
 
 def _build_region(run, needed, meta):
@@ -154,7 +183,7 @@ def _build_region(run, needed, meta):
     for k, (s, _) in enumerate(guards):
         em.pending.setdefault(squeeze(meta[s][0]), []).append((k, s))
     init = [f"    g{k} = 0" for k in range(len(guards))]
-    parallel = False
+    parallel, work = False, _work(run)
     shapes = list(roots)
     while shapes or em.pending:
         if not shapes:
@@ -166,7 +195,11 @@ def _build_region(run, needed, meta):
             shapes.append(shape)
         shape = shapes.pop(0)
         items = roots[shape]
-        big = int(np.prod(shape)) >= PARALLEL_SIZE
+        size = int(np.prod(shape))
+        # threads only where the work pays (see dualad.mixed.fuse): a cheap
+        # loop waits on its slowest thread, and the spinning pool takes the
+        # cores from the BLAS calls around it (W3: 2x slower)
+        big = size >= PARALLEL_SIZE and size * work >= PARALLEL_WORK
         parallel = parallel or big
         mark = len(em.lines)
         em.known, em.breaks = None, set()
@@ -186,12 +219,12 @@ def _build_region(run, needed, meta):
                        + [f"o{k}" for k in range(len(out_slots))] + list(em.scratch.values()))
     source = (f"def fused({params}):\n" + "\n".join(init + em.phases + em.lines)
               + f"\n    return {verdict}\n")
-    kern = _load(source, "fused", parallel)
+    kern = _load(source, "fused", False)
     scalars = tuple(i for i, a in enumerate(em.args)
                     if a.__class__ is int and meta[a][0] == ())
     shapes = tuple(meta[s][0] for s in out_slots)
     scratch = tuple(meta[s][0] for s in em.scratch)
-    return (Region(kern, shapes, scalars, source, scratch), tuple(em.args), {},
+    return (Region(kern, shapes, scalars, source, scratch, parallel), tuple(em.args), {},
             tuple(out_slots), True, ())
 
 
