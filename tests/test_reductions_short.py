@@ -54,7 +54,7 @@ def test_pair_distance_grad_matches_jax_layout():
 
 @pytest.mark.parametrize("idx", [np.array([0, 3, -1, 2, 2]), np.array([], dtype=np.int64),
                                  np.arange(4, dtype=np.uint8), np.array([[1, 0], [-2, 3]])])
-@pytest.mark.parametrize("rest", [(), (slice(None),), (slice(None), slice(None)),
+@pytest.mark.parametrize("rest", [(), (slice(None),), (slice(None), slice(None)), (slice(0, 3, 1),),
                                   (slice(1, None),), (0,)])
 def test_row_gather_is_numpy_indexing(idx, rest):
     x = RNG.normal(size=(4, 3, 2))
