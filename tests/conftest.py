@@ -26,6 +26,16 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture
+def fresh_cache():
+    """dualad's caches (plans, patterns, colorings, replays) empty before and
+    after the test: for tests that count passes or assert a first call."""
+    from dualad.mixed.cache import clear_cache
+    clear_cache()
+    yield
+    clear_cache()
+
+
 CUDASIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import dualad as da
-from dualad.mixed.cache import clear_cache
 from dualad.mixed.coloring import (
     column_coloring,
     is_star_coloring,
@@ -42,11 +41,7 @@ def rosen_hessian_ref(x):
     return h
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 # ============================================================================

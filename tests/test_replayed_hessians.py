@@ -11,7 +11,6 @@ import pytest
 import dualad as da
 from bench.workloads import lj_energy, lj_hessian_ref, lj_positions
 from dualad.mixed import coloring as coloring_mod
-from dualad.mixed.cache import clear_cache
 from dualad.mixed.coloring import is_star_coloring, seed_matrix, star_coloring
 from dualad.mixed.compressed import sparse_hessian, structured_hessian
 from dualad.mixed.patterns import _cached
@@ -19,11 +18,7 @@ from dualad.mixed.patterns import _cached
 sp = pytest.importorskip("scipy.sparse")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def _programs(fn, x, kind):

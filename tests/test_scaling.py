@@ -16,16 +16,11 @@ from bench.scaling import (
 )
 from conftest import lj_flat
 from dualad.mixed import budget
-from dualad.mixed.cache import clear_cache
 
 sp = pytest.importorskip("scipy.sparse")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 # ============================================================================

@@ -14,11 +14,7 @@ A_BAND = np.where(np.abs(np.subtract.outer(np.arange(8), np.arange(8))) <= 1,
                   RNG.normal(size=(8, 8)), 0.0)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def nonzeros_jac(f, x, trials=3):

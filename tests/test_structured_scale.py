@@ -9,18 +9,13 @@ import pytest
 import dualad as da
 from bench.scaling import lj_cut_energy, lj_cut_hessian_ref, neighbour_list, periodic_lattice
 from dualad.mixed import planner
-from dualad.mixed.cache import clear_cache
 from dualad.structured import api, assemble, hessian_structured, stats
 from dualad.structured.tangents import Coo, to_coo
 
 sp = pytest.importorskip("scipy.sparse")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def _box(n_atoms, seed=0):

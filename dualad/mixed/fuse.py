@@ -347,18 +347,23 @@ def _build(run, needed_after, shape):
     return (_Fused(spec, shape), tuple(spec.args), {}, tuple(out_slots), True, ())
 
 
-def fuse_ops(ops, outputs, meta) -> list:
-    """``ops`` (a recorded program's operations) with each run of at least
-    :data:`MIN_RUN` fusable elementwise operations replaced by one kernel.
-    ``meta``: slot -> (shape, dtype)."""
-    ops = list(ops)
-    # slots read by later ops, outputs, or guarded
+def readers_of(ops: list, outputs) -> tuple[dict, set]:
+    """``(slot -> indices of the ops reading it, the slots that are program
+    outputs)``: what a fuser needs to know which values must be written out."""
     readers: dict = {}
     for k, op in enumerate(ops):
         for a in op[1]:
             if a.__class__ is int:
                 readers.setdefault(a, []).append(k)
-    outs = {o for o in outputs if o.__class__ is int}
+    return readers, {o for o in outputs if o.__class__ is int}
+
+
+def fuse_ops(ops, outputs, meta) -> list:
+    """``ops`` (a recorded program's operations) with each run of at least
+    :data:`MIN_RUN` fusable elementwise operations replaced by one kernel.
+    ``meta``: slot -> (shape, dtype)."""
+    ops = list(ops)
+    readers, outs = readers_of(ops, outputs)
     result, k = [], 0
     while k < len(ops):
         if not _fusable(ops[k], meta):

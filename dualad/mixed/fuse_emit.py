@@ -274,11 +274,7 @@ class Emitter:
             return name
         shape = self.meta[slot][0]
         saved, self.lines = self.lines, []
-        ind = "    "
-        for d, n in enumerate(shape):
-            self.lines.append(f"{ind}for q{d} in range({n}):")
-            ind += "    "
-        idx = tuple(affine(f"q{d}") for d in range(len(shape)))
+        ind, idx = self._loop_nest(shape, "q")
         self.store.discard(slot)
         memo: dict = {}
         v = self.value(slot, idx, memo, ind)
@@ -289,6 +285,15 @@ class Emitter:
         self.phases += self.lines
         self.lines = saved
         return name
+
+    def _loop_nest(self, shape: tuple, var: str) -> tuple[str, tuple]:
+        """Open a serial loop nest over ``shape`` (loop variables ``var0``,
+        ``var1``, ...): the indentation inside and the index it visits."""
+        ind = "    "
+        for d, n in enumerate(shape):
+            self.lines.append(f"{ind}for {var}{d} in range({n}):")
+            ind += "    "
+        return ind, tuple(affine(f"{var}{d}") for d in range(len(shape)))
 
     def _accumulate(self, slot, op) -> str:
         """The scratch array holding ``scatter_add(ct, key)`` for a key with
@@ -302,11 +307,7 @@ class Emitter:
         rows = self.arg(_Const(key[pos]))
         shape = self.meta[ct][0]
         saved, self.lines = self.lines, []
-        ind = "    "
-        for d, n in enumerate(shape):
-            self.lines.append(f"{ind}for p{d} in range({n}):")
-            ind += "    "
-        idx = tuple(affine(f"p{d}") for d in range(len(shape)))
+        ind, idx = self._loop_nest(shape, "p")
         memo: dict = {}
         v = self.value(ct, idx, memo, ind)
         self.guards_here(shape, idx, memo, ind, None)     # (not the sum being made)

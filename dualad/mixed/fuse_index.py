@@ -56,6 +56,7 @@ from dualad.mixed.fuse import (
     _load,
     _parallel_lock,
     _threads,
+    readers_of,
 )
 from dualad.mixed.fuse_emit import (
     MAX_INNER,
@@ -299,12 +300,7 @@ def fuse_region_ops(ops, outputs, meta) -> list:
     or more, replaced by one :class:`Region`; other runs are left as they
     are (the flat fuser of :mod:`dualad.mixed.fuse` takes those)."""
     ops = list(ops)
-    readers: dict = {}
-    for k, op in enumerate(ops):
-        for a in op[1]:
-            if a.__class__ is int:
-                readers.setdefault(a, []).append(k)
-    outs = {o for o in outputs if o.__class__ is int}
+    readers, outs = readers_of(ops, outputs)
     result, k = [], 0
     while k < len(ops):
         if region_op_kind(ops[k], meta) is None:

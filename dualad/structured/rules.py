@@ -56,6 +56,7 @@ from dualad.structured.tangents import (
     coo_scale,
     dense_total,
     densify,
+    fold_constant_axes,
     merge_terms,
     scale_terms,
 )
@@ -340,16 +341,7 @@ def sum_terms(ctx, t: Structured, axes: tuple, keepdims: bool, out_shape: tuple)
     for idx, val in t.terms:
         var = [a for a in axes if idx.shape[a + 1] != 1]
         const = [a for a in axes if idx.shape[a + 1] == 1]
-        summed, scale = [], 1
-        for a in const:
-            if val.shape[a + 1] == 1:
-                scale *= shape[a]       # a broadcast value summed over the axis
-            else:
-                summed.append(a + 1)
-        if summed:
-            val = val.sum(axis=tuple(summed), keepdims=True)
-        if scale != 1:
-            val = val * scale
+        val = fold_constant_axes(idx, val, const, shape)
         if var:
             vshape = list(np.broadcast_shapes(val.shape, idx.shape[:1] + (1,) * nd))
             for a in var:

@@ -373,6 +373,23 @@ def densify(ctx: Context, t, reason: str | None = None):
     return _bincount(ctx, flat, vals, ctx.n * size).reshape((ctx.n,) + tuple(t.shape))
 
 
+def fold_constant_axes(idx, val, axes, shape: tuple):
+    """``val`` summed over those ``axes`` along which the map ``idx`` is
+    constant (unit), keeping them as unit axes; where ``val`` is broadcast
+    there too, scaled by the axis length instead (no sum of copies)."""
+    summed, scale = [], 1
+    for a in axes:
+        if idx.shape[a + 1] != 1:
+            continue
+        if val.shape[a + 1] == 1:
+            scale *= shape[a]
+        else:
+            summed.append(a + 1)
+    if summed:
+        val = val.sum(axis=tuple(summed), keepdims=True)
+    return val * scale if scale != 1 else val
+
+
 def dense_total(ctx: Context, terms: list, shape: tuple):
     """The dense ``(n,)`` tangent of the sum of a Structured tangent over all
     its elements: one weighted bincount per term. Along an axis where a
@@ -383,17 +400,7 @@ def dense_total(ctx: Context, terms: list, shape: tuple):
     # bincounts are traced, and an in-place write into a plain array refuses them
     out = None
     for i, v in terms:
-        scale, summed = 1, []
-        for a, size in enumerate(shape):
-            if i.shape[a + 1] == 1:
-                if v.shape[a + 1] == 1:
-                    scale *= size
-                else:
-                    summed.append(a + 1)
-        if summed:
-            v = v.sum(axis=tuple(summed), keepdims=True)
-        if scale != 1:
-            v = v * scale
+        v = fold_constant_axes(i, v, range(len(shape)), shape)
         full = np.broadcast_shapes(i.shape, v.shape)
         part = np.bincount(np.broadcast_to(i, full).ravel(),
                            weights=np.broadcast_to(v, full).ravel(), minlength=ctx.n)
