@@ -145,3 +145,12 @@ def test_shared_row_seeds_path_agrees():
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13 * np.abs(b).max())
     dense = [np.trace(da.hessian(lambda x: u(x[None])[0])(x)) for x in X[:4]]
     np.testing.assert_allclose(got[0][:4], dense, rtol=1e-12)
+
+
+def test_one_cache_root_for_eager_and_fused_kernels(monkeypatch, tmp_path):
+    from dualad.kernels.second import cache_root
+    monkeypatch.delenv("DUALAD_CACHE_DIR", raising=False)
+    monkeypatch.setenv("DUALAD_CACHE", str(tmp_path / "old"))
+    assert cache_root() == str(tmp_path / "old")          # the older name still works
+    monkeypatch.setenv("DUALAD_CACHE_DIR", str(tmp_path / "new"))
+    assert cache_root() == str(tmp_path / "new")          # the documented one wins

@@ -161,6 +161,17 @@ def build(prim: Primitive, diag: bool, has_l: bool, rows: bool = False, nd: int 
     return kern
 
 
+def cache_root() -> str:
+    """dualad's on-disk cache of generated kernel sources (Numba caches their
+    compiled code beside them): ``DUALAD_CACHE_DIR``, else ``DUALAD_CACHE``
+    (the older name used by ``da.jit``'s fused kernels), else
+    ``$XDG_CACHE_HOME/dualad`` or ``~/.cache/dualad``. Read at each call."""
+    import os
+    return (os.environ.get("DUALAD_CACHE_DIR") or os.environ.get("DUALAD_CACHE")
+            or os.path.join(os.environ.get("XDG_CACHE_HOME")
+                            or os.path.join(os.path.expanduser("~"), ".cache"), "dualad"))
+
+
 def _load(src: str, stem: str):
     """The generated ``kernel`` function and whether Numba may cache it.
 
@@ -174,10 +185,7 @@ def _load(src: str, stem: str):
     import sys
     import tempfile
     digest = hashlib.sha1(src.encode()).hexdigest()[:16]
-    base = os.environ.get("DUALAD_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "dualad")
-    path = os.path.join(base, "kernels", f"{stem}_{digest}.py")
+    path = os.path.join(cache_root(), "kernels", f"{stem}_{digest}.py")
     try:
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from dualad.kernels.pool import empty
+from dualad.kernels.second import cache_root
 from dualad.rules.ufuncs import _power
 
 __all__ = ["fuse_ops", "MIN_RUN", "MIN_SIZE", "PARALLEL_SIZE", "PARALLEL_WORK", "CACHE_DIR",
@@ -61,7 +62,7 @@ MIN_RUN = 3
 MIN_SIZE = 512            # below this a Numba call costs more than NumPy's calls
 PARALLEL_SIZE = 1 << 17     # ~10^5 elements at least, and
 PARALLEL_WORK = 1 << 23     # elements x cost per element (sin/cos/exp 8, other ops 1)
-CACHE_DIR = Path(os.environ.get("DUALAD_CACHE", Path.home() / ".cache" / "dualad")) / "fused"
+CACHE_DIR = Path(cache_root()) / "fused"      # one cache root with the eager kernels
 
 # impl -> scalar expression template ({0}, {1}: operand expressions)
 _EXPR = {
