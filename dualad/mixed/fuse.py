@@ -348,41 +348,48 @@ def _build(run, needed_after, shape):
     return (_Fused(spec, shape), tuple(spec.args), {}, tuple(out_slots), True, ())
 
 
-def readers_of(ops: list, outputs) -> tuple[dict, set]:
-    """``(slot -> indices of the ops reading it, the slots that are program
-    outputs)``: what a fuser needs to know which values must be written out."""
+def fuse_runs(ops, outputs, fusable, accept, build) -> list:
+    """``ops`` with each maximal run of consecutive operations that
+    ``fusable(first, op)`` admits (``first``: the run's first op, ``None``
+    for an op that would start one) replaced by ``build(run, needed)`` where
+    ``accept(run)``; ``needed``: the run's values that the program's outputs
+    or later operations read (the rest stay inside the kernel)."""
+    ops = list(ops)
     readers: dict = {}
     for k, op in enumerate(ops):
         for a in op[1]:
             if a.__class__ is int:
                 readers.setdefault(a, []).append(k)
-    return readers, {o for o in outputs if o.__class__ is int}
+    outs = {o for o in outputs if o.__class__ is int}
+    result, k = [], 0
+    while k < len(ops):
+        if not fusable(None, ops[k]):
+            result.append(ops[k])
+            k += 1
+            continue
+        j = k + 1
+        while j < len(ops) and fusable(ops[k], ops[j]):
+            j += 1
+        run = ops[k:j]
+        if not accept(run):
+            result.extend(run)
+        else:
+            needed = {op[3][0] for op in run
+                      if op[3][0] in outs or any(r >= j for r in readers.get(op[3][0], ()))}
+            result.append(build(run, needed))
+        k = j
+    return result
 
 
 def fuse_ops(ops, outputs, meta) -> list:
     """``ops`` (a recorded program's operations) with each run of at least
-    :data:`MIN_RUN` fusable elementwise operations replaced by one kernel.
-    ``meta``: slot -> (shape, dtype)."""
-    ops = list(ops)
-    readers, outs = readers_of(ops, outputs)
-    result, k = [], 0
-    while k < len(ops):
-        if not _fusable(ops[k], meta):
-            result.append(ops[k])
-            k += 1
-            continue
-        shape = meta[ops[k][3][0]][0]
-        j = k
-        while j < len(ops) and _fusable(ops[j], meta) and meta[ops[j][3][0]][0] == shape:
-            j += 1
-        run = ops[k:j]
-        # a tanh pays alone: the kernel's tanh is ~3x faster than NumPy's
-        if len(run) < MIN_RUN and not any(op[0] is np.tanh for op in run):
-            result.extend(run)
-            k = j
-            continue
-        needed = {op[3][0] for op in run
-                  if op[3][0] in outs or any(r >= j for r in readers.get(op[3][0], ()))}
-        result.append(_build(run, needed, shape))
-        k = j
-    return result
+    :data:`MIN_RUN` fusable elementwise operations of one shape replaced by
+    one kernel (a ``tanh`` pays alone: the kernel's is ~3x faster than
+    NumPy's). ``meta``: slot -> (shape, dtype)."""
+    def shape(op):
+        return meta[op[3][0]][0]
+    return fuse_runs(
+        ops, outputs,
+        lambda first, op: _fusable(op, meta) and (first is None or shape(op) == shape(first)),
+        lambda run: len(run) >= MIN_RUN or any(op[0] is np.tanh for op in run),
+        lambda run, needed: _build(run, needed, shape(run[0])))

@@ -56,7 +56,7 @@ from dualad.mixed.fuse import (
     _load,
     _parallel_lock,
     _threads,
-    readers_of,
+    fuse_runs,
 )
 from dualad.mixed.fuse_emit import (
     MAX_INNER,
@@ -299,27 +299,12 @@ def fuse_region_ops(ops, outputs, meta) -> list:
     indexing operation or a broadcast, on arrays of :data:`MIN_SIZE` elements
     or more, replaced by one :class:`Region`; other runs are left as they
     are (the flat fuser of :mod:`dualad.mixed.fuse` takes those)."""
-    ops = list(ops)
-    readers, outs = readers_of(ops, outputs)
-    result, k = [], 0
-    while k < len(ops):
-        if region_op_kind(ops[k], meta) is None:
-            result.append(ops[k])
-            k += 1
-            continue
-        j = k
-        while j < len(ops) and region_op_kind(ops[j], meta) is not None:
-            j += 1
-        run = ops[k:j]
-        if len(run) < MIN_RUN or _region_size(run, meta) < MIN_SIZE or not _mixed(run, meta):
-            result.extend(run)
-            k = j
-            continue
-        needed = {op[3][0] for op in run
-                  if op[3][0] in outs or any(r >= j for r in readers.get(op[3][0], ()))}
-        result.append(_build_region(run, needed, meta))
-        k = j
-    return result
+    return fuse_runs(
+        ops, outputs,
+        lambda first, op: region_op_kind(op, meta) is not None,
+        lambda run: (len(run) >= MIN_RUN and _region_size(run, meta) >= MIN_SIZE
+                     and _mixed(run, meta)),
+        lambda run, needed: _build_region(run, needed, meta))
 
 
 def _mixed(run, meta) -> bool:
