@@ -45,9 +45,20 @@ class _Pool(threading.local):
 
 
 _pool = _Pool()
-# getrefcount(a) of a buffer only the pool holds, read in the loop below: the
-# pool's list, the loop variable and getrefcount's own argument
-_ONLY_POOL = 3
+
+
+def _only_pool_count() -> int:
+    """``sys.getrefcount(a)`` of an object only a list holds, read exactly as
+    :func:`empty` reads it (in a ``for`` loop over the list). 3 on CPython
+    3.11 (the list, the loop variable, getrefcount's argument); measured, not
+    assumed, because newer interpreters borrow references on the stack
+    (3.14), and a count one lower would make a live buffer look free."""
+    for a in [object()]:
+        return sys.getrefcount(a)
+    raise AssertionError("unreachable")
+
+
+_ONLY_POOL = _only_pool_count()
 
 
 def empty(shape: tuple, dtype) -> np.ndarray:
