@@ -25,16 +25,19 @@ import numpy as np
 
 from dualad.core.registry import Primitive
 from dualad.core.zero import Zero
+from dualad.kernels.table import PARTIALS
 from dualad.rules.ufuncs import arctan_p, cos_p, cosh_p, exp_p, sin_p, sinh_p, tanh_p
 
-SECOND: dict[Primitive, tuple[str, str]] = {
-    tanh_p: ("1.0 - y * y", "-2.0 * y * d1"),
-    sin_p: ("math.cos(x)", "-y"),
-    cos_p: ("-math.sin(x)", "-y"),
-    exp_p: ("y", "y"),
-    sinh_p: ("math.cosh(x)", "y"),
-    cosh_p: ("math.sinh(x)", "y"),
-    arctan_p: ("1.0 / (1.0 + x * x)", "-2.0 * x * d1 * d1"),
+# f'' per primitive, in x, y = f(x) and d1 = f'(x) (f' itself is
+# dualad.kernels.table.PARTIALS, shared with the eager kernels).
+SECOND: dict[Primitive, str] = {
+    tanh_p: "-2.0 * y * d1",
+    sin_p: "-y",
+    cos_p: "-y",
+    exp_p: "y",
+    sinh_p: "y",
+    cosh_p: "y",
+    arctan_p: "-2.0 * x * d1 * d1",
 }
 
 # Primitives whose VALUE the kernel computes too: NumPy's float64 tanh runs
@@ -94,7 +97,7 @@ _compiled: dict = {}
 
 def _render_unrolled(prim: Primitive, diag: bool, has_l: bool, rows: bool, nd: int) -> str:
     import re
-    d1, d2 = SECOND[prim]
+    d1, d2 = PARTIALS[prim], SECOND[prim]
     sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
     value = _KERNEL_VALUE.get(prim)
     col = "j" if rows else "i"
@@ -123,7 +126,7 @@ def _render_unrolled(prim: Primitive, diag: bool, has_l: bool, rows: bool, nd: i
 
 def _render(prim: Primitive, diag: bool, has_l: bool, rows: bool = False) -> str:
     import re
-    d1, d2 = SECOND[prim]
+    d1, d2 = PARTIALS[prim], SECOND[prim]
     sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
     if diag:
         body = _DIAG.format(base="d1s[j] * l[k, start + j] + " if has_l else "")
