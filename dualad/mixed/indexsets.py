@@ -69,69 +69,38 @@ def _compiled():
 
         @njit(cache=True)
         def scan_union(start, stop, idx, lines, n_in):                # pragma: no cover
+            # Two sweeps of the same loop: the first only counts (sizes the
+            # output), the second writes.
             n_lines, length = lines.shape
             stamp = np.full(n_in, -1, np.int64)
-            total = 0
-            for ln in range(n_lines):
-                cnt = 0
-                for k in range(length):
-                    e = lines[ln, k]
-                    for a in range(start[e], stop[e]):
-                        v = idx[a]
-                        if stamp[v] != ln:
-                            stamp[v] = ln
-                            cnt += 1
-                    total += cnt
-            out = np.empty(total, idx.dtype)
             cur = np.empty(n_in, idx.dtype)
             ostart = np.empty(n_lines * length, np.int64)
             ostop = np.empty(n_lines * length, np.int64)
-            stamp[:] = -1
+            out = np.empty(0, idx.dtype)
             pos = 0
-            for ln in range(n_lines):
-                c = 0
-                for k in range(length):
-                    e = lines[ln, k]
-                    for a in range(start[e], stop[e]):
-                        v = idx[a]
-                        if stamp[v] != ln:
-                            stamp[v] = ln
-                            cur[c] = v
-                            c += 1
-                    ostart[e] = pos
-                    out[pos:pos + c] = cur[:c]
-                    pos += c
-                    ostop[e] = pos
+            for sweep in range(2):
+                if sweep:
+                    out = np.empty(pos, idx.dtype)
+                    stamp[:] = -1
+                pos = 0
+                for ln in range(n_lines):
+                    c = 0
+                    for k in range(length):
+                        e = lines[ln, k]
+                        for a in range(start[e], stop[e]):
+                            v = idx[a]
+                            if stamp[v] != ln:
+                                stamp[v] = ln
+                                cur[c] = v
+                                c += 1
+                        if sweep:
+                            ostart[e] = pos
+                            out[pos:pos + c] = cur[:c]
+                            ostop[e] = pos + c
+                        pos += c
             return ostart, ostop, out
 
-        @njit(cache=True)
-        def union2(s1, e1, s2, e2, idx, n_in):                      # pragma: no cover
-            n_out = s1.shape[0]
-            total = 0
-            for o in range(n_out):
-                total += e1[o] - s1[o] + e2[o] - s2[o]
-            out = np.empty(total, idx.dtype)
-            ostart = np.empty(n_out, np.int64)
-            ostop = np.empty(n_out, np.int64)
-            stamp = np.full(n_in, -1, np.int64)
-            pos = 0
-            for o in range(n_out):
-                ostart[o] = pos
-                for a in range(s1[o], e1[o]):
-                    v = idx[a]
-                    stamp[v] = o
-                    out[pos] = v
-                    pos += 1
-                for a in range(s2[o], e2[o]):
-                    v = idx[a]
-                    if stamp[v] != o:
-                        stamp[v] = o
-                        out[pos] = v
-                        pos += 1
-                ostop[o] = pos
-            return ostart, ostop, out, pos
-
-        _KERNELS = (gather_union, scan_union, union2)
+        _KERNELS = (gather_union, scan_union)
     return _KERNELS
 
 
@@ -316,9 +285,9 @@ def elementwise(sets: list, out_shape: tuple, masks: list | None = None) -> Inde
         if nxt.idx is acc.idx and np.array_equal(nxt.start, acc.start) \
                 and np.array_equal(nxt.stop, acc.stop):
             continue                                            # x op x
-        (s1, s2), (e1, e2), idx = _shared([acc, nxt])
-        start, stop, out, used = _compiled()[2](s1, e1, s2, e2, idx, n_in)
-        acc = IndexSets(out_shape, start, stop, _trimmed(out, used), n_in)
+        n = acc.size             # element o unites acc's o and nxt's o
+        acc = Pool([acc, nxt]).gather(
+            out_shape, np.stack([np.arange(n), np.arange(n, 2 * n)], axis=1))
     return acc
 
 
