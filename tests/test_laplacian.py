@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import dualad as da
+from bench.workloads import mlp_params, pinn_u
 from dualad.core.tree import tree_flatten
 from dualad.forward.laplacian import hessian_diag, laplacian
 
@@ -44,31 +45,18 @@ def test_matrix_input_and_vector_output():
         np.testing.assert_allclose(hessian_diag(f)(x)[k], np.diag(h).reshape(2, 2), rtol=1e-12)
 
 
-def _mlp(params, pts):
-    h = pts
-    for k in range(0, len(params), 2):
-        h = h @ params[k] + params[k + 1]
-        if k + 2 < len(params):
-            h = np.tanh(h)
-    return h[:, 0]
-
-
 def _params(sizes=(3, 8, 8, 1), seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        out += [rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1]
-    return tuple(out)
+    return mlp_params(sizes, seed)           # the W5 network (bench.workloads)
 
 
 def test_pinn_batched_against_hessian():
     params = _params()
     pts = np.random.default_rng(1).uniform(-1, 1, (5, 3))
-    lap = laplacian(lambda p: _mlp(params, p), batch_axis=0)(pts)
-    diag = hessian_diag(lambda p: _mlp(params, p), batch_axis=0)(pts)
+    lap = laplacian(lambda p: pinn_u(params, p), batch_axis=0)(pts)
+    diag = hessian_diag(lambda p: pinn_u(params, p), batch_axis=0)(pts)
     assert lap.shape == (5,) and diag.shape == (5, 3)
     for n in range(5):
-        h = np.asarray(da.hessian(lambda x: _mlp(params, x[None, :])[0])(pts[n]))
+        h = np.asarray(da.hessian(lambda x: pinn_u(params, x[None, :])[0])(pts[n]))
         np.testing.assert_allclose(diag[n], np.diag(h), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(lap[n], np.trace(h), rtol=1e-10, atol=1e-12)
 
@@ -87,7 +75,7 @@ def test_under_grad_pinn_loss():
     pts = np.random.default_rng(3).uniform(-1, 1, (6, 3))
 
     def loss(ps):
-        lap = laplacian(lambda p: _mlp(ps, p), batch_axis=0)(pts)
+        lap = laplacian(lambda p: pinn_u(ps, p), batch_axis=0)(pts)
         return np.sum((lap + 1.0) ** 2)
 
     g = da.grad(loss)(params)
