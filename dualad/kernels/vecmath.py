@@ -163,24 +163,26 @@ def _kcos(x, y):
 
 
 @njit(inline="always")
+def _sine_of_quadrant(x, shift):
+    """sin(x + shift * pi/2) for ``shift`` 0 or 1 (cos): the quadrant picks
+    the kernel (odd: cosine) and the sign (quadrants 2 and 3)."""
+    y0, y1, q = _reduce(x)
+    q = q + shift
+    q = q - 4.0 if q >= 4.0 else q
+    v = _kcos(y0, y1) if (q == 1.0 or q == 3.0) else _ksin(y0, y1)
+    return -v if q >= 2.0 else v
+
+
+@njit(inline="always")
 def sin(x):
     """sin(x) for ``|x| <= SINCOS_MAX`` (and NaN)."""
-    y0, y1, q = _reduce(x)
-    s = _ksin(y0, y1)
-    c = _kcos(y0, y1)
-    v = c if (q == 1.0 or q == 3.0) else s
-    v = -v if q >= 2.0 else v
-    return x if abs(x) < _TINY else v
+    return x if abs(x) < _TINY else _sine_of_quadrant(x, 0.0)
 
 
 @njit(inline="always")
 def cos(x):
     """cos(x) for ``|x| <= SINCOS_MAX`` (and NaN)."""
-    y0, y1, q = _reduce(x)
-    s = _ksin(y0, y1)
-    c = _kcos(y0, y1)
-    v = s if (q == 1.0 or q == 3.0) else c
-    return -v if (q == 1.0 or q == 2.0) else v
+    return _sine_of_quadrant(x, 1.0)
 
 
 @njit(inline="always")
