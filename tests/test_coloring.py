@@ -109,7 +109,7 @@ def test_is_star_coloring_rejects_bicolored_path():
 # exact recovery on random patterns
 # ============================================================================
 @pytest.mark.parametrize("seed", range(8))
-def test_star_recovery_exact_and_symmetric(seed):
+def test_star_and_column_recovery_exact_on_random_graphs(seed):
     rng = np.random.default_rng(seed)
     n = 40
     a = rng.random((n, n)) < 0.08
@@ -124,6 +124,11 @@ def test_star_recovery_exact_and_symmetric(seed):
     csr = s.to_csr(compressed)
     np.testing.assert_array_equal(csr.toarray(), h)
     assert (csr != csr.T).nnz == 0
+    # the same random graphs through the column (distance-2) coloring
+    c = column_coloring(a)
+    assert _is_distance2(a, c.colors)
+    b = (h @ seed_matrix(c.colors, c.n_colors).T).T     # (colors, rows)
+    np.testing.assert_array_equal(c.to_dense(b), h)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -314,23 +319,6 @@ def test_arrow_pattern_star_colors_in_two():
     p[0, :] = p[:, 0] = True
     s = star_coloring(p)
     assert s.n_colors == 2 and is_star_coloring(p, s.colors)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_random_graphs_give_valid_colorings_and_exact_recovery(seed):
-    rng = np.random.default_rng(seed)
-    n = 40
-    a = rng.random((n, n)) < 0.08
-    p = a | a.T | np.eye(n, dtype=bool)
-    h = np.where(p, rng.standard_normal((n, n)), 0.0)
-    h = h + h.T
-    s = star_coloring(p)
-    assert is_star_coloring(p, s.colors)
-    np.testing.assert_array_equal(s.to_dense(seed_matrix(s.colors, s.n_colors) @ h), h)
-    c = column_coloring(p)
-    assert _is_distance2(p, c.colors)
-    b = (h @ seed_matrix(c.colors, c.n_colors).T).T     # (colors, rows)
-    np.testing.assert_array_equal(c.to_dense(b), h)
 
 
 def test_star_falls_back_to_distance2_where_it_costs_less_work():
