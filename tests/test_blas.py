@@ -86,3 +86,29 @@ def test_serial_only_when_asked(monkeypatch):
         calls.clear()
         np.testing.assert_allclose(blas.serial_matmul(np.matmul)(a, a.T), a @ a.T, rtol=1e-13)
         assert calls == want
+
+
+@pytest.mark.parametrize("sa, sb", [((3, 4096, 64), (64, 64)), ((3, 4096, 64), (64, 1)),
+                                    ((2, 3, 5000, 7), (7, 5)), ((5, 30000, 8), (8, 1))])
+def test_a_stack_times_one_matrix_is_one_gemm(sa, sb):
+    """(..., M, K) @ (K, N) of at least 2**20 flops runs as one
+    (prod(...) M, K) @ (K, N) product (smaller ones keep NumPy's loop): the
+    same bits as NumPy's own loop over the stack, written into a pooled buffer
+    that the pool can hand out again once the result is dropped."""
+    a, b = RNG.normal(size=sa), RNG.normal(size=sb)
+    got = matmul_p.impl(a, b)
+    assert got.shape == np.matmul(a, b).shape and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.matmul(a.reshape(-1, sa[-1]), b).reshape(got.shape))
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-13, atol=1e-13)
+    kept = matmul_p.impl(2 * a, b)                   # `got` alive: a different buffer
+    np.testing.assert_array_equal(got, np.matmul(a.reshape(-1, sa[-1]), b).reshape(got.shape))
+    assert kept.ctypes.data != got.ctypes.data
+    if got.nbytes >= (1 << 18):
+        ptr = got.ctypes.data
+        del got
+        assert matmul_p.impl(a, b).ctypes.data == ptr             # reused once dead
+
+
+def test_a_non_contiguous_stack_keeps_numpys_loop():
+    a, b = RNG.normal(size=(64, 300, 3)).transpose(2, 1, 0), RNG.normal(size=(64, 8))
+    np.testing.assert_array_equal(matmul_p.impl(a, b), np.matmul(a, b))

@@ -24,7 +24,12 @@ import threading
 import numpy as np
 
 from dualad.core.registry import Primitive, install_fused_kernel, install_laplacian_kernel
+from dualad.kernels.malloc import retain_freed_memory
 from dualad.kernels.table import EXPRESSIONS
+
+# Eager passes re-fault their temporaries under glibc's start-up thresholds
+# (2x on a Lennard-Jones gradient): start malloc at its steady state.
+retain_freed_memory()
 
 _MODES = ("auto", "numpy", "numba")
 
@@ -134,6 +139,22 @@ def laplacian_update(prim: Primitive, x, g, lap, diag: bool):
     return second.laplacian_update(prim, x, g, lap, diag)
 
 
+# below this many gathered rows bincount is as fast and needs no compiled code
+ROW_SCATTER_MIN = 512
+
+
+def row_scatter(rows, ct, n: int):
+    """The pair scatter of a row gather's cotangent (:mod:`dualad.kernels.scatter`),
+    or ``None`` (few rows in ``"auto"`` mode, ``set_kernels("numpy")``, no Numba).
+    The hook that :func:`register` installs into the indexing rules."""
+    mode = _settings.get("mode")
+    if (mode == "numpy" or (mode == "auto" and rows.shape[0] < ROW_SCATTER_MIN)
+            or not _have_numba()):
+        return None
+    from dualad.kernels.scatter import scatter_rows
+    return scatter_rows(rows, ct, n)
+
+
 def register() -> None:
     """Mark the primitives that have a fused kernel and install the
     evaluate-with-partials and forward-Laplacian hooks into the registry (called once, by
@@ -142,6 +163,8 @@ def register() -> None:
         prim.fused = True
     install_fused_kernel(value_and_partial)
     install_laplacian_kernel(laplacian_update)
+    from dualad.rules.indexing import install_row_scatter
+    install_row_scatter(row_scatter)
     from dualad.kernels.blas import serial_matmul
     from dualad.rules.contractions import matmul_p
     if not hasattr(matmul_p.impl, "__wrapped__"):
