@@ -26,8 +26,17 @@ from . import peers  # noqa: E402
 from . import workloads as wl  # noqa: E402
 
 
+SETTLE_S = 1.0
+
+
 def _timeit(fn, budget: float = 0.4, rounds: int = 7) -> float:
-    """Seconds per call: min over rounds of the mean of a batch."""
+    """Seconds per call: min over rounds of the mean of a batch, after a
+    pause of :data:`SETTLE_S`. Why the pause: the previous block's library
+    leaves work behind for up to ~1 s (OpenBLAS's and XLA's worker threads
+    spinning, Python's full collection of a JAX-sized heap); measured on
+    this machine, dualad's eager LJ gradient ran 1.17-1.25 ms in the second
+    after a block of JAX calls and 0.77-0.84 ms otherwise (bench/NOTES.md)."""
+    time.sleep(SETTLE_S)
     fn()
     t0 = time.perf_counter()
     fn()

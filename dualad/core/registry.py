@@ -277,12 +277,17 @@ def _elementwise_vjp(prim):
 
     def vjp(ct, primals, out, needs, **params):
         parts = prim.partials(out, *primals, **params)
-        lead = lead_of(ct, out)
+        ct_shape = shape_of(ct)
+        lead = len(ct_shape) - ndim_of(out)
+        core = ct_shape[lead:]
         check = _needs_guard(singular, out)
         cts = []
         for p, x, need in zip(parts, primals, needs):
             if need and p is not None:
-                cts.append(unbroadcast(safe_mul(p, ct, check), shape_of(x), lead))
+                c = safe_mul(p, ct, check)
+                # an operand of the output's shape (the common case) needs no sum
+                cts.append(c if shape_of(x) == core and shape_of(c) == ct_shape
+                           else unbroadcast(c, shape_of(x), lead))
             else:
                 cts.append(Zero)
         return cts

@@ -37,8 +37,23 @@ class TreeDef:
 LEAF = TreeDef("leaf")
 
 
+# The treedef of a flat tuple of n leaves (the arguments of most calls), one
+# object per n: flattening and rebuilding one skips the recursive walk.
+_FLAT_TUPLES: dict = {}
+_CONTAINERS = (tuple, list, dict)
+
+
 def tree_flatten(tree: Any) -> tuple[list, TreeDef]:
     """Flatten a pytree into (leaves, treedef). Dict keys are visited sorted."""
+    if type(tree) is tuple:
+        for c in tree:
+            if isinstance(c, _CONTAINERS):
+                break
+        else:
+            td = _FLAT_TUPLES.get(len(tree))
+            if td is None:
+                td = _FLAT_TUPLES[len(tree)] = TreeDef(tuple, (LEAF,) * len(tree))
+            return list(tree), td
     leaves: list = []
     return leaves, _walk(tree, leaves)
 
@@ -62,6 +77,9 @@ def _walk(node, leaves: list) -> TreeDef:
 
 def tree_unflatten(treedef: TreeDef, leaves) -> Any:
     """Inverse of :func:`tree_flatten`."""
+    if (treedef.kind is tuple and type(leaves) is list and len(leaves) == len(treedef.children)
+            and _FLAT_TUPLES.get(len(leaves)) is treedef):
+        return tuple(leaves)
     return _build(treedef, iter(leaves))
 
 
