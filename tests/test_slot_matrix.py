@@ -100,7 +100,7 @@ sinh          partials   rule         elementwise   elementwise  -       E
 slogdet       jvp+vjp    jvp          conservative  dense        -       2
 solve         jvp+vjp    jvp          conservative  dense        -       -
 sqrt          partials   rule         elementwise   elementwise  fused   EOS
-square        partials   rule         elementwise   elementwise  fused   E
+square        partials   rule         elementwise   elementwise  fused   Es
 stop_gradient jvp+vjp    declared     conservative  dense        -       -
 subtract      partials   rule         elementwise   elementwise  -       E
 sum           transpose  linear       rule          rule         -       L

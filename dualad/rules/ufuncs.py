@@ -87,7 +87,7 @@ subtract_p = _elementwise("subtract", np.subtract, lambda out, x, y: (1.0, -1.0)
 # singular: a factor may be inf where the cotangent/tangent is exactly 0 (the
 # unselected branch of a np.where), and inf * 0 must stay 0, not NaN. The
 # partials are the factors, finite exactly where x * y is: test the output once.
-multiply_p = _elementwise("multiply", np.multiply, lambda out, x, y: (y, x), np.multiply,
+multiply_p = _elementwise("multiply", np.multiply, lambda out, x, y: (y, x), None,
                           singular="out", multilinear=True)
 true_divide_p = _elementwise("true_divide", np.true_divide,
                              lambda out, x, y: (1.0 / y, -out / y), np.true_divide,
@@ -106,7 +106,20 @@ def power(x, p):
 
 
 implements(np.float_power)(power)
-square_p = _elementwise("square", np.square, lambda out, x: (2.0 * x,), np.square)
+# singular as multiply: 2x is finite wherever x**2 is, and x * x routes here
+square_p = _elementwise("square", np.square, lambda out, x: (2.0 * x,), np.square,
+                        singular="out")
+
+
+@implements(np.multiply)
+def _multiply(x, y, **params):
+    """``x * y``; one traced object times itself (``d * d`` of a pair energy)
+    is ``square``: the same bits (``x * x`` is ``np.square(x)``; ``2 (x t)``
+    is ``(2 x) t``), and one product instead of two, plus no summing of two
+    cotangents, in every derivative pass."""
+    if x is y and not params and hasattr(x, "_level"):
+        return square_p(x)
+    return multiply_p(x, y, **params)
 sqrt_p = _elementwise("sqrt", np.sqrt, lambda out, x: (0.5 / out,), np.sqrt,
                       singular=True, uses_out=True)
 cbrt_p = _elementwise("cbrt", np.cbrt, lambda out, x: (1.0 / (3.0 * out * out),), np.cbrt,
