@@ -18,6 +18,12 @@ if "--threads" in sys.argv:                       # before NumPy loads BLAS
                 "NUMBA_NUM_THREADS"):
         os.environ[var] = n
     os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    # XLA's CPU runtime keeps its own pool whatever the flags say (its
+    # partitioned loop fusions and YNNPACK dots: the W3 jvp ran at 1.7 cores
+    # "single-threaded", bench/NOTES.md h14m): the process is pinned to n
+    # cores, so every library gets the same n.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:max(1, int(n))])
 
 import time  # noqa: E402
 
