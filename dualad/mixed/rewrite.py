@@ -5,10 +5,11 @@ Two patterns a reverse pass records around its seed cotangent, both found
 in the W3 MLP gradient (bench/NOTES.md, h14m):
 
 * **A product with an inner dimension of 1**, ``(M, 1) @ (1, N)``, is an
-  outer product: every element is one multiplication, so ``np.multiply``
-  with broadcasting gives the same numbers (a GEMM with ``K = 1`` computes
-  ``1.0 * (a * b)``) without a BLAS call (0.38 -> 0.17 ms for 1024 x 256),
-  and the fusers may then take it into an elementwise region.
+  outer product: every element is one multiplication added to +0.0, so
+  ``a * b + 0.0`` with broadcasting gives the same bits (signed zeros
+  included) without a BLAS call (0.38 -> 0.17 ms for 1024 x 256), and the
+  fusers take both operations into the elementwise region that follows
+  (the W3 gradient: into the layer's bias + tanh region).
 * **A constant operand with a zero stride** (the seed ``ones`` of a
   ``sum``'s cotangent is a broadcast view) keeps NumPy's matmul off BLAS:
   its own strided loop took 0.66 ms for ``(256, 1024) @ (1024, 1)``, the
@@ -23,7 +24,7 @@ plain program otherwise.
 >>> from dualad.mixed.replay import record
 >>> _, rep = record(lambda a, b: a @ b, (np.ones((600, 1)), np.ones((1, 600))))
 >>> [getattr(op[0], "__name__", "") for op in rewrite_products(rep.ops, rep.meta)]
-['multiply']
+['multiply', 'add']
 """
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def _contiguous_const(a):
 
 def rewrite_products(ops, meta) -> list:
     """``ops`` with the matrix products rewritten as the module notes say
-    (``meta``: slot -> recorded (shape, dtype)); the same list objects where
-    nothing applies."""
+    (``meta``: slot -> recorded (shape, dtype); the slots of new
+    intermediate values are added to it); the same op objects where nothing
+    applies."""
     impl_mm = matmul_p.impl
     out = []
     for op in ops:
@@ -73,7 +75,12 @@ def rewrite_products(ops, meta) -> list:
         so, do = meta.get(slots[0], (None, None))
         if (sa is not None and sb is not None and len(sa) == 2 and len(sb) == 2
                 and sa[1] == 1 and sb[0] == 1 and da == db == do == _F64):
-            out.append((np.multiply, spec, params, slots, multi, guards))
+            # ``a * b + 0.0``: the GEMM's sum starts from +0.0, so a product
+            # of -0.0 comes out +0.0 (bitwise NumPy's matmul, signed zeros too)
+            prod = max(meta) + 1
+            meta[prod] = meta[slots[0]]
+            out.append((np.multiply, spec, params, (prod,), False, ()))
+            out.append((np.add, (prod, _Const(0.0)), params, slots, multi, guards))
             continue
         new = tuple(_contiguous_const(a) for a in spec)
         out.append(op if all(x is y for x, y in zip(new, spec))
