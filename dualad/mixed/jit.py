@@ -258,10 +258,13 @@ class Jitted:
             return plain            # (the fused kernels are CPU Numba code: NumPy inputs)
         from dualad.mixed.fuse import fuse_ops
         from dualad.mixed.fuse_index import fuse_region_ops
+        from dualad.mixed.rewrite import rewrite_products
         try:
-            ops = fuse_region_ops(program.ops, program.outputs, program.meta)
+            ops = rewrite_products(program.ops, program.meta)
+            ops = fuse_region_ops(ops, program.outputs, program.meta)
             ops = fuse_ops(ops, program.outputs, program.meta)
-            if len(ops) == len(program.ops):
+            if len(ops) == len(program.ops) and all(
+                    a is b for a, b in zip(ops, program.ops)):
                 return plain
             fused = compile_program(program, ops)
             got = fused(*inputs)
