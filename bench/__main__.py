@@ -33,6 +33,11 @@ def set_threads(n: int) -> None:
     for var in _THREAD_VARS:
         os.environ[var] = str(n)
     os.environ["BENCH_THREADS"] = str(n)
+    # XLA's CPU runtime keeps its own pool whatever the flags say (JAX's W3
+    # jvp ran at 1.7 cores "single-threaded", bench/NOTES.md h14m): the
+    # process is pinned to n cores, so every library gets the same n.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
     if n == 1:
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_cpu_multi_thread_eigen" not in flags:
