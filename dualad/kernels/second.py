@@ -242,6 +242,23 @@ def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: b
     return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
 
 
+class LapUpdate:
+    """:func:`laplacian_update` of one primitive as a plain call
+    ``(x, g, lap) -> (y, g_y, lap_y)``: what ``da.jit`` records for a fused
+    forward-Laplacian update (one operation of the program)."""
+
+    __slots__ = ("prim", "diag")
+
+    def __init__(self, prim: Primitive, diag: bool):
+        self.prim, self.diag = prim, diag
+
+    def __call__(self, x, g, lap):
+        return laplacian_update(self.prim, x, g, lap, self.diag)
+
+    def __repr__(self) -> str:
+        return f"LapUpdate({self.prim.name}, diag={self.diag})"
+
+
 def _shared_row(g: np.ndarray):
     """``(d, C)``: the one row of a ``g`` that is a stride-0 broadcast over all
     axes but the coordinate axis and the last (the first layer's tangent

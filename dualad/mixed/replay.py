@@ -156,12 +156,14 @@ class StagingLevel(Level):
         wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
         return wrapped if prim.n_outputs > 1 else wrapped[0]
 
-    def stage_call(self, fn: Callable, *args) -> Staged:
+    def stage_call(self, fn: Callable, *args, n_outputs: int = 1):
         """Record ``fn(*args)`` (a plain function of the raw values, with no
         derivative, that does not steer the computation: e.g.
         :func:`dualad.core.args.as_result` turning a result scalar into a
         0-d array, or the scatter of Hessian entries into their matrix) as
-        one more operation: a replay repeats it."""
+        one more operation: a replay repeats it. ``n_outputs > 1``: ``fn``
+        returns that many values (a tuple of Staged comes back; a fused
+        forward-Laplacian update gives ``(y, g_y, lap_y)``)."""
         vals, spec = [], []
         for a in args:
             if getattr(a, "_level", None) is self:
@@ -171,6 +173,10 @@ class StagingLevel(Level):
                 vals.append(a)
                 spec.append(_Const(a))
         out = fn(*vals)
+        if n_outputs > 1:
+            slots = tuple(self.new_slot(o) for o in out)
+            self.ops.append((fn, tuple(spec), {}, slots, True))
+            return tuple(Staged(o, self, s) for o, s in zip(out, slots))
         slot = self.new_slot(out)
         self.ops.append((fn, tuple(spec), {}, (slot,), False))
         return Staged(out, self, slot)
