@@ -341,12 +341,17 @@ def record(fn: Callable, inputs: tuple) -> tuple:
 
 
 def _live(ops: list, outputs: list, guards: dict) -> list:
-    """The operations the outputs and the guarded values need, in order."""
+    """The operations the outputs and the guarded values need, in order. A
+    multi-output call some of whose outputs nothing needs is replaced by its
+    ``impl.prune(live mask)`` when it has one (a call that skips writing them)."""
     needed = {o for o in outputs if o.__class__ is int} | set(guards)
     kept = []
     for op in reversed(ops):
-        if any(s in needed for s in op[3]):
+        live = tuple(s in needed for s in op[3])
+        if any(live):
             needed.update(a for a in op[1] if a.__class__ is int)
+            if op[4] and not all(live) and hasattr(op[0], "prune"):
+                op = (op[0].prune(live),) + tuple(op[1:])
             kept.append(op)
     kept.reverse()
     return kept
