@@ -111,3 +111,32 @@ def test_replay_at_new_points_and_layouts():
     other = np.asfortranarray(PTS[::-1] * 0.7)        # same signature, another layout
     np.testing.assert_array_equal(jf(other), f(other))
     assert jf.stats["records"] == 1
+
+
+def _lap_calls(jitted):
+    from dualad.kernels.second import LapUpdate
+    (entry,) = jitted.cache._data.values()
+    ns = entry.programs[0].__globals__
+    return [v for k, v in ns.items() if k.startswith("f") and type(v) is LapUpdate]
+
+
+def test_dead_outputs_and_bias_fold_keep_the_bits():
+    f = da.laplacian(lambda p: pinn_u(PARAMS, p), batch_axis=0)
+    want = f(PTS)
+    fused, plain = da.jit(f), da.jit(f, fuse=False)
+    _replayed(fused, PTS)
+    _replayed(plain, PTS)
+    calls = _lap_calls(fused)
+    # both tanh layers' updates: the bias adds folded in; the last layer's
+    # value and gradient are read by nothing (the output is the Laplacian)
+    assert [c.biased for c in calls] == [True, True]
+    assert [c.keep for c in calls] == [(True, True), (False, False)]
+    assert [c.biased for c in _lap_calls(plain)] == [False, False]
+    np.testing.assert_array_equal(fused(PTS), want)
+    np.testing.assert_array_equal(plain(PTS), want)
+    # the value and gradient still come out where a caller asks for them
+    both = da.jit(lambda p: (pinn_u(PARAMS, p), f(p)))
+    u, lap = both(PTS)
+    u, lap = both(PTS)
+    np.testing.assert_array_equal(lap, want)
+    _close(u, pinn_u(PARAMS, PTS))        # (its tanh may be a fused loop: 2 ulp)

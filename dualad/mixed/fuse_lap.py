@@ -6,6 +6,16 @@ program holds ``v = add(z0, b)`` and ``LapUpdate(v, g, lap)``; when nothing
 else reads ``v``, the update adds ``b`` itself as it reads ``z0`` (one pass
 over memory fewer, no ``(M, N)`` temporary; the same IEEE additions, so the
 same bits). See :class:`dualad.kernels.second.LapUpdate`.
+
+>>> import numpy as np, dualad as da
+>>> X = np.random.default_rng(0).normal(size=(512, 2))
+>>> W, b = np.ones((2, 64)), np.full(64, 0.5)
+>>> lap = da.laplacian(lambda X: np.tanh(X @ W + b).sum(axis=1), batch_axis=0)
+>>> f = da.jit(lap)
+>>> bool(np.array_equal(f(X), lap(X))), bool(np.array_equal(f(X), lap(X)))
+(True, True)
+>>> f.stats["replays"]
+1
 """
 from __future__ import annotations
 
