@@ -123,6 +123,7 @@ def w5(which):
     return [Task("W5", "W5 PINN laplacian", [
         _npf("W5", wl.pinn_u, params, pts),
         _dualad("dualad laplacian", wl.laplacian_forward, params, pts),
+        _dualad("dualad jit laplacian", wl.laplacian_jit, params, pts),
         _dualad("dualad trace(vmap(hessian))", wl.laplacian_vmap_hessian, params, pts),
         _dualad("dualad jvp(grad) x3", wl.laplacian_fwd_rev, params, pts),
         _dualad("dualad jvp(jvp) x3", wl.laplacian_fwd_fwd, params, pts),

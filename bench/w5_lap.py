@@ -49,6 +49,7 @@ def routes(slow: bool) -> dict:
 
     out = {
         "dualad laplacian": lambda: wl.laplacian_forward(params, pts),
+        "dualad jit laplacian": lambda: wl.laplacian_jit(params, pts),
         "dualad laplacian, kernels off": without_kernels,
         "NumPy fwd Laplacian (hand-written)": lambda: wl.laplacian_ref(params, pts),
     }

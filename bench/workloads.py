@@ -335,6 +335,19 @@ def laplacian_forward(params, pts):
     return da.laplacian(lambda p: pinn_u(params, p), batch_axis=0)(pts)
 
 
+_JIT_LAP: list = []
+
+
+def laplacian_jit(params, pts):
+    """da.jit(da.laplacian): the forward-Laplacian pass recorded once (the
+    weights and the points as arguments, as JAX's jit gets them), replayed."""
+    import dualad as da
+    if not _JIT_LAP:
+        _JIT_LAP.append(da.jit(lambda q, p: da.laplacian(lambda x: pinn_u(q, x),
+                                                         batch_axis=0)(p)))
+    return _JIT_LAP[0](params, pts)
+
+
 def laplacian_vmap_hessian(params, pts):
     """trace of da.vmap(da.hessian) over the points: the dense 3x3 Hessian of
     each point in one batched pass (forward over reverse), then np.trace."""

@@ -165,9 +165,9 @@ def _elementwise(level, prim, primals, grads, laps, traced, params):
 
 
 def _unit_like(x):
-    v = peel(x)
-    xp = namespace_of(v)
-    return xp.broadcast_to(xp.ones((), dtype=result_float_dtype(v)), shape_of(x))
+    # metadata accessors only: no read of a value being recorded (da.jit)
+    xp = namespace_of(x)
+    return xp.broadcast_to(xp.ones((), dtype=result_float_dtype(x)), shape_of(x))
 
 
 def _second_partials(prim, primals, parts, out, i, params) -> list:
@@ -283,8 +283,7 @@ def _assemble(level, out, gs: list, ls: list):
 
 
 def _zeros(like):
-    v = peel(like)
-    return namespace_of(v).zeros(shape_of(v), dtype=result_float_dtype(v))
+    return namespace_of(like).zeros(shape_of(like), dtype=result_float_dtype(like))
 
 
 # ----------------------------------------------------------------------------
@@ -292,10 +291,9 @@ def _zeros(like):
 # ----------------------------------------------------------------------------
 def _seeds(x, batch_axis: int | None):
     """``(d,) + x.shape`` unit tangents, one per coordinate of a point."""
-    v = peel(x)
-    xp = namespace_of(v)
+    xp = namespace_of(x)          # (metadata only: x may be recorded by da.jit)
     shape = shape_of(x)
-    dtype = result_float_dtype(v)
+    dtype = result_float_dtype(x)
     if batch_axis is None:
         d = math.prod(shape)
         return xp.eye(d, dtype=dtype).reshape((d,) + shape), shape
@@ -346,9 +344,8 @@ def _result(y, level, diag: bool, d: int, point: tuple):
     else:
         out, lap = y, Zero            # does not depend on the input
     if lap is Zero:
-        v = peel(out)
-        lap = namespace_of(v).zeros(((d,) if diag else ()) + shape_of(v),
-                                    dtype=result_float_dtype(v))
+        lap = namespace_of(out).zeros(((d,) if diag else ()) + shape_of(out),
+                                      dtype=result_float_dtype(out))
     if diag:
         # coordinates last: out.shape + the point's shape
         lap = np.moveaxis(lap, 0, -1).reshape(shape_of(out) + point)

@@ -129,14 +129,42 @@ def laplacian_update(prim: Primitive, x, g, lap, diag: bool):
     elements in ``"auto"`` mode, ``set_kernels("numpy")``). The hook that
     :func:`register` installs."""
     mode = _settings.get("mode")
-    if mode == "numpy" or type(x) is not np.ndarray or not _have_numba():
+    if mode == "numpy" or not _have_numba():
         return None
+    got = _plain_or_recorded((x, g, lap))
+    if got is None:
+        return None
+    level, (xv, gv, lv) = got
     from dualad.kernels import second
-    if not second.applies(prim, x, g, lap, diag):
+    if not second.applies(prim, xv, gv, lv, diag):
         return None
-    if mode == "auto" and g.size < _settings.get("min_size"):
+    if mode == "auto" and gv.size < _settings.get("min_size"):
         return None
-    return second.laplacian_update(prim, x, g, lap, diag)
+    if level is None:
+        return second.laplacian_update(prim, xv, gv, lv, diag)
+    # under da.jit: the whole update is ONE recorded call (a replay runs the
+    # same kernel; applies() looked at dtypes and shapes only, which the
+    # program's signature fixes; the layout is decided again at each call)
+    return level.stage_call(second.LapUpdate(prim, diag), x, g, lap, n_outputs=3)
+
+
+def _plain_or_recorded(values):
+    """``(level, raw values)`` when every value is a plain array (or ``Zero``),
+    or a value being recorded directly at the bottom (``da.jit``'s staging
+    level: ``level``; its raw value is looked at for metadata only), else
+    ``None`` (a derivative level in between: the rules must run)."""
+    level, raw = None, []
+    for v in values:
+        lv = getattr(v, "_level", None)
+        if lv is None:
+            raw.append(v)
+            continue
+        if not (v._observing and getattr(lv, "stage_call", None) is not None) or (
+                level is not None and lv is not level):
+            return None
+        level = lv
+        raw.append(v._value)
+    return level, raw
 
 
 # below this many gathered rows bincount is as fast and needs no compiled code

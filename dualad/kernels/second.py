@@ -95,19 +95,27 @@ UNROLL = 8
 _compiled: dict = {}
 
 
-def _render_unrolled(prim: Primitive, diag: bool, has_l: bool, rows: bool, nd: int) -> str:
+def _render_unrolled(prim: Primitive, diag: bool, has_l: bool, rows: bool, nd: int,
+                     keep: tuple = (True, True), bias: bool = False) -> str:
+    """``keep``: whether ``y`` (when the kernel computes it) and ``g_y`` are
+    written (a recorded program drops dead outputs); ``bias``: the input is
+    ``x + b`` with ``b`` one row (a layer's bias add folded in: the same
+    IEEE addition NumPy does, so the same bits)."""
     import re
     d1, d2 = PARTIALS[prim], SECOND[prim]
     sub = lambda e: re.sub(r"\by\b", "y_i", re.sub(r"\bx\b", "x_i", e))
     value = _KERNEL_VALUE.get(prim)
     col = "j" if rows else "i"
-    pad = "            " if rows else "        "
-    lines = ["x_i = x[i]", "y_i = y[i]" if value is None else f"y_i = {value}"]
-    if value is not None:
+    blocked = rows or bias
+    pad = "            " if blocked else "        "
+    lines = ["x_i = x[i] + b[j]" if bias else "x_i = x[i]",
+             "y_i = y[i]" if value is None else f"y_i = {value}"]
+    if value is not None and keep[0]:
         lines.append("y[i] = y_i")
     lines += [f"d1 = {sub(d1)}", f"d2 = {sub(d2)}"]
     lines += [f"g{k} = g[{k}, {col}]" for k in range(nd)]
-    lines += [f"gy[{k}, i] = d1 * g{k}" for k in range(nd)]
+    if keep[1]:
+        lines += [f"gy[{k}, i] = d1 * g{k}" for k in range(nd)]
     if diag:
         lines += [(f"ly[{k}, i] = d1 * l[{k}, i] + " if has_l else f"ly[{k}, i] = ")
                   + f"d2 * (g{k} * g{k})" for k in range(nd)]
@@ -115,9 +123,9 @@ def _render_unrolled(prim: Primitive, diag: bool, has_l: bool, rows: bool, nd: i
         total = " + ".join(f"g{k} * g{k}" for k in range(nd))
         lines.append(("ly[0, i] = d1 * l[0, i] + " if has_l else "ly[0, i] = ")
                      + f"d2 * ({total})")
-    head = "def kernel(x, y, g, l, gy, ly):\n    n = x.size\n"
-    if rows:
-        head += ("    c = g.shape[1]\n    for r in range(n // c):\n"
+    head = "def kernel(x, y, g, l, gy, ly, b):\n    n = x.size\n"
+    if blocked:
+        head += (f"    c = {'b.size' if bias else 'g.shape[1]'}\n    for r in range(n // c):\n"
                  "        for j in range(c):\n            i = r * c + j\n")
     else:
         head += "    for i in range(n):\n"
@@ -141,22 +149,26 @@ def _render(prim: Primitive, diag: bool, has_l: bool, rows: bool = False) -> str
     return src
 
 
-def build(prim: Primitive, diag: bool, has_l: bool, rows: bool = False, nd: int = 0):
+def build(prim: Primitive, diag: bool, has_l: bool, rows: bool = False, nd: int = 0,
+          keep: tuple = (True, True), bias: bool = False):
     """Compile (once per process; from Numba's on-disk cache after the first
     process) the fused Laplacian update of ``prim`` (``rows``: for a
     tangent whose rows are one shared row, see :func:`laplacian_update`;
-    ``nd``: the number of coordinates, unrolled when at most :data:`UNROLL`)."""
+    ``nd``: the number of coordinates, unrolled when at most :data:`UNROLL`;
+    ``keep`` and ``bias``: see :func:`_render_unrolled`, unrolled kernels
+    only). Every kernel takes ``(x, y, g, l, gy, ly, b)``."""
     nd = nd if 0 < nd <= UNROLL else 0
-    key = (prim, diag, has_l, rows, nd)
+    key = (prim, diag, has_l, rows, nd, keep, bias)
     kern = _compiled.get(key)
     if kern is None:
         from numba import njit
 
         from dualad.kernels.tanh_math import with_fast_tanh
-        body = (_render_unrolled(prim, diag, has_l, rows, nd) if nd
-                else _render(prim, diag, has_l, rows))
+        body = (_render_unrolled(prim, diag, has_l, rows, nd, keep, bias) if nd
+                else _render(prim, diag, has_l, rows).replace("gy, ly):", "gy, ly, b):", 1))
+        flags = f"{int(diag)}{int(has_l)}{int(rows)}{int(keep[0])}{int(keep[1])}{int(bias)}"
         src = with_fast_tanh("import math\nimport numpy as np\n" + body)
-        fn, cacheable = _load(src, f"lap_{prim.name}_{int(diag)}{int(has_l)}{int(rows)}_{nd}")
+        fn, cacheable = _load(src, f"lap_{prim.name}_{flags}_{nd}")
         # "contract" (FMA) only: it lets the tanh value loop vectorise (0.9 vs
         # 1.2 ms per 2.6e5 elements) and never loosens NaN/inf/sign semantics
         kern = _compiled[key] = njit(nogil=True, error_model="numpy", cache=cacheable,
@@ -222,24 +234,76 @@ def applies(prim: Primitive, x, g, lap, diag: bool) -> bool:
     return type(lap) is np.ndarray and lap.dtype == x.dtype and lap.shape == want
 
 
-def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: bool):
+def laplacian_update(prim: Primitive, x: np.ndarray, g: np.ndarray, lap, diag: bool,
+                     keep: tuple = (True, True), bias=None):
     """``(y, g_y, lap_y)`` by one fused pass (``y`` from ``prim.impl`` first,
-    unless the kernel computes the value too)."""
+    unless the kernel computes the value too). ``keep``: whether ``y`` and
+    ``g_y`` are needed (``None`` comes back for one that is not);
+    ``bias``: a row added to ``x`` first (:func:`can_fold`)."""
     from dualad.kernels.pool import empty
-    y = empty(x.shape, x.dtype) if prim in _KERNEL_VALUE else prim.impl(x)
     d = g.shape[0]
     n = x.size
+    unrolled = 0 < d <= UNROLL
+    keep = keep if unrolled else (True, True)
+    if prim in _KERNEL_VALUE:
+        y = empty(x.shape, x.dtype) if keep[0] else np.empty(0, x.dtype)
+    else:
+        y = prim.impl(x if bias is None else x + bias)
     xf = np.ascontiguousarray(x).reshape(n)
-    yf = np.ascontiguousarray(y).reshape(n)
+    yf = np.ascontiguousarray(y).reshape(y.size)
     shared = _shared_row(g)
     gf = np.ascontiguousarray(g).reshape(d, n) if shared is None else shared
     rows = d if diag else 1
     has_l = lap is not Zero
     lf = np.ascontiguousarray(lap).reshape(rows, n) if has_l else np.empty((rows, 0), x.dtype)
-    gy = empty((d, n), x.dtype)
+    gy = empty((d, n), x.dtype) if keep[1] else np.empty((d, 0), x.dtype)
     ly = empty((rows, n), x.dtype)
-    build(prim, diag, has_l, shared is not None, d)(xf, yf, gf, lf, gy, ly)
-    return y, gy.reshape(g.shape), ly.reshape(g.shape if diag else x.shape)
+    fold = bias is not None and prim in _KERNEL_VALUE and unrolled
+    b = np.ascontiguousarray(bias, dtype=x.dtype) if fold else np.empty(0, x.dtype)
+    if bias is not None and not fold:
+        xf = xf + np.broadcast_to(bias, x.shape).reshape(n)
+    build(prim, diag, has_l, shared is not None, d, keep, fold)(xf, yf, gf, lf, gy, ly, b)
+    return (y if keep[0] else None, gy.reshape(g.shape) if keep[1] else None,
+            ly.reshape(g.shape if diag else x.shape))
+
+
+def can_fold(x_meta: tuple, bias_meta: tuple) -> bool:
+    """Whether an ``add`` of a bias (shape and dtype ``bias_meta``) to an
+    input (``x_meta``) may be folded into :func:`laplacian_update`: a row
+    as long as the input's last axis, of its dtype (so ``x + b`` has the
+    input's shape and dtype: the same addition, the same bits)."""
+    (xs, xd), (bs, bd) = x_meta, bias_meta
+    return (len(bs) == 1 and len(xs) >= 2 and bs[0] == xs[-1] and xd is not None
+            and bd == xd and xd.kind == "f")
+
+
+class LapUpdate:
+    """:func:`laplacian_update` of one primitive as a plain call
+    ``(x, g, lap) -> (y, g_y, lap_y)``: what ``da.jit`` records for a fused
+    forward-Laplacian update (one operation of the program)."""
+
+    __slots__ = ("prim", "diag", "keep", "biased")
+
+    def __init__(self, prim: Primitive, diag: bool, keep: tuple = (True, True),
+                 biased: bool = False):
+        self.prim, self.diag, self.keep, self.biased = prim, diag, keep, biased
+
+    def __call__(self, x, g, lap, bias=None):
+        return laplacian_update(self.prim, x, g, lap, self.diag, self.keep, bias)
+
+    def prune(self, live: tuple) -> LapUpdate:
+        """The same update writing only the outputs in ``live`` (``lap_y``
+        always): a recorded program drops ``y`` or ``g_y`` when nothing
+        reads them (the last layer's, for a Laplacian)."""
+        return LapUpdate(self.prim, self.diag, (live[0], live[1]), self.biased)
+
+    def with_bias(self) -> LapUpdate:
+        """The same update taking a fourth argument, a row added to ``x``
+        first (a layer's bias add folded in; :func:`can_fold` says when)."""
+        return LapUpdate(self.prim, self.diag, self.keep, True)
+
+    def __repr__(self) -> str:
+        return f"LapUpdate({self.prim.name}, diag={self.diag}, keep={self.keep})"
 
 
 def _shared_row(g: np.ndarray):

@@ -258,9 +258,11 @@ class Jitted:
             return plain            # (the fused kernels are CPU Numba code: NumPy inputs)
         from dualad.mixed.fuse import fuse_ops
         from dualad.mixed.fuse_index import fuse_region_ops
+        from dualad.mixed.fuse_lap import fold_bias
         from dualad.mixed.rewrite import rewrite_products
         try:
             ops = rewrite_products(program.ops, program.meta)
+            ops = fold_bias(list(ops), program.outputs, program.meta)
             ops = fuse_region_ops(ops, program.outputs, program.meta)
             ops = fuse_ops(ops, program.outputs, program.meta)
             if len(ops) == len(program.ops) and all(

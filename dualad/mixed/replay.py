@@ -156,12 +156,14 @@ class StagingLevel(Level):
         wrapped = tuple(Staged(o, level, s) for o, s in zip(outs, slots))
         return wrapped if prim.n_outputs > 1 else wrapped[0]
 
-    def stage_call(self, fn: Callable, *args) -> Staged:
+    def stage_call(self, fn: Callable, *args, n_outputs: int = 1):
         """Record ``fn(*args)`` (a plain function of the raw values, with no
         derivative, that does not steer the computation: e.g.
         :func:`dualad.core.args.as_result` turning a result scalar into a
         0-d array, or the scatter of Hessian entries into their matrix) as
-        one more operation: a replay repeats it."""
+        one more operation: a replay repeats it. ``n_outputs > 1``: ``fn``
+        returns that many values (a tuple of Staged comes back; a fused
+        forward-Laplacian update gives ``(y, g_y, lap_y)``)."""
         vals, spec = [], []
         for a in args:
             if getattr(a, "_level", None) is self:
@@ -171,6 +173,10 @@ class StagingLevel(Level):
                 vals.append(a)
                 spec.append(_Const(a))
         out = fn(*vals)
+        if n_outputs > 1:
+            slots = tuple(self.new_slot(o) for o in out)
+            self.ops.append((fn, tuple(spec), {}, slots, True))
+            return tuple(Staged(o, self, s) for o, s in zip(out, slots))
         slot = self.new_slot(out)
         self.ops.append((fn, tuple(spec), {}, (slot,), False))
         return Staged(out, self, slot)
@@ -335,12 +341,17 @@ def record(fn: Callable, inputs: tuple) -> tuple:
 
 
 def _live(ops: list, outputs: list, guards: dict) -> list:
-    """The operations the outputs and the guarded values need, in order."""
+    """The operations the outputs and the guarded values need, in order. A
+    multi-output call some of whose outputs nothing needs is replaced by its
+    ``impl.prune(live mask)`` when it has one (a call that skips writing them)."""
     needed = {o for o in outputs if o.__class__ is int} | set(guards)
     kept = []
     for op in reversed(ops):
-        if any(s in needed for s in op[3]):
+        live = tuple(s in needed for s in op[3])
+        if any(live):
             needed.update(a for a in op[1] if a.__class__ is int)
+            if op[4] and not all(live) and hasattr(op[0], "prune"):
+                op = (op[0].prune(live),) + tuple(op[1:])
             kept.append(op)
     kept.reverse()
     return kept
