@@ -125,7 +125,8 @@ def eval_with_partials(prim: Primitive, primals, params) -> tuple:
     (0.0, None)
     """
     hook = _fused_hook[0]
-    if hook is not None and prim.fused and len(primals) == 1 and not params:
+    if (hook is not None and prim.fused and len(primals) == 1 and not params
+            and not isinstance(primals[0], float)):    # no kernel runs on a scalar
         got = hook(prim, primals[0])
         if got is not None:
             return got[0], (got[1],)
