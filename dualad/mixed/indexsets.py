@@ -31,13 +31,15 @@ import numpy as np
 __all__ = ["IndexSets", "Pool", "seed", "to_csr", "union_all", "elementwise", "structural"]
 
 _KERNELS = None
+_ADD_SET = None     # _add_set compiled; a module global (a closure over it would defeat the disk cache)
 
 
 def _compiled():
     """The Numba kernels, compiled on first use (``cache=True``)."""
-    global _KERNELS
+    global _KERNELS, _ADD_SET
     if _KERNELS is None:
         from numba import njit
+        _ADD_SET = njit(inline="always")(_add_set)
 
         @njit(cache=True)
         def gather_union(start, stop, idx, eptr, eidx, n_in):        # pragma: no cover
@@ -56,14 +58,8 @@ def _compiled():
                 ostart[o] = pos
                 for t in range(eptr[o], eptr[o + 1]):
                     e = eidx[t]
-                    if e < 0:
-                        continue
-                    for a in range(start[e], stop[e]):
-                        v = idx[a]
-                        if stamp[v] != o:
-                            stamp[v] = o
-                            out[pos] = v
-                            pos += 1
+                    if e >= 0:
+                        pos = _ADD_SET(start[e], stop[e], idx, stamp, o, out, pos)
                 ostop[o] = pos
             return ostart, ostop, out, pos
 
@@ -87,12 +83,7 @@ def _compiled():
                     c = 0
                     for k in range(length):
                         e = lines[ln, k]
-                        for a in range(start[e], stop[e]):
-                            v = idx[a]
-                            if stamp[v] != ln:
-                                stamp[v] = ln
-                                cur[c] = v
-                                c += 1
+                        c = _ADD_SET(start[e], stop[e], idx, stamp, ln, cur, c)
                         if sweep:
                             ostart[e] = pos
                             out[pos:pos + c] = cur[:c]
@@ -102,6 +93,19 @@ def _compiled():
 
         _KERNELS = (gather_union, scan_union)
     return _KERNELS
+
+
+def _add_set(lo, hi, idx, stamp, mark, dest, pos):                  # pragma: no cover
+    """Append to ``dest[pos:]`` the entries of ``idx[lo:hi]`` not yet stamped
+    with ``mark`` (stamping them); the new ``pos``. The one dedup step of
+    both kernels (compiled inline into them)."""
+    for a in range(lo, hi):
+        v = idx[a]
+        if stamp[v] != mark:
+            stamp[v] = mark
+            dest[pos] = v
+            pos += 1
+    return pos
 
 
 def _index_dtype(n_in: int):
