@@ -213,6 +213,18 @@ def _scratch_regions(fn, *args):
             if isinstance(op[0], Region)]
 
 
+def _replays_eagers_answer_in_a_region(transform, f, x):
+    """``da.jit(transform(f))`` gives eager's answer on the recording call
+    and the replay, and its program fuses into a region with scratch loops;
+    the jitted function, for more checks."""
+    jitted = da.jit(transform(f))
+    want = transform(f)(x)
+    for _ in range(2):
+        _close(jitted(x), want)
+    assert _scratch_regions(transform(f), x)
+    return jitted
+
+
 def test_lj_grad_one_region_with_accumulating_scatter():
     x = _lattice(40)                            # 780 pairs
     g = da.jit(da.grad(lj))
@@ -226,12 +238,7 @@ def test_lj_grad_one_region_with_accumulating_scatter():
 
 
 def test_lj_hessian_fused_equals_eager():
-    x = _lattice(20)
-    H = da.jit(da.hessian(lj))
-    want = da.hessian(lj)(x)
-    for _ in range(2):
-        _close(H(x), want)
-    assert _scratch_regions(da.hessian(lj), x)
+    _replays_eagers_answer_in_a_region(da.hessian, lj, _lattice(20))
 
 
 def test_gather_negative_indices_and_repeats():
@@ -239,12 +246,7 @@ def test_gather_negative_indices_and_repeats():
 
     def f(x):
         return np.sum(np.sin(x[idx]) * x[idx[::-1]] * 2.0 + x[idx] ** 2)
-    x = np.linspace(-1.0, 1.0, 40)
-    g = da.jit(da.grad(f))
-    want = da.grad(f)(x)
-    for _ in range(2):
-        _close(g(x), want)
-    assert _scratch_regions(da.grad(f), x)
+    _replays_eagers_answer_in_a_region(da.grad, f, np.linspace(-1.0, 1.0, 40))
 
 
 def test_reshape_transpose_broadcast_small_sum():
@@ -255,11 +257,7 @@ def test_reshape_transpose_broadcast_small_sum():
         w = np.broadcast_to(n[:, :, None], (10, 30, 3)) * z
         return np.sum(w.reshape(-1)[1:] * 2.0 - w.reshape(-1)[:-1])
     x = np.random.default_rng(4).uniform(0.5, 1.5, 900)
-    g = da.jit(da.grad(f))
-    want = da.grad(f)(x)
-    for _ in range(2):
-        _close(g(x), want)
-    assert _scratch_regions(da.grad(f), x)
+    g = _replays_eagers_answer_in_a_region(da.grad, f, x)
     assert g.stats["replays"] == 1 and not g.reasons
 
 

@@ -31,7 +31,8 @@ import numpy as np
 __all__ = ["IndexSets", "Pool", "seed", "to_csr", "union_all", "elementwise", "structural"]
 
 _KERNELS = None
-_ADD_SET = None     # _add_set compiled; a module global (a closure over it would defeat the disk cache)
+# _add_set compiled: a module global (a closure over it defeats the disk cache)
+_ADD_SET = None
 
 
 def _compiled():
