@@ -13,17 +13,10 @@ import os
 import sys
 
 if "--threads" in sys.argv:                       # before NumPy loads BLAS
-    n = sys.argv[sys.argv.index("--threads") + 1]
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = n
-    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    # XLA's CPU runtime keeps its own pool whatever the flags say (its
-    # partitioned loop fusions and YNNPACK dots: the W3 jvp ran at 1.7 cores
-    # "single-threaded", bench/NOTES.md h14m): the process is pinned to n
-    # cores, so every library gets the same n.
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:max(1, int(n))])
+    # the one thread setting of `python -m bench` (environment, XLA flags,
+    # and the process pinned to n cores: XLA's pool ignores its flags)
+    from bench.__main__ import set_threads
+    set_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
 
 import time  # noqa: E402
 
