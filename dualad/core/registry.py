@@ -125,8 +125,7 @@ def eval_with_partials(prim: Primitive, primals, params) -> tuple:
     (0.0, None)
     """
     hook = _fused_hook[0]
-    if (hook is not None and prim.fused and len(primals) == 1 and not params
-            and not isinstance(primals[0], float)):    # no kernel runs on a scalar
+    if hook is not None and prim.fused and len(primals) == 1 and not params:
         got = hook(prim, primals[0])
         if got is not None:
             return got[0], (got[1],)
@@ -179,6 +178,8 @@ def bind(prim: Primitive, *args, **params):
 # ----------------------------------------------------------------------------
 def shape_of(x) -> tuple:
     s = getattr(x, "shape", None)
+    if s.__class__ is tuple:        # NumPy's shapes: no copy on this hot path
+        return s
     return () if s is None else tuple(s)
 
 
@@ -278,17 +279,12 @@ def _elementwise_vjp(prim):
 
     def vjp(ct, primals, out, needs, **params):
         parts = prim.partials(out, *primals, **params)
-        ct_shape = shape_of(ct)
-        lead = len(ct_shape) - ndim_of(out)
-        core = ct_shape[lead:]
+        lead = lead_of(ct, out)
         check = _needs_guard(singular, out)
         cts = []
         for p, x, need in zip(parts, primals, needs):
             if need and p is not None:
-                c = safe_mul(p, ct, check)
-                # an operand of the output's shape (the common case) needs no sum
-                cts.append(c if shape_of(x) == core and shape_of(c) == ct_shape
-                           else unbroadcast(c, shape_of(x), lead))
+                cts.append(unbroadcast(safe_mul(p, ct, check), shape_of(x), lead))
             else:
                 cts.append(Zero)
         return cts
