@@ -277,8 +277,9 @@ def kernel_spec(run, needed_after) -> KernelSpec:
     return spec
 
 
+# NumPy call -> (vector function, its range test or None: exp is exact everywhere)
 _VECTOR = {"np.sin(": ("_vm.sin", "_vm.sincos_bad"), "np.cos(": ("_vm.cos", "_vm.sincos_bad"),
-           "np.exp(": ("_vm.exp", "_vm.exp_bad")}
+           "np.exp(": ("_vm.exp", None)}
 
 
 def _cost(spec: KernelSpec) -> int:
@@ -290,12 +291,12 @@ def _cost(spec: KernelSpec) -> int:
 def _vector_line(var: str, expr: str) -> tuple[str, str | None]:
     """A kernel line with :mod:`~dualad.kernels.vecmath` in place of a
     NumPy ``sin``/``cos``/``exp`` call, and the range test of its argument
-    (``None``: the line has no such call). A line is one operation, so a
+    (``None``: the line has no such call, or calls ``exp``, exact everywhere). A line is one operation, so a
     call is the whole expression."""
     for head, (fn, bad) in _VECTOR.items():
         if expr.startswith(head) and expr.endswith(")"):
             arg = expr[len(head):-1]
-            return f"{var} = {fn}({arg})", f"{bad}({arg})"
+            return f"{var} = {fn}({arg})", None if bad is None else f"{bad}({arg})"
     return f"{var} = {expr}", None
 
 
@@ -325,7 +326,8 @@ def cpu_source(spec: KernelSpec, fast: bool = True) -> str:
                            for k, (_, want) in enumerate(spec.guards)) or "True"
     first = next(n for n in spec.names if n not in spec.scalars)
     params = ", ".join(spec.names + [o for o, _ in spec.outs])
-    stamp = f"# {_vm_version()}\n" if checks else ""
+    # the vector math's version in the source, so its edits reach cached kernels
+    stamp = f"# {_vm_version()}\n" if any("_vm." in line for line in body) else ""
     return (f"{stamp}def fused({params}):\n{init}"
             f"    for i in prange({first}.size):\n"
             + "\n".join(body)
