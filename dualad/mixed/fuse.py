@@ -291,8 +291,8 @@ def _cost(spec: KernelSpec) -> int:
 def _vector_line(var: str, expr: str) -> tuple[str, str | None]:
     """A kernel line with :mod:`~dualad.kernels.vecmath` in place of a
     NumPy ``sin``/``cos``/``exp`` call, and the range test of its argument
-    (``None``: the line has no such call, or calls ``exp``, exact everywhere). A line is one operation, so a
-    call is the whole expression."""
+    (``None``: the line has no such call, or calls ``exp``, exact
+    everywhere). A line is one operation, so a call is the whole expression."""
     for head, (fn, bad) in _VECTOR.items():
         if expr.startswith(head) and expr.endswith(")"):
             arg = expr[len(head):-1]
